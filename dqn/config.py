@@ -1,0 +1,363 @@
+"""Hyperparameters, named after Extended Data Table 1 of Mnih et al. (2015), with their units.
+
+Hyperparameters used in Mnih et al. (2015) are the `nature` preset. Every other preset is a set
+of differences from a paper, and `deviations()` lists them from the values themselves, so the
+report's deviations table can never drift from the config that ran.
+
+Config is read once, at an entry point (`resolve`), validated there, and passed down as a frozen
+`Hyperparameters` object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from dqn.errors import UserError
+
+NETWORKS = ("nature", "nips2013", "mlp")
+PREPROCESSINGS = ("nature", "nips2013")
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    # --- Extended Data Table 1 (names as in the table, units as DeepMind's code counts them) ---
+    minibatch_size_transitions: int = 32
+    replay_memory_size_transitions: int = 1_000_000
+    agent_history_length_frames: int = 4
+    # The table says "parameter updates"; the code counts agent steps (10,000 steps = 2,500 updates).
+    # 0 means no target network: targets come from the online network (the 2013 paper).
+    target_network_update_frequency_steps: int = 10_000
+    discount_factor: float = 0.99
+    action_repeat_frames: int = 4
+    update_frequency_steps: int = 4
+    learning_rate: float = 0.00025
+    gradient_momentum: float = 0.95
+    squared_gradient_momentum: float = 0.95
+    # Added inside the square root of DeepMind's centered RMSProp, with gradients summed over
+    # the minibatch (see dqn/optim.py).
+    min_squared_gradient: float = 0.01
+    initial_exploration: float = 1.0
+    final_exploration: float = 0.1
+    # "Final exploration frame": agent steps of linear decay, counted after the replay start.
+    final_exploration_frame_steps: int = 1_000_000
+    replay_start_size_steps: int = 50_000
+    noop_max_frames: int = 30
+    # The paper's "50 million frames" are 50M agent steps in the code, i.e. 200M emulator frames.
+    training_length_frames: int = 200_000_000
+
+    # --- The protocol outside Table 1 (Methods and the code) ---
+    network: str = "nature"
+    preprocessing: str = "nature"
+    # TD errors clipped to [-clip, clip] (the gradient of a Huber loss); 0 means squared error.
+    td_error_clip: float = 1.0
+    # A lost life ends bootstrapping (not the game) during training.
+    lost_life_terminal: bool = True
+    # Training-time evaluation (Fig. 2): every 1M frames, 500k frames at epsilon 0.05.
+    eval_interval_frames: int = 1_000_000
+    eval_length_frames: int = 500_000
+    eval_epsilon: float = 0.05
+    heldout_states: int = 500
+    # Final evaluation (Extended Data Table 2): 30 episodes of at most 5 minutes.
+    final_eval_episodes: int = 30
+    final_eval_max_episode_frames: int = 18_000
+    # Wall-clock interval between full checkpoints (weights, optimizer, replay, RNG, counters).
+    checkpoint_interval_minutes: float = 30.0
+    # Per-game action repeat, e.g. (("space_invaders", 3),) for the 2013 paper.
+    action_repeat_frames_per_game: tuple[tuple[str, int], ...] = ()
+
+    # -- derived quantities, in agent steps --
+    @property
+    def training_length_steps(self) -> int:
+        return self.training_length_frames // self.action_repeat_frames
+
+    @property
+    def eval_interval_steps(self) -> int:
+        return self.eval_interval_frames // self.action_repeat_frames
+
+    @property
+    def eval_length_steps(self) -> int:
+        return self.eval_length_frames // self.action_repeat_frames
+
+    @property
+    def uses_target_network(self) -> bool:
+        return self.target_network_update_frequency_steps > 0
+
+    def for_game(self, game: str) -> "Hyperparameters":
+        """These hyperparameters with the per-game overrides of `game` applied."""
+        repeat = dict(self.action_repeat_frames_per_game).get(game)
+        return self if repeat is None else dataclasses.replace(self, action_repeat_frames=repeat)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["action_repeat_frames_per_game"] = dict(self.action_repeat_frames_per_game)
+        return d
+
+
+# Units for the deviations table, read off the field names' suffixes.
+_UNITS = {
+    "_transitions": "transitions",
+    "_frames": "frames",
+    "_steps": "agent steps",
+    "_minutes": "minutes",
+}
+
+
+def unit_of(name: str) -> str:
+    for suffix, unit in _UNITS.items():
+        if name.endswith(suffix):
+            return unit
+    return ""
+
+
+NATURE = Hyperparameters()
+
+# A run that fits a 2-core laptop CPU in minutes: every value below deviates from the paper and
+# shows up, generated, in the report's deviations table.
+DEMO = dataclasses.replace(
+    NATURE,
+    replay_memory_size_transitions=20_000,
+    target_network_update_frequency_steps=1_000,
+    final_exploration_frame_steps=20_000,
+    replay_start_size_steps=2_000,
+    training_length_frames=120_000,
+    eval_interval_frames=40_000,
+    eval_length_frames=10_000,
+    checkpoint_interval_minutes=2.0,
+)
+
+PRESETS: dict[str, Hyperparameters] = {"nature": NATURE, "demo": DEMO}
+# The paper each preset reproduces or shrinks; deviations are computed against it.
+PRESET_REFERENCE: dict[str, str] = {"nature": "nature", "demo": "nature"}
+
+
+def register_preset(name: str, hp: Hyperparameters, reference: str) -> None:
+    PRESETS[name] = hp
+    PRESET_REFERENCE[name] = reference
+
+
+def field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(Hyperparameters))
+
+
+def _parse_value(name: str, kind: Any, raw: Any) -> Any:
+    """Coerce one override to the field's type, or raise a UserError naming the key and the type."""
+    kind = kind if isinstance(kind, type) else {"int": int, "float": float, "bool": bool, "str": str}.get(str(kind), kind)
+
+    def fail(expected: str) -> UserError:
+        return UserError(f"hyperparameter {name!r} expects {expected}, got {raw!r}")
+
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+            return raw.strip().lower() in ("true", "1", "yes")
+        raise fail("a boolean (true or false)")
+    if kind is int:
+        if isinstance(raw, bool):
+            raise fail("an integer")
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        if isinstance(raw, str):
+            text = raw.strip().replace("_", "")
+            try:
+                return int(text)
+            except ValueError:
+                try:
+                    as_float = float(text)
+                except ValueError:
+                    raise fail("an integer") from None
+                if as_float.is_integer():
+                    return int(as_float)
+        raise fail("an integer")
+    if kind is float:
+        if isinstance(raw, bool):
+            raise fail("a number")
+        if isinstance(raw, (int, float)):
+            return float(raw)
+        if isinstance(raw, str):
+            try:
+                return float(raw.strip().replace("_", ""))
+            except ValueError:
+                raise fail("a number") from None
+        raise fail("a number")
+    if kind is str:
+        if isinstance(raw, str):
+            return raw.strip()
+        raise fail("a string")
+    # action_repeat_frames_per_game: a mapping game -> frames, or "game:frames,game:frames".
+    if isinstance(raw, Mapping):
+        items = raw.items()
+    elif isinstance(raw, str):
+        try:
+            items = [tuple(part.split(":")) for part in raw.split(",") if part.strip()]
+        except ValueError:
+            raise fail("a mapping game:frames,...") from None
+    else:
+        raise fail("a mapping game:frames,...")
+    try:
+        return tuple(sorted((str(g).strip(), int(v)) for g, v in items))
+    except (TypeError, ValueError):
+        raise fail("a mapping game:frames,...") from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """Turn `["key=value", ...]` (from --set) into a dict, refusing malformed entries."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def resolve(preset: str = "nature", overrides: Mapping[str, Any] | None = None) -> Hyperparameters:
+    """The preset with overrides applied and validated. Unknown keys and bad values are UserErrors."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; valid presets: {', '.join(sorted(PRESETS))}")
+    base = PRESETS[preset]
+    types = {f.name: f.type for f in fields(Hyperparameters)}
+    changes: dict[str, Any] = {}
+    for key, raw in (overrides or {}).items():
+        if key not in types:
+            close = difflib.get_close_matches(key, types, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; valid keys: {', '.join(types)}"
+            raise UserError(f"unknown hyperparameter {key!r}{hint}")
+        changes[key] = _parse_value(key, types[key], raw)
+    hp = dataclasses.replace(base, **changes)
+    validate(hp)
+    return hp
+
+
+def validate(hp: Hyperparameters) -> None:
+    """Refuse values and combinations that cannot run, before any work starts."""
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise UserError(message)
+
+    positive_ints = (
+        "minibatch_size_transitions",
+        "replay_memory_size_transitions",
+        "agent_history_length_frames",
+        "action_repeat_frames",
+        "update_frequency_steps",
+        "training_length_frames",
+        "eval_interval_frames",
+        "final_eval_episodes",
+        "final_eval_max_episode_frames",
+    )
+    for name in positive_ints:
+        need(getattr(hp, name) > 0, f"hyperparameter {name!r} must be positive, got {getattr(hp, name)}")
+    non_negative = (
+        "target_network_update_frequency_steps",
+        "final_exploration_frame_steps",
+        "replay_start_size_steps",
+        "noop_max_frames",
+        "eval_length_frames",
+        "heldout_states",
+    )
+    for name in non_negative:
+        need(getattr(hp, name) >= 0, f"hyperparameter {name!r} must be zero or positive, got {getattr(hp, name)}")
+    for name in ("learning_rate", "checkpoint_interval_minutes"):
+        value = getattr(hp, name)
+        need(math.isfinite(value) and value > 0, f"hyperparameter {name!r} must be a positive number, got {value}")
+    need(hp.min_squared_gradient >= 0, f"hyperparameter 'min_squared_gradient' must be >= 0, got {hp.min_squared_gradient}")
+    need(hp.td_error_clip >= 0, f"hyperparameter 'td_error_clip' must be >= 0 (0 = squared error), got {hp.td_error_clip}")
+    for name in ("discount_factor", "initial_exploration", "final_exploration", "eval_epsilon"):
+        value = getattr(hp, name)
+        need(0.0 <= value <= 1.0, f"hyperparameter {name!r} must lie in [0, 1], got {value}")
+    for name in ("gradient_momentum", "squared_gradient_momentum"):
+        value = getattr(hp, name)
+        need(0.0 <= value < 1.0, f"hyperparameter {name!r} must lie in [0, 1), got {value}")
+    need(
+        hp.final_exploration <= hp.initial_exploration,
+        f"final_exploration ({hp.final_exploration}) must not exceed initial_exploration ({hp.initial_exploration})",
+    )
+    need(
+        hp.replay_start_size_steps <= hp.replay_memory_size_transitions,
+        f"replay_start_size_steps ({hp.replay_start_size_steps}) must not exceed "
+        f"replay_memory_size_transitions ({hp.replay_memory_size_transitions})",
+    )
+    need(
+        hp.replay_start_size_steps >= hp.minibatch_size_transitions,
+        f"replay_start_size_steps ({hp.replay_start_size_steps}) must be at least "
+        f"minibatch_size_transitions ({hp.minibatch_size_transitions}) so that a first minibatch exists",
+    )
+    need(
+        hp.heldout_states <= max(hp.replay_start_size_steps, 1) or hp.heldout_states == 0,
+        f"heldout_states ({hp.heldout_states}) must not exceed replay_start_size_steps ({hp.replay_start_size_steps}), "
+        "since they are drawn from the replay memory when learning starts",
+    )
+    need(
+        hp.replay_memory_size_transitions > hp.agent_history_length_frames,
+        "replay_memory_size_transitions must exceed agent_history_length_frames",
+    )
+    need(hp.network in NETWORKS, f"hyperparameter 'network' must be one of {', '.join(NETWORKS)}, got {hp.network!r}")
+    need(
+        hp.preprocessing in PREPROCESSINGS,
+        f"hyperparameter 'preprocessing' must be one of {', '.join(PREPROCESSINGS)}, got {hp.preprocessing!r}",
+    )
+    need(
+        hp.eval_interval_frames >= hp.action_repeat_frames,
+        f"eval_interval_frames ({hp.eval_interval_frames}) must be at least one agent step ({hp.action_repeat_frames} frames)",
+    )
+    for game, frames in hp.action_repeat_frames_per_game:
+        need(frames > 0, f"action_repeat_frames_per_game: {game!r} needs a positive number of frames, got {frames}")
+
+
+@dataclass(frozen=True)
+class Deviation:
+    field: str
+    paper_value: Any
+    this_value: Any
+    unit: str
+    note: str = ""
+
+
+def deviations(hp: Hyperparameters, reference: str = "nature") -> list[Deviation]:
+    """Every field of `hp` that differs from the `reference` paper's preset, with both values."""
+    paper = PAPER_PRESETS[reference]
+    notes = PAPER_NOTES.get(reference, {})
+    out = []
+    for f in fields(Hyperparameters):
+        ours, theirs = getattr(hp, f.name), getattr(paper, f.name)
+        if ours != theirs:
+            out.append(Deviation(f.name, theirs, ours, unit_of(f.name), notes.get(f.name, "")))
+    return out
+
+
+@dataclass(frozen=True)
+class ProtocolNote:
+    field: str
+    value: Any
+    unit: str
+    note: str
+
+
+def protocol_notes(reference: str = "nature") -> list[ProtocolNote]:
+    """How the reference preset reads the paper where its text, its code or its silence leave a choice."""
+    paper = PAPER_PRESETS[reference]
+    return [ProtocolNote(name, getattr(paper, name), unit_of(name), note) for name, note in PAPER_NOTES.get(reference, {}).items()]
+
+
+# The papers, against which deviations are measured (a preset may be registered with its paper).
+PAPER_PRESETS: dict[str, Hyperparameters] = {"nature": NATURE}
+
+# Where the Nature paper's text and DeepMind's code disagree, the code wins; these notes are shown
+# beside the deviations so the user reads which reading the preset follows.
+PAPER_NOTES: dict[str, dict[str, str]] = {
+    "nature": {
+        "target_network_update_frequency_steps": "Table 1 says 10,000 parameter updates; the code counts agent steps (2,500 updates)",
+        "training_length_frames": "the paper's '50 million frames' are 50M agent steps in the code, i.e. 200M emulator frames",
+        "final_exploration_frame_steps": "Table 1's 'frame' is an agent step in the code, counted after the replay start",
+        "min_squared_gradient": "inside the square root of centered RMSProp, with gradients summed over the minibatch (the code)",
+        "noop_max_frames": "no-op starts at the beginning of each game only, not after each lost life (the code also played them after a lost life; DQN Zoo does not)",
+    }
+}

@@ -1,0 +1,25 @@
+"""One-line errors for users: what is wrong and how to fix it, then a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Bad input that the user can fix: the message is shown as one line, without a traceback."""
+
+
+def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:
+    """Run an entry point, turning `UserError` into `error: <message>` on stderr and exit code 2."""
+    try:
+        code = main(argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
