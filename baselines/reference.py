@@ -1,0 +1,110 @@
+"""The papers' reference scores and the human-normalized score.
+
+`nature_table()` is Extended Data Table 2 of Mnih et al. (2015) for the 49 games, exactly as
+printed: random, human, and DQN mean and s.d. over 30 episodes, with the ale-py ROM id of each
+game. `nips2013_table()` is Table 1 of Mnih et al. (2013). Both ship as package data; see
+`data/CITATION.md` for the citations and how every number was checked.
+
+Human-normalized score = 100 x (agent - random) / (human - random), with the random and human
+columns of the chosen paper's table. The Nature table is the default: the later 57-game human
+table that post-2016 papers use differs for 33 of these 49 games and moves the median.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dqn.errors import UserError
+
+_FILES = {
+    "nature": "nature2015_extended_data_table2.csv",
+    "nips2013": "nips2013_table1.csv",
+}
+# (random column, human column) of each table.
+_BASELINE_COLUMNS = {
+    "nature": ("random_score", "human_score"),
+    "nips2013": ("random", "human"),
+}
+
+
+@lru_cache(maxsize=None)
+def _load(table: str) -> pd.DataFrame:
+    with resources.files("baselines").joinpath("data", _FILES[table]).open("r", encoding="utf-8") as f:
+        df = pd.read_csv(f, dtype={"game": str, "ale_id": str})
+    return df
+
+
+def _check_table(table: str) -> str:
+    if table not in _FILES:
+        raise UserError(f"unknown reference table {table!r}; valid tables: {', '.join(_FILES)}")
+    return table
+
+
+def nature_table() -> pd.DataFrame:
+    """Extended Data Table 2: game, ale_id, random_score, human_score, dqn_mean, dqn_std (49 rows)."""
+    return _load("nature").copy()
+
+
+def nips2013_table() -> pd.DataFrame:
+    """Table 1 of the 2013 paper: game, ale_id, random, sarsa, contingency, dqn, human,
+    hneat_best, hneat_pixel, dqn_best (7 rows)."""
+    return _load("nips2013").copy()
+
+
+def reference_table(table: str = "nature") -> pd.DataFrame:
+    """The table named `table` ("nature" or "nips2013")."""
+    return _load(_check_table(table)).copy()
+
+
+@lru_cache(maxsize=None)
+def _baselines(table: str) -> dict[str, tuple[float, float]]:
+    random_col, human_col = _BASELINE_COLUMNS[table]
+    df = _load(table)
+    return {g: (float(r), float(h)) for g, r, h in zip(df["ale_id"], df[random_col], df[human_col])}
+
+
+def _lookup(game: str, table: str) -> tuple[float, float]:
+    baselines = _baselines(table)
+    key = str(game).strip().lower().replace("-", "_")
+    if key not in baselines:
+        raise UserError(
+            f"no {table} reference scores for game {game!r}; games with reference scores: {', '.join(baselines)}"
+        )
+    return baselines[key]
+
+
+def human_normalized(game: Any, score: Any, table: str = "nature") -> Any:
+    """100 x (score - random) / (human - random), in percent, with the `table` paper's baselines.
+
+    `game` is an ALE id (e.g. "breakout") and `score` a raw game score: a float gives a float.
+    Vectorised forms: one game with an array or Series of scores, or equal-length arrays/Series
+    of games and scores (pandas input gives a Series on the same index, otherwise an ndarray).
+    A game missing from the table is a UserError, never NaN.
+    """
+    _check_table(table)
+    if isinstance(game, str):
+        random_score, human_score = _lookup(game, table)
+        if np.ndim(score) == 0 and not isinstance(score, pd.Series):
+            return 100.0 * (float(score) - random_score) / (human_score - random_score)
+        random_arr, human_arr = random_score, human_score
+    else:
+        games = list(game)
+        if np.ndim(score) == 0 or len(games) != len(score):
+            raise UserError(
+                f"human_normalized needs one score per game: got {len(games)} games and "
+                f"{1 if np.ndim(score) == 0 else len(score)} scores"
+            )
+        pairs = [_lookup(g, table) for g in games]
+        random_arr = np.array([p[0] for p in pairs], dtype=np.float64)
+        human_arr = np.array([p[1] for p in pairs], dtype=np.float64)
+    values = np.asarray(score, dtype=np.float64)
+    normalized = 100.0 * (values - random_arr) / (human_arr - random_arr)
+    index = score.index if isinstance(score, pd.Series) else game.index if isinstance(game, pd.Series) else None
+    if index is not None:
+        return pd.Series(normalized, index=index, name="human_normalized")
+    return normalized
