@@ -1,0 +1,134 @@
+"""The Q-learning update of Mnih et al. (2015): targets, clipped TD loss, the Learner, epsilon-greedy.
+
+Names follow the maths: s_t/a_t/r_t for the sampled transition, q_t for Q(s_t, .), q_tp1 for
+Q_target(s_{t+1}, .).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dqn.config import Hyperparameters
+from dqn.networks import build_network
+from dqn.optim import DeepMindRMSprop
+from dqn.replay import Batch
+
+
+def td_target(reward: torch.Tensor, terminal: torch.Tensor, next_q_target: torch.Tensor, discount: float) -> torch.Tensor:
+    """y = r + discount * (1 - terminal) * max_a' Q_target(s', a'); `next_q_target` is [B, A]."""
+    return reward + discount * (1.0 - terminal) * next_q_target.max(dim=1).values
+
+
+def td_loss(q_selected: torch.Tensor, target: torch.Tensor, td_error_clip: float) -> torch.Tensor:
+    """Per-sample loss whose gradient w.r.t. q_selected is -(TD error clipped to [-clip, clip]).
+
+    That is the Huber loss with threshold `clip` (the paper's "error clipping"); clip == 0 means
+    the plain 0.5 * squared error of the 2013 paper.
+    """
+    if td_error_clip > 0:
+        return F.huber_loss(q_selected, target, reduction="none", delta=td_error_clip)
+    return 0.5 * (target - q_selected).square()
+
+
+class Learner:
+    """Online network, optional target network and DeepMind's RMSProp; one update per call."""
+
+    def __init__(self, hp: Hyperparameters, num_actions: int, *, device: str | torch.device,
+                 in_shape: tuple[int, ...] = (4, 84, 84)):
+        self.device = torch.device(device)
+        self.in_shape = tuple(in_shape)
+        self.num_actions = int(num_actions)
+        self.discount = float(hp.discount_factor)
+        self.td_error_clip = float(hp.td_error_clip)
+        self.online: nn.Module = build_network(hp.network, self.in_shape, self.num_actions).to(self.device)
+        self.target: nn.Module | None = None
+        if hp.uses_target_network:
+            self.target = copy.deepcopy(self.online)
+            self.target.requires_grad_(False)
+        # With 0 the 2013 path bootstraps from the online network itself (no target network).
+        self.optimizer = DeepMindRMSprop(
+            self.online.parameters(),
+            lr=hp.learning_rate,
+            gradient_momentum=hp.gradient_momentum,
+            squared_gradient_momentum=hp.squared_gradient_momentum,
+            min_squared_gradient=hp.min_squared_gradient,
+        )
+        self.parameter_updates = 0
+
+    def _as_tensor(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        # from_numpy shares memory: uint8 frames stay uint8 until the network's first layer.
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x if x.flags.writeable else x.copy())
+        return x.to(self.device, non_blocking=True)
+
+    @torch.no_grad()
+    def q_values(self, states: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Q(s, .) of the online network, [B, A] on the device; one unbatched state gives [1, A]."""
+        s = self._as_tensor(states)
+        if s.dim() == len(self.in_shape):
+            s = s.unsqueeze(0)
+        return self.online(s)
+
+    def update(self, batch: Batch) -> float:
+        """One parameter update on `batch`; returns the batch-mean loss."""
+        s_t = self._as_tensor(batch.state)
+        a_t = self._as_tensor(batch.action)
+        r_t = self._as_tensor(batch.reward)
+        terminal_t = self._as_tensor(batch.terminal)
+        s_tp1 = self._as_tensor(batch.next_state)
+
+        with torch.no_grad():
+            bootstrap_net = self.target if self.target is not None else self.online
+            y = td_target(r_t, terminal_t, bootstrap_net(s_tp1), self.discount)
+        q_t = self.online(s_t).gather(1, a_t.unsqueeze(1)).squeeze(1)
+        loss = td_loss(q_t, y, self.td_error_clip)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        # SUMMED over the minibatch, as DeepMind's code backpropagated the clipped TD errors of
+        # all 32 samples at once: with a sum, min_squared_gradient = 0.01 is the paper's
+        # constant exactly (a batch mean would need 0.01 / 32^2). See PROTOCOL.md "Optimizer".
+        loss.sum().backward()
+        self.optimizer.step()
+        self.parameter_updates += 1
+        return loss.detach().mean().item()
+
+    def sync_target(self) -> None:
+        """Copy the online weights into the target network (no-op without a target network)."""
+        if self.target is not None:
+            self.target.load_state_dict(self.online.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "online": self.online.state_dict(),
+            "target": None if self.target is None else self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "parameter_updates": self.parameter_updates,
+        }
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        if (d["target"] is None) != (self.target is None):
+            raise ValueError("learner state and this learner disagree on having a target network")
+        self.online.load_state_dict(d["online"])
+        if self.target is not None:
+            self.target.load_state_dict(d["target"])
+        self.optimizer.load_state_dict(d["optimizer"])
+        self.parameter_updates = int(d["parameter_updates"])
+
+
+def epsilon_greedy(q_values: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
+    """A uniform random action with probability epsilon, else a greedy one with ties broken at random."""
+    q = np.asarray(q_values).reshape(-1)
+    if rng.random() < epsilon:
+        return int(rng.integers(len(q)))
+    best = np.flatnonzero(q == q.max())
+    if len(best) == 1:
+        return int(best[0])
+    if len(best) == 0:
+        raise ValueError(f"Q-values contain NaN: {q}")
+    return int(best[rng.integers(len(best))])

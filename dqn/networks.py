@@ -1,0 +1,109 @@
+"""Q-networks: the Nature 2015 CNN, the 2013 workshop CNN, and a small MLP for fast tests.
+
+The CNNs take the stacked frames as uint8 (or float in 0..255) and scale them to [0, 1] in
+`forward`, so a batch stays uint8 (4x smaller) until it reaches the first layer.
+
+Initialisation: PyTorch's default for Conv2d and Linear draws weights and biases uniformly in
++-1/sqrt(fan_in) (kaiming_uniform with a=sqrt(5) works out to exactly that bound), which is
+what Lua torch's nn.SpatialConvolution and nn.Linear `reset()` did in DeepMind's code. So the
+defaults are kept on purpose.
+
+One known difference from the Lua code: its first convolution was built with padding 1
+(`nn.SpatialConvolution(..., 8, 8, 4, 4, 1)`), which leaves the 20x20 output size and the
+3,136 flatten size unchanged but shifts every receptive field by one pixel. The paper does not
+mention padding; like DQN Zoo and Dopamine we use none.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dqn.config import NETWORKS
+
+
+def _conv_out(size: int, kernel: int, stride: int) -> int:
+    return (size - kernel) // stride + 1
+
+
+class _PixelQNetwork(nn.Module):
+    """Convolutional torso + fully connected head over [B, C, H, W] frames in 0..255."""
+
+    def __init__(self, in_shape: tuple[int, ...], num_actions: int,
+                 convs: tuple[tuple[int, int, int], ...], hidden_units: int):
+        super().__init__()
+        if len(in_shape) != 3:
+            raise ValueError(f"a CNN expects in_shape (channels, height, width), got {in_shape}")
+        channels, height, width = in_shape
+        layers: list[nn.Module] = []
+        for out_channels, kernel, stride in convs:
+            layers += [nn.Conv2d(channels, out_channels, kernel, stride), nn.ReLU()]
+            channels = out_channels
+            height, width = _conv_out(height, kernel, stride), _conv_out(width, kernel, stride)
+        if height < 1 or width < 1:
+            raise ValueError(f"input {in_shape} is too small for this network's convolutions")
+        self.flatten_size = channels * height * width
+        self.torso = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Sequential(
+            nn.Linear(self.flatten_size, hidden_units), nn.ReLU(), nn.Linear(hidden_units, num_actions)
+        )
+        self.in_shape = tuple(in_shape)
+        self.num_actions = num_actions
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # One out-of-place pass: dividing a uint8 tensor by a float gives float32 directly, and
+        # a float input is never rescaled in the caller's tensor.
+        if x.dtype != torch.uint8:
+            x = x.float()
+        return self.head(self.torso(torch.div(x, 255.0)))
+
+
+class NatureCNN(_PixelQNetwork):
+    """Mnih et al. (2015): conv 32 8x8/4, conv 64 4x4/2, conv 64 3x3/1, linear 3136->512, 512->A."""
+
+    def __init__(self, num_actions: int, in_shape: tuple[int, ...] = (4, 84, 84)):
+        super().__init__(in_shape, num_actions, convs=((32, 8, 4), (64, 4, 2), (64, 3, 1)), hidden_units=512)
+
+
+class NIPS2013CNN(_PixelQNetwork):
+    """Mnih et al. (2013): conv 16 8x8/4, conv 32 4x4/2, linear 2592->256, 256->A."""
+
+    def __init__(self, num_actions: int, in_shape: tuple[int, ...] = (4, 84, 84)):
+        super().__init__(in_shape, num_actions, convs=((16, 8, 4), (32, 4, 2)), hidden_units=256)
+
+
+class MLP(nn.Module):
+    """Fully connected Q-network over flattened float inputs (no /255), for classic-control tests.
+
+    Two hidden layers of 128 ReLU units, the size of the Lua code's own default MLP.
+    """
+
+    def __init__(self, in_shape: tuple[int, ...], num_actions: int, hidden_units: tuple[int, ...] = (128, 128)):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(in_shape)
+        for units in hidden_units:
+            layers += [nn.Linear(width, units), nn.ReLU()]
+            width = units
+        layers.append(nn.Linear(width, num_actions))
+        self.net = nn.Sequential(*layers)
+        self.in_shape = tuple(in_shape)
+        self.num_actions = num_actions
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.float())
+
+
+def build_network(name: str, in_shape: tuple[int, ...], num_actions: int) -> nn.Module:
+    """The Q-network called `name` (one of config.NETWORKS) for inputs of `in_shape`."""
+    if num_actions < 1:
+        raise ValueError(f"num_actions must be positive, got {num_actions}")
+    if name == "nature":
+        return NatureCNN(num_actions, tuple(in_shape))
+    if name == "nips2013":
+        return NIPS2013CNN(num_actions, tuple(in_shape))
+    if name == "mlp":
+        return MLP(tuple(in_shape), num_actions)
+    raise ValueError(f"unknown network {name!r}; valid networks: {', '.join(NETWORKS)}")
