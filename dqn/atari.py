@@ -1,0 +1,343 @@
+"""The Atari environment with the paper's preprocessing, on `ale_py.ALEInterface` directly.
+
+The agent does the action repeat itself (ALE's `frame_skip` is 1 and sticky actions are off), so
+every emulator frame, every screen grab and every frame count is under this module's control:
+
+- `AtariEnv.step` plays one action for `action_repeat_frames` frames, sums the raw rewards, and
+  returns one preprocessed 84x84 uint8 frame. A lost life is reported, never acted upon: the game
+  goes on, and `episode_return` is the raw score of the whole game.
+- `AtariEnv.reset` starts a game with a uniform random number of no-op frames (1..noop_max).
+- `max_episode_frames` cuts an episode at exactly that many emulator frames (the no-op start
+  included), even in the middle of an action repeat: the 5-minute cut of the paper's evaluation.
+- `get_state`/`set_state` hold everything needed to continue the same trajectory after a restart;
+  the state holds only Python builtins (ints, floats, bools, str, bytes, dicts), so it can be
+  saved with `torch.save` and read back with `torch.load(weights_only=True)`.
+
+`FrameStack` keeps the agent's state: the last 4 preprocessed frames, zeros before an episode start.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+
+from dqn.config import PREPROCESSINGS
+from dqn.errors import UserError
+from dqn.games import check_game
+
+SCREEN_HEIGHT = 210
+SCREEN_WIDTH = 160
+SCREEN_SHAPE_RGB = (SCREEN_HEIGHT, SCREEN_WIDTH, 3)
+FRAME_SHAPE = (84, 84)
+
+# The 2013 arXiv paper downsamples to 110x84 (height x width) and crops an 84x84 region "that
+# roughly captures the playing area" without saying which rows. Rows 18..101 (of 0..109) are the
+# choice of the best-known 2013 reimplementation (Sprague's deep_q_rl: 8 rows off the bottom).
+# They map to rows ~34..194 of the 210-row screen: the score band at the top is dropped (Breakout,
+# Space Invaders, Beam Rider), and the lowest moving objects of the 2013 games stay inside
+# (Breakout's paddle is at rows 189-193, i.e. rows 99-101 after the downsample). A centre crop
+# (13..96) would cut Breakout's paddle off; rows 26..109 would cut the top invaders and UFO of
+# Space Invaders.
+NIPS2013_DOWNSAMPLED_SHAPE = (110, 84)
+NIPS2013_CROP_TOP_ROW = 18
+NIPS2013_CROP_ROWS = slice(NIPS2013_CROP_TOP_ROW, NIPS2013_CROP_TOP_ROW + FRAME_SHAPE[0])
+
+# How many of the last emulator frames of each step the preprocessing looks at.
+_FRAMES_POOLED = {"nature": 2, "nips2013": 1}
+
+
+class Step(NamedTuple):
+    frame: np.ndarray  # newest preprocessed frame, (84, 84) uint8
+    reward: float  # raw (unclipped) sum of the rewards of the step's frames
+    life_lost: bool  # lives() decreased during the step; the game goes on
+    game_over: bool  # the game ended; call reset()
+    truncated: bool  # max_episode_frames ended the episode (and the game did not end then)
+
+
+def preprocess_nature(
+    screen_previous: np.ndarray | None,
+    screen_last: np.ndarray,
+    pooled_buffer: np.ndarray | None = None,
+    gray_buffer: np.ndarray | None = None,
+) -> np.ndarray:
+    """Nature (Methods, "Preprocessing") on the RGB screens of the last two frames of a step.
+
+    Which frames are max-pooled, for an action repeat of 4 (frames of one agent step):
+
+        frame:       t-3    t-2    t-1     t
+        action:       a      a      a      a
+        screen:       -      -     s_t-1  s_t      (only these two are grabbed)
+                                      \\   /
+                                   max(s_t-1, s_t)  ->  Y  ->  84x84
+
+    1. element-wise max of the two RGB screens (removes the flicker of sprites that the game
+       draws only on every other frame); `screen_previous=None` (a single frame was played since
+       the last reset) uses the last screen alone,
+    2. luminance Y = 0.299 R + 0.587 G + 0.114 B (OpenCV's RGB2GRAY, rounded to uint8),
+    3. bilinear resize of the whole 210x160 frame to 84x84 (no crop), uint8.
+
+    The buffers are optional preallocated scratch space; the returned frame is always new.
+    """
+    if screen_previous is None:
+        pooled = screen_last
+    else:  # 1.
+        pooled = np.maximum(screen_previous, screen_last, out=pooled_buffer)
+    gray = cv2.cvtColor(pooled, cv2.COLOR_RGB2GRAY, dst=gray_buffer)  # 2.
+    return cv2.resize(gray, FRAME_SHAPE[::-1], interpolation=cv2.INTER_LINEAR)  # 3.
+
+
+def preprocess_nips2013(screen_last: np.ndarray, gray_buffer: np.ndarray | None = None) -> np.ndarray:
+    """The 2013 arXiv paper on the RGB screen of the last frame of a step.
+
+    1. luminance Y of the last frame (the paper states no max-pool, so none),
+    2. bilinear downsample to 110x84 (height x width),
+    3. crop rows NIPS2013_CROP_ROWS, all 84 columns: 84x84 uint8.
+    """
+    gray = cv2.cvtColor(screen_last, cv2.COLOR_RGB2GRAY, dst=gray_buffer)  # 1.
+    small = cv2.resize(gray, NIPS2013_DOWNSAMPLED_SHAPE[::-1], interpolation=cv2.INTER_LINEAR)  # 2.
+    return np.ascontiguousarray(small[NIPS2013_CROP_ROWS])  # 3.
+
+
+def _make_ale():
+    from ale_py import ALEInterface, LoggerMode
+
+    # The logger mode is global; Error hides the banner and the ROM details printed on load.
+    ALEInterface.setLoggerMode(LoggerMode.Error)
+    return ALEInterface()
+
+
+class AtariEnv:
+    """One Atari game, stepped by agent steps of `action_repeat_frames` emulator frames.
+
+    `ale` is for tests: an object with the `ALEInterface` methods used here (setInt, setFloat,
+    loadROM, getMinimalActionSet, act, game_over, lives, reset_game, getScreenRGB, cloneState,
+    restoreState), whose `cloneState()` result has `serialize() -> bytes` and whose type can be
+    built back from those bytes, as `ale_py.ALEState` can.
+    """
+
+    def __init__(
+        self,
+        game: str,
+        *,
+        seed: int,
+        action_repeat_frames: int = 4,
+        noop_max_frames: int = 30,
+        preprocessing: str = "nature",
+        max_episode_frames: int | None = None,
+        ale: Any = None,
+    ):
+        self.game = check_game(game)
+        if preprocessing not in PREPROCESSINGS:
+            raise UserError(f"unknown preprocessing {preprocessing!r}; use one of {', '.join(PREPROCESSINGS)}")
+        if action_repeat_frames < 1:
+            raise UserError(f"action_repeat_frames must be at least 1, got {action_repeat_frames}")
+        if noop_max_frames < 0:
+            raise UserError(f"noop_max_frames must be 0 or more, got {noop_max_frames}")
+        if max_episode_frames is not None and max_episode_frames <= noop_max_frames:
+            raise UserError(
+                f"max_episode_frames ({max_episode_frames}) must exceed noop_max_frames ({noop_max_frames}) "
+                "so that an episode has room for a step after its no-op start"
+            )
+        self.seed = int(seed)
+        self.action_repeat_frames = int(action_repeat_frames)
+        self.noop_max_frames = int(noop_max_frames)
+        self.preprocessing = preprocessing
+        self.max_episode_frames = None if max_episode_frames is None else int(max_episode_frames)
+        self._frames_pooled = _FRAMES_POOLED[preprocessing]
+
+        # One seed, two independent streams: ALE's own RNG and the no-op starts.
+        ale_seed_sequence, noop_seed_sequence = np.random.SeedSequence(self.seed).spawn(2)
+        ale_seed = int(ale_seed_sequence.generate_state(1, dtype=np.uint32)[0] & 0x7FFFFFFF)
+        self._noop_rng = np.random.default_rng(noop_seed_sequence)
+
+        from ale_py import roms
+
+        self._ale = _make_ale() if ale is None else ale
+        self._ale.setInt("random_seed", ale_seed)
+        self._ale.setFloat("repeat_action_probability", 0.0)  # no sticky actions (the paper had none)
+        self._ale.setInt("frame_skip", 1)  # the action repeat is ours, frame by frame
+        self._ale.loadROM(str(roms.get_rom_path(self.game)))
+        self._ale_state_type = type(self._ale.cloneState())
+
+        self._actions = list(self._ale.getMinimalActionSet())
+        self.action_names: list[str] = [a.name for a in self._actions]
+        if not self.action_names or self.action_names[0] != "NOOP":
+            raise RuntimeError(f"{self.game}: action 0 of the minimal action set is {self.action_names[:1]}, not NOOP")
+        self.num_actions = len(self._actions)
+
+        # Screens of the last grabbed frames, swapped rather than copied; frame indices count
+        # from reset_game() (its screen is frame 0), None before the first grab of an episode.
+        self._screen_last = np.zeros(SCREEN_SHAPE_RGB, np.uint8)
+        self._screen_previous = np.zeros(SCREEN_SHAPE_RGB, np.uint8)
+        self._screen_last_frame: int | None = None
+        self._screen_previous_adjacent = False  # holds the frame just before the last one
+        self._pooled_buffer = np.empty(SCREEN_SHAPE_RGB, np.uint8)
+        self._gray_buffer = np.empty((SCREEN_HEIGHT, SCREEN_WIDTH), np.uint8)
+
+        self.episode_frames = 0
+        self.noop_frames = 0
+        self.episode_return = 0.0
+        self.total_frames = 0
+        self._lives = self._ale.lives()
+        self._needs_reset = True
+
+    # -- screens ---------------------------------------------------------------------------
+
+    def _grab_screen(self, frame: int) -> None:
+        self._screen_previous, self._screen_last = self._screen_last, self._screen_previous
+        self._ale.getScreenRGB(self._screen_last)
+        self._screen_previous_adjacent = self._screen_last_frame == frame - 1
+        self._screen_last_frame = frame
+
+    def _observe(self) -> np.ndarray:
+        if self.preprocessing == "nature":
+            previous = self._screen_previous if self._screen_previous_adjacent else None
+            return preprocess_nature(previous, self._screen_last, self._pooled_buffer, self._gray_buffer)
+        return preprocess_nips2013(self._screen_last, self._gray_buffer)
+
+    # -- episodes --------------------------------------------------------------------------
+
+    def reset(self) -> np.ndarray:
+        """Start a new game with 1..noop_max_frames no-op frames; return the newest frame."""
+        ale = self._ale
+        noop = self._actions[0]
+        while True:
+            ale.reset_game()
+            self._screen_last_frame = None
+            self._screen_previous_adjacent = False
+            noop_frames = int(self._noop_rng.integers(1, self.noop_max_frames + 1)) if self.noop_max_frames else 0
+            first_grabbed_frame = noop_frames - self._frames_pooled + 1
+            if first_grabbed_frame <= 0:
+                self._grab_screen(0)
+            frame = 0
+            noop_reward = 0
+            game_over = False
+            while frame < noop_frames:
+                # The no-op start is part of the game: its (rare) rewards count in the score.
+                noop_reward += ale.act(noop)
+                frame += 1
+                if frame >= first_grabbed_frame:
+                    self._grab_screen(frame)
+                if ale.game_over():
+                    game_over = True
+                    break
+            self.total_frames += frame
+            if not game_over:
+                break
+        self.episode_frames = noop_frames
+        self.noop_frames = noop_frames
+        self.episode_return = float(noop_reward)
+        self._lives = ale.lives()
+        self._needs_reset = False
+        return self._observe()
+
+    def step(self, action: int) -> Step:
+        """Play `action` for action_repeat_frames frames (fewer at game over or at the frame limit)."""
+        if self._needs_reset:
+            raise RuntimeError("the episode is over (or never started): call reset() before step()")
+        if not 0 <= action < self.num_actions:
+            raise ValueError(f"action {action} outside the minimal action set 0..{self.num_actions - 1}")
+        ale = self._ale
+        ale_action = self._actions[action]
+        frames_planned = self.action_repeat_frames
+        if self.max_episode_frames is not None:
+            frames_planned = min(frames_planned, self.max_episode_frames - self.episode_frames)
+        first_grabbed = frames_planned - self._frames_pooled + 1
+        start_frame = self.episode_frames
+        reward = 0
+        game_over = False
+        frames_played = 0
+        while frames_played < frames_planned:
+            reward += ale.act(ale_action)
+            frames_played += 1
+            if ale.game_over():
+                game_over = True
+                self._grab_screen(start_frame + frames_played)
+                break
+            if frames_played >= first_grabbed:
+                self._grab_screen(start_frame + frames_played)
+        self.episode_frames = start_frame + frames_played
+        self.total_frames += frames_played
+        self.episode_return += reward
+        lives = ale.lives()
+        life_lost = lives < self._lives
+        self._lives = lives
+        truncated = (
+            not game_over and self.max_episode_frames is not None and self.episode_frames >= self.max_episode_frames
+        )
+        self._needs_reset = game_over or truncated
+        return Step(self._observe(), float(reward), life_lost, game_over, truncated)
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def get_state(self) -> dict:
+        """Everything needed to continue this trajectory exactly, as Python builtins only."""
+        return {
+            "game": self.game,
+            "preprocessing": self.preprocessing,
+            "ale_state": bytes(self._ale.cloneState(include_rng=True).serialize()),
+            "noop_rng": copy.deepcopy(self._noop_rng.bit_generator.state),
+            "episode_frames": self.episode_frames,
+            "noop_frames": self.noop_frames,
+            "episode_return": self.episode_return,
+            "total_frames": self.total_frames,
+            "lives": self._lives,
+            "needs_reset": self._needs_reset,
+            "screen_last": self._screen_last.tobytes(),
+            "screen_previous": self._screen_previous.tobytes(),
+            "screen_last_frame": self._screen_last_frame,
+            "screen_previous_adjacent": self._screen_previous_adjacent,
+        }
+
+    def set_state(self, state: dict) -> None:
+        for key in ("game", "preprocessing"):
+            if state[key] != getattr(self, key):
+                raise ValueError(f"env state is for {key} {state[key]!r}, this env has {getattr(self, key)!r}")
+        self._ale.restoreState(self._ale_state_type(state["ale_state"]))
+        self._noop_rng.bit_generator.state = copy.deepcopy(state["noop_rng"])
+        self.episode_frames = int(state["episode_frames"])
+        self.noop_frames = int(state["noop_frames"])
+        self.episode_return = float(state["episode_return"])
+        self.total_frames = int(state["total_frames"])
+        self._lives = int(state["lives"])
+        self._needs_reset = bool(state["needs_reset"])
+        self._screen_last[...] = np.frombuffer(state["screen_last"], np.uint8).reshape(SCREEN_SHAPE_RGB)
+        self._screen_previous[...] = np.frombuffer(state["screen_previous"], np.uint8).reshape(SCREEN_SHAPE_RGB)
+        self._screen_last_frame = state["screen_last_frame"]
+        self._screen_previous_adjacent = bool(state["screen_previous_adjacent"])
+
+    def close(self) -> None:
+        self._ale = None
+
+
+class FrameStack:
+    """The agent's state: the last `history_length_frames` frames, oldest first, newest last.
+
+    Frames from before an episode start are zeros (reset() starts a new episode).
+    """
+
+    def __init__(self, history_length_frames: int = 4, frame_shape: tuple[int, int] = FRAME_SHAPE):
+        self.history_length_frames = int(history_length_frames)
+        self.frame_shape = tuple(frame_shape)
+        self._stack = np.zeros((self.history_length_frames, *self.frame_shape), np.uint8)
+
+    def reset(self, frame: np.ndarray) -> np.ndarray:
+        self._stack[:-1] = 0
+        self._stack[-1] = frame
+        return self._stack.copy()
+
+    def push(self, frame: np.ndarray) -> np.ndarray:
+        self._stack[:-1] = self._stack[1:]  # numpy buffers overlapping copies, so this is safe
+        self._stack[-1] = frame
+        return self._stack.copy()
+
+    def state_dict(self) -> dict:
+        return {"shape": list(self._stack.shape), "stack": self._stack.tobytes()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if tuple(state["shape"]) != self._stack.shape:
+            raise ValueError(f"frame stack state has shape {tuple(state['shape'])}, this stack {self._stack.shape}")
+        self._stack[...] = np.frombuffer(state["stack"], np.uint8).reshape(self._stack.shape)
