@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Start a real one-node Slurm cluster on this machine for the Slurm tests: munged, MariaDB,
+# slurmdbd, slurmctld and slurmd, each started here (no systemd needed) with its PID recorded
+# under the state folder, so that stop_cluster.sh ends exactly these processes.
+#
+# Needs root (it installs Debian's Slurm packages when they are missing and runs the daemons).
+# Idempotent: a second run finds the recorded daemons alive and only waits for the node.
+#
+# Environment (all optional):
+#   DQN_SLURM_DIR        state folder (configs, spool, database, logs, PIDs) [/var/lib/dqn-slurm]
+#   DQN_SLURM_CPUS       CPUs the node advertises [8]; more than the machine has lets jobs run
+#                        side by side on a small CI machine
+#   DQN_SLURM_MEMORY_MB  memory the node advertises [what `slurmd -C` reports]
+#   DQN_SLURM_GPUS       GPUs the node advertises [2]; backed by character devices made here,
+#                        because Slurm drops a GPU without a device file
+#   DQN_SLURM_PARTITION  name of the one partition [debug]
+#
+# Afterwards: export SLURM_CONF=$DQN_SLURM_DIR/etc/slurm.conf  (also in $DQN_SLURM_DIR/env.sh)
+set -euo pipefail
+
+STATE=${DQN_SLURM_DIR:-/var/lib/dqn-slurm}
+PARTITION=${DQN_SLURM_PARTITION:-debug}
+CLUSTER=dqn
+WAIT_SECONDS=60
+
+die() { echo "start_cluster.sh: $*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "needs root: it installs Slurm from Debian packages and runs its daemons; run it with sudo"
+
+install_packages() {
+    local missing=0 cmd
+    for cmd in munged mariadbd mariadb-install-db slurmdbd slurmctld slurmd sbatch sacct; do
+        command -v "$cmd" >/dev/null || missing=1
+    done
+    [[ $missing -eq 0 ]] && return
+    command -v apt-get >/dev/null || die "Slurm is not installed and apt-get is missing; install munge, mariadb-server, slurmdbd, slurmctld, slurmd and slurm-client"
+    echo "start_cluster.sh: installing Slurm from Debian packages" >&2
+    # Keep the packages' own services from starting: this script starts private instances.
+    local policy=/usr/sbin/policy-rc.d created_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && created_policy=1
+    fi
+    local rc=0
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        munge mariadb-server slurmdbd slurmctld slurmd slurm-client; } >"${TMPDIR:-/tmp}/dqn-slurm-apt.log" 2>&1 || rc=$?
+    [[ $created_policy -eq 1 ]] && rm -f "$policy"
+    [[ $rc -eq 0 ]] || die "apt-get install failed (exit $rc); see ${TMPDIR:-/tmp}/dqn-slurm-apt.log"
+}
+
+install_packages
+
+NODE=$(hostname -s)
+read -r REAL_CPUS REAL_MEMORY_MB < <(slurmd -C | awk '
+    /^NodeName=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                   print v["CPUs"], v["RealMemory"] }')
+CPUS=${DQN_SLURM_CPUS:-8}
+MEMORY_MB=${DQN_SLURM_MEMORY_MB:-$REAL_MEMORY_MB}
+GPUS=${DQN_SLURM_GPUS:-2}
+[[ $CPUS =~ ^[1-9][0-9]*$ ]] || die "DQN_SLURM_CPUS must be a positive integer, got '$CPUS'"
+[[ $MEMORY_MB =~ ^[1-9][0-9]*$ ]] || die "DQN_SLURM_MEMORY_MB must be a positive integer, got '$MEMORY_MB'"
+[[ $GPUS =~ ^[0-9]+$ ]] || die "DQN_SLURM_GPUS must be a non-negative integer, got '$GPUS'"
+
+ETC=$STATE/etc
+PIDS=$STATE/pids
+LOG=$STATE/log
+# munged serves the default socket: Slurm's client commands talking to slurmdbd ignore
+# AuthInfo=socket=... in 22.05. A munged already serving it (same key) is used as is.
+MUNGE_RUN=/run/munge
+MUNGE_SOCKET=$MUNGE_RUN/munge.socket.2
+DB_DIR=$STATE/mariadb
+DB_SOCKET=$DB_DIR/mysqld.sock
+export SLURM_CONF=$ETC/slurm.conf
+
+# The order daemons start in; stop_cluster.sh stops them in reverse.
+DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
+
+# Prints the recorded PID of a daemon if that process is alive and is that program.
+alive_pid() {
+    local name=$1 pid
+    [[ -f $PIDS/$name ]] || return 1
+    pid=$(<"$PIDS/$name")
+    [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/comm ]] || return 1
+    [[ $(</proc/"$pid"/comm) == "$name" ]] || return 1
+    echo "$pid"
+}
+
+# True while a process exists and is not a zombie (its program may still be exec'ing).
+running() { [[ -r /proc/$1/stat ]] && [[ $(awk '{print $3}' /proc/"$1"/stat) != Z ]]; }
+
+any_alive() {
+    local name
+    for name in "${DAEMONS[@]}"; do alive_pid "$name" >/dev/null && return 0; done
+    return 1
+}
+
+# Runs a daemon in the foreground of its own session, detached from this script's
+# stdin/stdout (a caller capturing our output must not wait on the daemons), and records its PID.
+launch() {
+    local name=$1; shift
+    if alive_pid "$name" >/dev/null; then return; fi
+    setsid "$@" </dev/null >>"$LOG/$name.out" 2>&1 &
+    echo $! >"$PIDS/$name"
+}
+
+# Waits until a check passes for a daemon launched here; fails at once if the daemon died.
+wait_for() {
+    local name=$1 logfile=$2; shift 2
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until "$@" >/dev/null 2>&1; do
+        running "$(<"$PIDS/$name")" || die "$name exited at start; see $logfile and $LOG/$name.out"
+        ((SECONDS < deadline)) || die "$name not ready after ${WAIT_SECONDS} s; see $logfile"
+        sleep 0.3
+    done
+}
+
+write_configs() {
+    mkdir -p "$ETC" "$PIDS" "$LOG" "$STATE/ctld" "$STATE/slurmd" "$STATE/dev"
+    chmod 755 "$STATE"
+
+    local gres_node="" gres_types=""
+    : >"$ETC/gres.conf"
+    if ((GPUS > 0)); then
+        local i
+        for ((i = 0; i < GPUS; i++)); do
+            # Same device numbers as /dev/null: a harmless file for the job's GPU binding.
+            [[ -c $STATE/dev/gpu$i ]] || mknod "$STATE/dev/gpu$i" c 1 3
+        done
+        gres_types="GresTypes=gpu"
+        gres_node="Gres=gpu:$GPUS"
+        echo "NodeName=$NODE Name=gpu File=$STATE/dev/gpu[0-$((GPUS - 1))]" >"$ETC/gres.conf"
+    fi
+
+    cat >"$ETC/slurm.conf" <<EOF
+# Written by tests/slurm/start_cluster.sh; rewritten on every cold start.
+ClusterName=$CLUSTER
+SlurmctldHost=$NODE
+SlurmUser=root
+AuthType=auth/munge
+CredType=cred/munge
+StateSaveLocation=$STATE/ctld
+SlurmdSpoolDir=$STATE/slurmd
+SlurmctldPidFile=$STATE/slurmctld.pid
+SlurmdPidFile=$STATE/slurmd.pid
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+# No cgroups without systemd: plain process tracking, no CPU binding (the node may advertise
+# more CPUs than the machine has).
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SlurmdParameters=config_overrides
+ReturnToService=2
+MpiDefault=none
+MailProg=/bin/true
+SwitchType=switch/none
+# A job without --mem would otherwise take all of the node's memory and run alone.
+DefMemPerCPU=1000
+KillWait=30
+MinJobAge=300
+$gres_types
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStorageTRES=gres/gpu
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$CPUS ThreadsPerCore=1 RealMemory=$MEMORY_MB $gres_node State=UNKNOWN
+PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
+EOF
+
+    # slurmdbd refuses a config readable by others (it holds the database password).
+    (umask 077 && cat >"$ETC/slurmdbd.conf" <<EOF
+# Written by tests/slurm/start_cluster.sh.
+AuthType=auth/munge
+DbdHost=localhost
+SlurmUser=root
+PidFile=$STATE/slurmdbd.pid
+LogFile=$LOG/slurmdbd.log
+DebugLevel=info
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageLoc=slurm_acct_db
+StorageUser=slurm
+StoragePass=slurmdbd
+EOF
+    )
+    echo "export SLURM_CONF=$ETC/slurm.conf" >"$STATE/env.sh"
+}
+
+munge_ok() { munge -n --socket="$MUNGE_SOCKET" | unmunge --socket="$MUNGE_SOCKET"; }
+db() { mariadb --no-defaults --socket="$DB_SOCKET" -u root "$@"; }
+slurmctld_up() { scontrol ping | grep -q UP; }
+node_state() { sinfo -h -n "$NODE" -o %T 2>/dev/null | head -1; }
+node_ready() { [[ $(node_state) =~ ^(idle|mixed|allocated|completing)$ ]]; }
+
+if ! any_alive; then
+    write_configs
+fi
+mkdir -p "$PIDS" "$LOG"
+
+if ! munge_ok >/dev/null 2>&1; then
+    [[ -s /etc/munge/munge.key ]] || die "/etc/munge/munge.key is missing; create it with: mungekey --create && chown munge: /etc/munge/munge.key"
+    install -d -o munge -g munge -m 755 "$MUNGE_RUN"
+    install -d -o munge -g munge -m 700 "$STATE/munge"
+    launch munged setpriv --reuid=munge --regid=munge --init-groups \
+        munged --foreground --socket="$MUNGE_SOCKET" --pid-file="$MUNGE_RUN/munged.pid" \
+        --log-file="$STATE/munge/munged.log" --seed-file="$STATE/munge/munged.seed"
+    wait_for munged "$STATE/munge/munged.log" munge_ok
+fi
+
+# MariaDB runs as user mysql: its socket, PID file and log live in a folder that user owns.
+install -d -o mysql -g mysql -m 755 "$DB_DIR"
+if [[ ! -d $DB_DIR/data/mysql ]]; then
+    rm -rf "$DB_DIR/data"
+    install -d -o mysql -g mysql -m 700 "$DB_DIR/data"
+    mariadb-install-db --no-defaults --user=mysql --datadir="$DB_DIR/data" \
+        --auth-root-authentication-method=socket --skip-test-db >"$LOG/mariadb-install.out" 2>&1 \
+        || die "mariadb-install-db failed; see $LOG/mariadb-install.out"
+fi
+# Unix socket only: nothing listens on the network.
+launch mariadbd mariadbd --no-defaults --user=mysql --datadir="$DB_DIR/data" \
+    --socket="$DB_SOCKET" --skip-networking --pid-file="$DB_DIR/mariadbd.pid" \
+    --log-error="$DB_DIR/mariadbd.log" --innodb-lock-wait-timeout=900
+wait_for mariadbd "$DB_DIR/mariadbd.log" mariadb-admin --no-defaults --socket="$DB_SOCKET" -u root ping
+db -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+       CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurmdbd';
+       GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';"
+
+# slurmdbd reads slurmdbd.conf beside $SLURM_CONF. libmariadb takes the socket path from
+# MYSQL_UNIX_PORT: slurmdbd.conf has no socket setting.
+launch slurmdbd env MYSQL_UNIX_PORT="$DB_SOCKET" slurmdbd -D
+wait_for slurmdbd "$LOG/slurmdbd.log" sacctmgr -n list cluster
+if [[ -z $(sacctmgr -n -P list cluster format=cluster where name=$CLUSTER) ]]; then
+    sacctmgr -i add cluster "$CLUSTER" >/dev/null
+fi
+
+launch slurmctld slurmctld -D -f "$SLURM_CONF"
+wait_for slurmctld "$LOG/slurmctld.log" slurmctld_up
+
+launch slurmd slurmd -D -f "$SLURM_CONF" -N "$NODE"
+deadline=$((SECONDS + WAIT_SECONDS))
+until node_ready; do
+    # A node left down or drained by an earlier, unclean stop is brought back.
+    if [[ $(node_state) =~ ^(down|drained|draining)\*?$ ]]; then
+        scontrol update NodeName="$NODE" State=RESUME >/dev/null 2>&1 || true
+    fi
+    ((SECONDS < deadline)) || die "node $NODE is '$(node_state)', not idle, after ${WAIT_SECONDS} s; see $LOG/slurmd.log and $LOG/slurmctld.log"
+    sleep 0.3
+done
+
+echo "Slurm cluster '$CLUSTER' up: node $NODE ($(node_state)), partition $PARTITION, state in $STATE"
+echo "export SLURM_CONF=$SLURM_CONF"
