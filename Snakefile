@@ -1,0 +1,30 @@
+# Reproduce Mnih et al. (2015): DQN and the random agent on the paper's 49 Atari games, several
+# seeds each, then tidy results tables and a report. See the README ("How to run").
+#
+#   snakemake                                       # config/config.yaml: the paper, profiles/default
+#   snakemake --configfile config/demo.yaml         # 2 games, minutes on a laptop CPU
+#   snakemake --workflow-profile profiles/slurm     # on a Slurm cluster
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        expand(rules.aggregate.output, experiment=EXPERIMENT),
+        expand(rules.report.output, experiment=EXPERIMENT),
+    default_target: True

@@ -1,0 +1,393 @@
+"""The workflow's results tables, built from whatever run folders and episode files exist.
+
+    python -m dqn.aggregate --results results/nature --games breakout pong --seeds 0 1 2 \\
+        [--preset nature] [--set key=value ...] [--games-sheet config/games.tsv]
+
+Reads the fixed layout under --results (docs/DESIGN.md, "Workflow results"):
+
+    runs/dqn/{game}/seed{seed}/                            a training folder of dqn.train
+    episodes/dqn/{game}/seed{seed}/{best,final}.parquet    final evaluations (dqn.evaluate)
+    episodes/random/{game}/seed{seed}.parquet              the random agent (baselines.random_agent)
+
+and writes scores, episodes, learning_curves, runs and deviations (Parquet) and provenance.json
+beside them. Only the planned games and seeds are read. A planned run without a finished training
+is `missing` in runs.parquet, with the frames and wall time of its partial train log and its
+partial learning curve, so a report can be drawn while runs go on or after some failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dqn import fileio
+from dqn.config import PRESET_REFERENCE, PRESETS, Hyperparameters, deviations, parse_overrides, resolve
+from dqn.errors import UserError, cli_main
+from dqn.games import display_name as paper_display_name
+
+WEIGHTS = ("best", "final")
+RANDOM_WEIGHTS = "none"
+RUN_STATUSES = ("complete", "missing")
+# Files that dqn.train writes last: a run is complete when all of them exist.
+RUN_OUTPUTS = ("final.pt", "best.pt", "learning_curve.parquet")
+VERSIONED_PACKAGES = ("torch", "ale-py", "gymnasium", "snakemake", "numpy", "pandas", "pyarrow", "dqn-harness")
+
+# Column types of the tables, as docs/DESIGN.md lists them.
+EPISODE_SCHEMA = pa.schema([
+    ("game", pa.string()), ("agent", pa.string()), ("seed", pa.int64()), ("weights", pa.string()),
+    ("episode", pa.int64()), ("score", pa.float64()), ("length_frames", pa.int64()),
+    ("noop_frames", pa.int64()), ("truncated", pa.bool_()),
+])
+SCORES_SCHEMA = pa.schema([
+    ("game", pa.string()), ("display_name", pa.string()), ("agent", pa.string()), ("seed", pa.int64()),
+    ("weights", pa.string()), ("mean", pa.float64()), ("std", pa.float64()), ("episodes", pa.int64()),
+    ("human_normalized", pa.float64()),
+])
+LEARNING_CURVE_SCHEMA = pa.schema([
+    ("game", pa.string()), ("seed", pa.int64()), ("frames", pa.int64()), ("agent_steps", pa.int64()),
+    ("parameter_updates", pa.int64()), ("epsilon", pa.float64()), ("train_episode_return_mean", pa.float64()),
+    ("train_episodes", pa.int64()), ("loss_mean", pa.float64()), ("average_max_q", pa.float64()),
+    ("agent_steps_per_second", pa.float64()), ("wall_seconds", pa.float64()),
+    ("eval_score_mean", pa.float64()), ("eval_episodes", pa.int64()),
+])
+RUNS_SCHEMA = pa.schema([
+    ("game", pa.string()), ("seed", pa.int64()), ("status", pa.string()), ("frames_done", pa.int64()),
+    ("frames_planned", pa.int64()), ("wall_hours", pa.float64()), ("device", pa.string()),
+])
+DEVIATIONS_SCHEMA = pa.schema([
+    ("field", pa.string()), ("paper_value", pa.string()), ("this_value", pa.string()),
+    ("unit", pa.string()), ("note", pa.string()),
+])
+TABLES = {
+    "scores.parquet": SCORES_SCHEMA,
+    "episodes.parquet": EPISODE_SCHEMA,
+    "learning_curves.parquet": LEARNING_CURVE_SCHEMA,
+    "runs.parquet": RUNS_SCHEMA,
+    "deviations.parquet": DEVIATIONS_SCHEMA,
+}
+
+
+# ---------------------------------------------------------------------------- the layout
+def run_dir(results: str | os.PathLike, game: str, seed: int) -> Path:
+    return Path(results) / "runs" / "dqn" / game / f"seed{seed}"
+
+
+def dqn_episodes_path(results: str | os.PathLike, game: str, seed: int, weights: str) -> Path:
+    return Path(results) / "episodes" / "dqn" / game / f"seed{seed}" / f"{weights}.parquet"
+
+
+def random_episodes_path(results: str | os.PathLike, game: str, seed: int) -> Path:
+    return Path(results) / "episodes" / "random" / game / f"seed{seed}.parquet"
+
+
+def conform(df: pd.DataFrame | None, schema: pa.Schema) -> pd.DataFrame:
+    """`df` with exactly the schema's columns, in order and of its types (an empty table if None)."""
+    if df is None or len(df) == 0:
+        return pa.Table.from_pylist([], schema=schema).to_pandas()
+    missing = [name for name in schema.names if name not in df.columns]
+    if missing:
+        raise UserError(f"a results file lacks column(s) {', '.join(missing)}; regenerate it (docs/DESIGN.md lists the columns)")
+    return pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False).to_pandas()
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise UserError(f"cannot read {str(path)!r} as Parquet ({type(exc).__name__}); delete it and re-run its job") from None
+
+
+# ---------------------------------------------------------------------------- episodes and scores
+def read_episodes(results: str | os.PathLike, games: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+    """Every evaluation episode of the planned runs that exists: DQN (best, final) then random."""
+    frames = []
+    for game in games:
+        for seed in seeds:
+            paths = [dqn_episodes_path(results, game, seed, w) for w in WEIGHTS] + [random_episodes_path(results, game, seed)]
+            frames += [conform(_read(p), EPISODE_SCHEMA) for p in paths if p.is_file()]
+    if not frames:
+        return conform(None, EPISODE_SCHEMA)
+    episodes = pd.concat(frames, ignore_index=True)
+    return episodes.sort_values(["game", "agent", "seed", "weights", "episode"], kind="stable", ignore_index=True)
+
+
+def _human_normalized(game: str, score: float) -> float:
+    from baselines.reference import human_normalized
+
+    try:
+        return float(human_normalized(game, score))
+    except UserError:  # a game outside the paper's table has no human score
+        return math.nan
+
+
+def scores_table(episodes: pd.DataFrame, display_names: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One row per (game, agent, seed, weights): mean and population s.d. (ddof=0) of the raw
+    scores, the episode count, and the human-normalized mean in percent (Extended Data Table 2's
+    random and human scores; NaN for a game outside it)."""
+    if len(episodes) == 0:
+        return conform(None, SCORES_SCHEMA)
+    names = dict(display_names or {})
+    grouped = episodes.groupby(["game", "agent", "seed", "weights"], sort=True)["score"]
+    scores = grouped.agg(mean="mean", std=lambda s: float(np.std(s.to_numpy(), ddof=0)), episodes="count").reset_index()
+    scores["display_name"] = [names.get(g) or paper_display_name(g) for g in scores["game"]]
+    scores["human_normalized"] = [_human_normalized(g, m) for g, m in zip(scores["game"], scores["mean"])]
+    return conform(scores, SCORES_SCHEMA)
+
+
+# ---------------------------------------------------------------------------- runs and learning curves
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def run_is_complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in RUN_OUTPUTS)
+
+
+def partial_learning_curve(folder: Path) -> pd.DataFrame | None:
+    """The learning curve of an unfinished run: its train log joined with the snapshot evaluations
+    done so far (dqn.snapshot_eval), or the train log alone with no evaluation yet."""
+    if not (folder / "train_log.parquet").is_file():
+        return None
+    try:
+        from dqn import snapshot_eval
+
+        return snapshot_eval.learning_curve(folder)
+    except Exception:  # an unfinished run may hold a half-evaluated snapshot; the log still counts
+        log = _read(folder / "train_log.parquet")
+        log["eval_score_mean"] = math.nan
+        log["eval_episodes"] = 0
+        return log
+
+
+def read_learning_curves(results: str | os.PathLike, games: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+    """Every planned run's learning curve: the finished curve, else the partial one, else nothing."""
+    frames = []
+    for game in games:
+        for seed in seeds:
+            folder = run_dir(results, game, seed)
+            curve_path = folder / "learning_curve.parquet"
+            curve = _read(curve_path) if curve_path.is_file() else partial_learning_curve(folder)
+            if curve is not None and len(curve):
+                frames.append(conform(curve, LEARNING_CURVE_SCHEMA))
+    if not frames:
+        return conform(None, LEARNING_CURVE_SCHEMA)
+    return pd.concat(frames, ignore_index=True).sort_values(["game", "seed", "frames"], kind="stable", ignore_index=True)
+
+
+def runs_table(results: str | os.PathLike, games: Sequence[str], seeds: Sequence[int], frames_planned: int) -> pd.DataFrame:
+    """One row per planned (game, seed): complete or missing, frames and wall hours done, device."""
+    rows = []
+    for game in games:
+        for seed in seeds:
+            folder = run_dir(results, game, seed)
+            complete = run_is_complete(folder)
+            log_path = folder / ("learning_curve.parquet" if complete else "train_log.parquet")
+            log = _read(log_path) if log_path.is_file() else None
+            last = log.sort_values("frames").iloc[-1] if log is not None and len(log) else None
+            config = _read_json(folder / "config.json") or {}
+            rows.append({
+                "game": game,
+                "seed": int(seed),
+                "status": "complete" if complete else "missing",
+                "frames_done": int(last["frames"]) if last is not None else 0,
+                "frames_planned": int(frames_planned),
+                "wall_hours": float(last["wall_seconds"]) / 3600.0 if last is not None else math.nan,
+                "device": config.get("device"),
+            })
+    return conform(pd.DataFrame(rows, columns=RUNS_SCHEMA.names), RUNS_SCHEMA)
+
+
+# ---------------------------------------------------------------------------- deviations and provenance
+def value_text(value: Any) -> str:
+    """A hyperparameter value as one readable cell (mixed types share a string column)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ", ".join(f"{game}: {frames}" for game, frames in value) or "none"
+    return str(value)
+
+
+def deviations_table(hp: Hyperparameters, reference: str = "nature") -> pd.DataFrame:
+    """Every hyperparameter that differs from the reference paper's, generated from the values."""
+    rows = [
+        {"field": d.field, "paper_value": value_text(d.paper_value), "this_value": value_text(d.this_value),
+         "unit": d.unit, "note": d.note}
+        for d in deviations(hp, reference)
+    ]
+    return conform(pd.DataFrame(rows, columns=DEVIATIONS_SCHEMA.names), DEVIATIONS_SCHEMA)
+
+
+def _run(cmd: Sequence[str]) -> str | None:
+    try:
+        done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in VERSIONED_PACKAGES:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def git_state(folder: Path) -> tuple[str | None, bool | None]:
+    """The commit of the checkout that holds this code, and whether tracked files differ from it."""
+    if shutil.which("git") is None:
+        return None, None
+    commit = _run(["git", "-C", str(folder), "rev-parse", "HEAD"])
+    if commit is None:
+        return None, None
+    status = _run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"])
+    return commit, None if status is None else bool(status)
+
+
+def hardware() -> dict[str, Any]:
+    """The machine that aggregates (trainings record their own device and host in config.json)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        memory_gib = None
+    listing = _run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]) if shutil.which("nvidia-smi") else None
+    gpus = [line.strip() for line in (listing or "").splitlines() if line.strip()]
+    return {
+        "cpu": f"{cpu} ({os.cpu_count()} cores)",
+        "gpu": ", ".join(gpus) if gpus else "none",
+        "memory_gib": memory_gib,
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+    }
+
+
+def provenance(results: str | os.PathLike, *, preset: str, reference: str, overrides: Mapping[str, Any],
+               games: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
+    """Versions, git commit and hardware here, the plan, and each run's own device, host and versions."""
+    commit, dirty = git_state(Path(__file__).resolve().parent)
+    runs = []
+    for game in games:
+        for seed in seeds:
+            config = _read_json(run_dir(results, game, seed) / "config.json")
+            if config is not None:
+                runs.append({"game": game, "seed": int(seed), "device": config.get("device"),
+                             "hostname": config.get("hostname"), "versions": config.get("versions")})
+    return {
+        "experiment": Path(results).name,
+        "preset": preset,
+        "reference": reference,
+        "overrides": {k: str(v) for k, v in overrides.items()},
+        "games": list(games),
+        "seeds": [int(s) for s in seeds],
+        "versions": versions(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "hardware": hardware(),
+        "runs": runs,
+    }
+
+
+# ---------------------------------------------------------------------------- all tables
+def aggregate(results: str | os.PathLike, games: Sequence[str], seeds: Sequence[int], *, preset: str = "nature",
+              overrides: Mapping[str, Any] | None = None,
+              display_names: Mapping[str, str] | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """The five tables (file name -> DataFrame) and the provenance of the planned runs under `results`."""
+    overrides = dict(overrides or {})
+    hp = resolve(preset, overrides)
+    reference = PRESET_REFERENCE.get(preset, "nature")
+    episodes = read_episodes(results, games, seeds)
+    tables = {
+        "scores.parquet": scores_table(episodes, display_names),
+        "episodes.parquet": episodes,
+        "learning_curves.parquet": read_learning_curves(results, games, seeds),
+        "runs.parquet": runs_table(results, games, seeds, hp.training_length_frames),
+        "deviations.parquet": deviations_table(hp, reference),
+    }
+    info = provenance(results, preset=preset, reference=reference, overrides=overrides, games=games, seeds=seeds)
+    return tables, info
+
+
+def write_tables(results: str | os.PathLike, tables: Mapping[str, pd.DataFrame], info: Mapping[str, Any]) -> None:
+    """Each table through dqn.fileio (temp name + rename), with its schema's exact column types."""
+    results = Path(results)
+    for name, df in tables.items():
+        table = pa.Table.from_pandas(df, schema=TABLES[name], preserve_index=False)
+        fileio.atomic_write(results / name, lambda tmp, table=table: pq.write_table(table, tmp))
+    fileio.write_json(dict(info), results / "provenance.json")
+
+
+def read_display_names(path: str | os.PathLike) -> dict[str, str]:
+    """ale_id -> display_name from a games sheet (config/games.tsv)."""
+    fileio.check_input_file(path, "games sheet")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    if not {"ale_id", "display_name"} <= set(sheet.columns):
+        raise UserError(f"games sheet {str(path)!r} needs the columns ale_id and display_name (tab-separated)")
+    return dict(zip(sheet["ale_id"], sheet["display_name"]))
+
+
+# ---------------------------------------------------------------------------- CLI
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, like every other user error
+        raise UserError(f"{message}; see python -m dqn.aggregate --help")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _ArgumentParser(prog="python -m dqn.aggregate", description="Build the results tables of one experiment.")
+    p.add_argument("--results", required=True, help="results/{experiment} folder of the workflow")
+    p.add_argument("--games", required=True, nargs="+", help="planned games (ALE ids)")
+    p.add_argument("--seeds", required=True, nargs="+", type=int, help="planned seeds")
+    p.add_argument("--preset", default="nature", help=f"hyperparameter preset of the runs: {', '.join(sorted(PRESETS))}")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides of the runs")
+    p.add_argument("--games-sheet", default=None, help="TSV with ale_id and display_name (default: the paper's names)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if any(seed < 0 for seed in args.seeds):
+        raise UserError(f"--seeds must be zero or positive, got {args.seeds}")
+    names = read_display_names(args.games_sheet) if args.games_sheet else None
+    results = fileio.check_output_dir(args.results)
+    tables, info = aggregate(results, args.games, args.seeds, preset=args.preset,
+                             overrides=parse_overrides(args.set), display_names=names)
+    write_tables(results, tables, info)
+    runs = tables["runs.parquet"]
+    missing = runs[runs["status"] == "missing"]
+    print(f"{results}: {len(runs) - len(missing)}/{len(runs)} runs complete, "
+          f"{len(tables['episodes.parquet'])} evaluation episodes", file=sys.stderr)
+    for row in missing.itertuples():
+        print(f"  missing: {row.game} seed {row.seed} ({row.frames_done:,}/{row.frames_planned:,} frames)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)

@@ -1,0 +1,247 @@
+"""The experiment design, checked once when the workflow is parsed, so a mistake fails before any job.
+
+Order of the checks: the config against workflow/schemas/config.schema.yaml (unknown keys, types),
+the games sheet against workflow/schemas/games.schema.yaml, the chosen games against the sheet and
+ale-py's ROMs, then the preset and hyperparameter overrides through dqn.config.resolve, the same
+function `python -m dqn.train` calls. Every failure is one line that names the key.
+"""
+
+import difflib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
+from snakemake.utils import validate
+
+from dqn.config import PRESET_REFERENCE, resolve
+from dqn.errors import UserError
+from dqn.games import ale_rom_ids
+
+GAMES_SHEET = Path(workflow.basedir) / "config" / "games.tsv"
+WEIGHTS = ["best", "final"]
+# The training-time evaluator of dqn.train runs as one process beside the learner.
+SIDE_EVAL_WORKERS = 1
+# Replay frames are 84x84 bytes, stored once each; the rest is the learner, torch and the
+# checkpoint writer.
+REPLAY_BYTES_PER_TRANSITION = 84 * 84 + 16
+TRAIN_BASE_MEM_MB = 2500
+
+
+def _schema_error_line(error, what):
+    """One line from a jsonschema error: the key's dotted path and what is wrong with it."""
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        close = difflib.get_close_matches(unknown[0], allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        scope = f" of {path!r}" if path else ""
+        return f"{what}: unknown key {key!r}{hint}; valid keys{scope}: {', '.join(allowed)}"
+    where = f"key {path!r}" if path else "top level"
+    return f"{what}: {where}: {error.message}"
+
+
+def validated(data, schema, what):
+    """snakemake.utils.validate (which also fills in the schema's defaults), with a one-line error."""
+    try:
+        validate(data, schema)
+    except WorkflowError as exc:
+        errors = [a for a in exc.args if hasattr(a, "absolute_path")]
+        if not errors:
+            raise
+        row = next((a for a in exc.args if isinstance(a, str) and a.startswith("Error validating row")), "")
+        where = f"{what} {row[len('Error validating '):].rstrip('. of data frame')}" if row else what
+        raise WorkflowError(_schema_error_line(errors[0], where)) from None
+    return data
+
+
+def read_games_sheet(path):
+    if not path.is_file():
+        raise WorkflowError(f"games sheet {str(path)!r} is missing; it lists the games (ale_id, display_name)")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    validated(sheet, "../schemas/games.schema.yaml", str(path))
+    duplicated = sorted(set(sheet["ale_id"][sheet["ale_id"].duplicated()]))
+    if duplicated:
+        raise WorkflowError(f"{path}: ale_id {duplicated[0]!r} appears more than once")
+    return sheet
+
+
+def chosen_games(choice, sheet):
+    """The config's `games` ("all" or a list) as ALE ids, each a row of the sheet and a ROM of ale-py."""
+    known = list(sheet["ale_id"])
+    games = known if choice == "all" else list(choice)
+    for game in games:
+        if game not in known:
+            close = difflib.get_close_matches(game, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise WorkflowError(f"config key 'games': unknown game {game!r}{hint}; add it to config/games.tsv or pick from it")
+    roms = set(ale_rom_ids())
+    missing = [g for g in games if g not in roms]
+    if missing:
+        raise WorkflowError(f"config/games.tsv: game {missing[0]!r} is not a ROM of the installed ale-py")
+    return games
+
+
+def visible_gpus():
+    """GPUs `nvidia-smi -L` lists, narrowed by CUDA_VISIBLE_DEVICES; 0 without a driver (no torch import)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return 0
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    if listing.returncode != 0:
+        return 0
+    count = sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
+    if visible is not None:
+        count = min(count, len([v for v in visible.split(",") if v.strip()]))
+    return count
+
+
+def training_device(choice):
+    if choice != "auto":
+        return choice
+    return "cuda" if visible_gpus() > 0 else "cpu"
+
+
+def resolved_hyperparameters(preset, overrides):
+    try:
+        return resolve(preset, overrides)
+    except UserError as exc:
+        key = "preset" if "preset" in str(exc) else "hyperparameters"
+        raise WorkflowError(f"config key {key!r}: {exc}") from None
+
+
+def cli_value(value):
+    """A resolved hyperparameter as `--set key=value` writes it (what dqn.config.parse_overrides reads)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(f"{game}:{frames}" for game, frames in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def set_arguments(hp, overrides):
+    """`--set key=value ...` of the overrides, or nothing (canonical values, so YAML spelling does not matter)."""
+    pairs = [f"{key}={cli_value(getattr(hp, key))}" for key in sorted(overrides)]
+    return ["--set", *pairs] if pairs else []
+
+
+# ---------------------------------------------------------------------------- the design
+validated(config, "../schemas/config.schema.yaml", "config")
+GAMES_TABLE = read_games_sheet(GAMES_SHEET)
+EXPERIMENT = config["experiment"]
+PRESET = config["preset"]
+GAMES = chosen_games(config["games"], GAMES_TABLE)
+SEEDS = list(config["seeds"])
+HP = resolved_hyperparameters(PRESET, config["hyperparameters"])
+SET_ARGUMENTS = set_arguments(HP, config["hyperparameters"])
+REFERENCE = PRESET_REFERENCE.get(PRESET, "nature")
+TRAIN_DEVICE = training_device(config["device"])
+EVALUATION_WORKERS = config["evaluation_workers"]
+REPORT = config["report"]
+
+
+wildcard_constraints:
+    experiment=re.escape(EXPERIMENT),
+    game="[a-z0-9_]+",
+    seed=r"\d+",
+    weights="|".join(WEIGHTS),
+
+
+# ---------------------------------------------------------------------------- planned files
+def planned(pattern, **more):
+    """`pattern` for every planned (game, seed) of this experiment."""
+    return expand(pattern, experiment=EXPERIMENT, game=GAMES, seed=SEEDS, **more)
+
+
+def learning_curves(wildcards):
+    return planned("results/{experiment}/runs/dqn/{game}/seed{seed}/learning_curve.parquet")
+
+
+def dqn_episodes(wildcards):
+    return planned("results/{experiment}/episodes/dqn/{game}/seed{seed}/{weights}.parquet", weights=WEIGHTS)
+
+
+def random_episodes(wildcards):
+    return planned("results/{experiment}/episodes/random/{game}/seed{seed}.parquet")
+
+
+# ---------------------------------------------------------------------------- resources
+def training_gpus(wildcards):
+    return 1 if TRAIN_DEVICE == "cuda" else 0
+
+
+def training_mem_mb(wildcards):
+    replay_mb = HP.replay_memory_size_transitions * REPLAY_BYTES_PER_TRANSITION // 1_000_000
+    return replay_mb + TRAIN_BASE_MEM_MB
+
+
+def learner_threads(wildcards, threads):
+    """The job's threads less the training-time evaluator's process (at least one for torch)."""
+    return max(1, threads - SIDE_EVAL_WORKERS)
+
+
+def run_folder(wildcards, output):
+    return str(Path(output.final).parent)
+
+
+def results_folder(wildcards, output):
+    return str(Path(output.scores).parent)
+
+
+def tables_folder(wildcards, input):
+    return str(Path(input.scores).parent)
+
+
+def figures_folder(wildcards, output):
+    return str(Path(output.normalized_scores).parent)
+
+
+# Put before the training command when it trains on CUDA: on a machine with several GPUs each
+# training takes one that no other holds (see the script); under Slurm it changes nothing.
+GPU_SCRIPT = Path(workflow.basedir) / "workflow" / "scripts" / "one_gpu.sh"
+GPU_LAUNCHER = f"bash {shlex.quote(str(GPU_SCRIPT))}" if TRAIN_DEVICE == "cuda" else ""
+
+
+# ---------------------------------------------------------------------------- partial report
+def aggregate_command(results):
+    return [sys.executable, "-m", "dqn.aggregate", "--results", results, "--games", *GAMES,
+            "--seeds", *map(str, SEEDS), "--preset", PRESET, *SET_ARGUMENTS, "--games-sheet", str(GAMES_SHEET)]
+
+
+def report_command(results, reports):
+    return [sys.executable, "-m", "dqn.report", "--results", results, "--out", f"{reports}/report.html",
+            "--figures-dir", f"{reports}/figures", "--bootstrap-repetitions", str(REPORT["bootstrap_repetitions"])]
+
+
+def partial_report():
+    """The tables and the report of whatever exists, after a failed job (the `onerror` hook).
+
+    Same commands as the aggregate and report rules; runs.parquet marks what is missing.
+    """
+    results, reports = f"results/{EXPERIMENT}", f"reports/{EXPERIMENT}"
+    log_path = Path("logs") / EXPERIMENT / "partial_report.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        for command in (aggregate_command(results), report_command(results, reports)):
+            log.write(f"$ {shlex.join(command)}\n")
+            log.flush()
+            if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+                logger.error(f"Partial report: {shlex.join(command[1:4])} ... failed; see {log_path}")
+                return
+    logger.error(
+        f"Some jobs failed. Tables of what exists are in {results}/ (runs.parquet marks the missing runs) "
+        f"and a partial report in {reports}/report.html; run snakemake again to finish what is missing."
+    )

@@ -1,0 +1,37 @@
+rule train:
+    """Train DQN on one game with one seed: `python -m dqn.train`, resumable.
+
+    Only the files dqn.train writes at the very end are outputs, so Snakemake never deletes the
+    checkpoint, train log, snapshots or config.json of a failed or interrupted run, and the same
+    command run again (a retry, a Slurm resubmission, the next `snakemake`) resumes it from its
+    newest checkpoint. Finished outputs are write-protected: nothing retrains a finished run by
+    accident (delete its folder to train it again).
+    """
+    output:
+        final=protected("results/{experiment}/runs/dqn/{game}/seed{seed}/final.pt"),
+        best=protected("results/{experiment}/runs/dqn/{game}/seed{seed}/best.pt"),
+        learning_curve=protected("results/{experiment}/runs/dqn/{game}/seed{seed}/learning_curve.parquet"),
+    log:
+        "logs/{experiment}/train/{game}/seed{seed}.log",
+    params:
+        out=run_folder,
+        preset=PRESET,
+        overrides=SET_ARGUMENTS,
+        side_eval_workers=SIDE_EVAL_WORKERS,
+    conda:
+        "../envs/dqn.yaml"
+    # The learner gets all threads but the training-time evaluator's process (at least one).
+    threads: 2
+    # Where the job runs, not what it computes: resources, so that a change never retrains.
+    resources:
+        gpu=training_gpus,
+        device=TRAIN_DEVICE,
+        launcher=GPU_LAUNCHER,
+        learner_threads=learner_threads,
+        mem_mb=training_mem_mb,
+    # Appended to: the log of a resumed run keeps the story of its earlier attempts.
+    shell:
+        "{resources.launcher} python -m dqn.train --game {wildcards.game} --seed {wildcards.seed}"
+        " --out {params.out:q} --preset {params.preset:q} {params.overrides:q} --device {resources.device}"
+        " --threads {resources.learner_threads} --eval-workers {params.side_eval_workers}"
+        " >> {log:q} 2>&1"

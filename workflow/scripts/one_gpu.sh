@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# one_gpu.sh COMMAND [ARG ...]: run COMMAND on one GPU of this machine that no other training holds.
+#
+# Snakemake's `gpu` resource caps how many trainings run at once (--resources gpu=N) but does not
+# say which GPU each one takes: without this, every training would land on GPU 0. Each GPU has a
+# lock file; COMMAND runs with CUDA_VISIBLE_DEVICES set to the first GPU whose lock it could take
+# and keeps that lock, through an inherited file descriptor, until it and its children exit.
+# The GPUs are those of CUDA_VISIBLE_DEVICES if set, else every GPU `nvidia-smi -L` lists.
+# Under Slurm the allocation already pins the job's GPUs, so COMMAND runs as it is.
+set -euo pipefail
+
+if [[ -n "${SLURM_JOB_ID:-}" ]]; then
+  exec "$@"
+fi
+if [[ -n "${CUDA_VISIBLE_DEVICES:-}" ]]; then
+  IFS=, read -ra gpus <<< "$CUDA_VISIBLE_DEVICES"
+else
+  mapfile -t gpus < <(nvidia-smi -L | sed -n 's/^GPU \([0-9][0-9]*\):.*/\1/p')
+fi
+lock_dir="${DQN_GPU_LOCK_DIR:-${TMPDIR:-/tmp}/dqn-gpu-locks-$(id -u)}"
+mkdir -p "$lock_dir"
+for gpu in "${gpus[@]}"; do
+  exec {lock_fd}>"$lock_dir/gpu-${gpu// /}.lock"
+  if flock --nonblock "$lock_fd"; then
+    export CUDA_VISIBLE_DEVICES="${gpu// /}"
+    exec "$@"
+  fi
+  exec {lock_fd}>&-
+done
+echo "one_gpu.sh: every GPU (${gpus[*]:-none}) is held by another training;" \
+  "give snakemake --resources gpu=N with N at most ${#gpus[@]}" >&2
+exit 1
