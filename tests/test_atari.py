@@ -179,6 +179,9 @@ def test_action_repeat_of_three_frames():
         (4, Action.LEFT), (5, Action.LEFT), (6, Action.LEFT),
     ]
     assert env.episode_frames == 6 and env.total_frames == 6
+    for outside in (-1, 4):  # a negative index would silently pick an action from the end
+        with pytest.raises(ValueError, match="minimal action set"):
+            env.step(outside)
 
 
 def test_step_max_pools_the_last_two_frames_of_the_step():
