@@ -1,0 +1,35 @@
+"""CLI: python -m dqn.report --results results/{experiment} --out report.html --figures-dir figures/"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from dqn.errors import cli_main
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m dqn.report",
+        description="Write the self-contained HTML report of a results folder and its PNG figures.",
+    )
+    parser.add_argument("--results", required=True, help="results folder of one experiment, e.g. results/demo")
+    parser.add_argument("--out", required=True, help="HTML file to write, e.g. reports/demo/report.html")
+    parser.add_argument("--figures-dir", required=True, help="folder for the PNG figures, e.g. reports/demo/figures")
+    parser.add_argument("--bootstrap-reps", type=int, default=2000,
+                        help="stratified-bootstrap resamples for the 95%% confidence intervals (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from dqn.report.build import build_report
+
+    out = build_report(args.results, args.out, args.figures_dir, bootstrap_reps=args.bootstrap_reps, seed=args.seed)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)

@@ -1,0 +1,124 @@
+"""Build the report: read a results folder, compute the tables, draw the figures, write the files."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from dqn.errors import UserError
+from dqn.fileio import atomic_write, check_output_dir
+from dqn.report import figures as figs
+from dqn.report import tables
+from dqn.report.html import FigureItem, ReportContent, render_report
+from dqn.report.paper import get_reference
+from dqn.report.results import Results, load_results
+
+# The figure files the workflow registers with Snakemake's report(), in the order the page shows them.
+FIGURE_FILES = ("normalized_scores.png", "learning_curves.png", "average_max_q.png", "scores_vs_paper.png")
+
+
+def protocol_notes(reference: str) -> list[dict]:
+    """The config's protocol notes for `reference`, or none when the config registers no such paper."""
+    from dqn import config
+
+    if reference not in config.PAPER_PRESETS:
+        return []
+    # Values as written in the config (an int stays "10000", not "10000.0" in a float column).
+    return [{**dataclasses.asdict(note), "value": str(note.value)} for note in config.protocol_notes(reference)]
+
+
+def report_figures(results: Results, table, reference_label: str) -> list[FigureItem]:
+    """The four figures of the report, drawn and encoded as PNG."""
+    curves = results.learning_curves
+    drawn = [
+        ("normalized_scores.png", "Human-normalized score per game (Fig. 3 style)",
+         figs.normalized_scores_figure(table, reference_label=reference_label),
+         f"This run's best-intermediate weights (mean of seed means) beside DQN in the {reference_label}, sorted by this "
+         f"run's score; dashed line: human level (100 %). Bars are cut at {figs.BAR_CLIP_PERCENT:.0f} % and then "
+         "labelled with their value; games without a score are drawn last, marked \u201cno score\u201d."),
+        ("learning_curves.png", "Learning curves (Fig. 2 a, b style)",
+         figs.learning_curves_figure(curves, table, reference_label=reference_label),
+         "Training-time evaluation score (\u03b5 = 0.05) against emulator frames for every game: line, the mean over "
+         "seeds; band, the range (min to max) over seeds; dashed grey, the paper's final DQN score."),
+        ("average_max_q.png", "Average max Q on held-out states (Fig. 2 c, d style)",
+         figs.average_max_q_figure(curves, table),
+         "Mean over the held-out states of max_a Q(s, a) against emulator frames: line, the mean over seeds; band, "
+         "the range (min to max) over seeds."),
+        ("scores_vs_paper.png", "This run's scores against the paper's",
+         figs.scores_vs_paper_figure(table, reference_label=reference_label),
+         f"Raw scores on symmetric-log axes (linear within \u00b1{figs.SYMLOG_LINEAR_WIDTH:.0f} points, logarithmic "
+         "outside, so negative scores need no shift); the dotted diagonal is equality; error bars are the s.d. across "
+         f"seeds; the {figs.SCATTER_LABELS} games farthest from equality are named. Grey crosses: this run's random agent "
+         "against the paper's random agent."),
+    ]  # fmt: skip
+    items = []
+    for name, title, figure, caption in drawn:
+        items.append(FigureItem(name=name, png=figs.png_bytes(figure), title=title, caption=caption))
+    return items
+
+
+def build_report(results_dir: str | Path, out: str | Path, figures_dir: str | Path, *,
+                 bootstrap_reps: int = 2000, seed: int = 0) -> Path:
+    """Write the HTML report `out` and the PNG figures of FIGURE_FILES into `figures_dir`; return `out`."""
+    if bootstrap_reps < 1:
+        raise UserError(f"--bootstrap-reps must be a positive number of resamples, got {bootstrap_reps}")
+    results = load_results(results_dir)
+    out, figures_dir = Path(out), Path(figures_dir)
+    check_output_dir(out.parent)
+    check_output_dir(figures_dir)
+
+    reference = get_reference(results.reference)
+    reference_label = f"{reference.label} ({reference.table_label})"
+    table = tables.game_table(results)
+    warnings = []
+    mismatched = tables.normalization_mismatches(results)
+    if mismatched:
+        warnings.append(
+            f"scores.parquet human_normalized differs from the {reference.label}'s normalization for "
+            f"{', '.join(mismatched)}; this report normalizes with the {reference.label}'s random and human scores."
+        )
+    unknown = table.loc[table["human_score"].isna(), "game"].tolist()
+    if unknown:
+        warnings.append(f"no reference scores in the {reference.label} for {', '.join(unknown)}; these games are left out of the aggregates.")
+
+    runs = tables.runs_table(results)
+    figure_items = report_figures(results, table, reference.label)
+    content = ReportContent(
+        experiment=results.experiment,
+        preset=str(results.provenance.get("preset", "unknown")),
+        reference_label=reference_label,
+        citation=reference.citation,
+        normalization=reference.normalization,
+        runs_complete=int((runs["status"] == "complete").sum()),
+        runs_total=len(runs),
+        game_table=table,
+        aggregates=tables.aggregate_table(results, reps=bootstrap_reps, seed=seed),
+        missing_runs=tables.missing_runs(results),
+        runs=runs,
+        hours=tables.device_hours(results),
+        deviations=results.deviations.astype(str),
+        protocol_notes=protocol_notes(results.reference),
+        provenance=results.provenance,
+        figures=figure_items,
+        bootstrap_reps=bootstrap_reps,
+        bootstrap_seed=seed,
+        results_path=str(results.path),
+        warnings=warnings,
+    )
+    document = render_report(content)
+    for item in figure_items:
+        write_readable(figures_dir / item.name, item.png)
+    write_readable(out, document.encode("utf-8"))
+    return out
+
+
+def write_readable(path: Path, data: bytes) -> Path:
+    """Write `data` atomically, readable by everyone: a report is meant to be shared or served."""
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+        # The temporary file is created private (0600); the report should not stay so.
+        os.chmod(tmp, 0o644)
+
+    return atomic_write(path, write)

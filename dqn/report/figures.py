@@ -1,0 +1,223 @@
+"""The report's figures. Each function takes tables and returns a matplotlib Figure; none saves.
+
+Figures are built on `matplotlib.figure.Figure` directly (the Agg canvas, no pyplot), so making
+one touches no global state and needs no display.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from dqn.report.tables import WEIGHTS_LABELS
+
+# Human-normalized bars are drawn up to this value; longer ones are cut and labelled with their value.
+BAR_CLIP_PERCENT = 600.0
+# Scores are drawn on symmetric-log axes: linear within +-SYMLOG_LINEAR_WIDTH points, logarithmic outside.
+SYMLOG_LINEAR_WIDTH = 10.0
+# The scatter of scores names this many games, those farthest from the paper on the symlog scale.
+SCATTER_LABELS = 12
+
+_PALETTE = sns.color_palette("colorblind")
+THIS_RUN_COLOR = _PALETTE[0]
+FINAL_COLOR = _PALETTE[2]
+PAPER_COLOR = (0.62, 0.62, 0.62)
+HUMAN_COLOR = _PALETTE[3]
+
+
+def _new_figure(width_inches: float, height_inches: float) -> Figure:
+    return Figure(figsize=(width_inches, height_inches), layout="constrained")
+
+
+def png_bytes(fig: Figure, *, dpi: int = 100) -> bytes:
+    """The figure encoded as PNG."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _whole(value: float) -> str:
+    """A value rounded to a whole number, without the sign of a negative zero."""
+    text = f"{value:,.0f}"
+    return "0" if text == "-0" else text
+
+
+def normalized_scores_figure(table: pd.DataFrame, *, weights: str = "best", reference_label: str = "paper") -> Figure:
+    """Fig. 3 of the paper: human-normalized score per game, sorted, this run's beside the paper's.
+
+    `table` is `tables.game_table()`. Games without this run's score are drawn last, marked
+    "no score". Bars longer than BAR_CLIP_PERCENT are cut at it and labelled with their value.
+    """
+    ours = table[f"{weights}_normalized"].to_numpy(dtype=np.float64)
+    paper = table["paper_normalized"].to_numpy(dtype=np.float64)
+    # Highest first, missing last; reversed below because barh draws its first bar at the bottom.
+    order = sorted(range(len(table)), key=lambda i: (math.isnan(ours[i]), -ours[i] if not math.isnan(ours[i]) else 0.0))
+    names = [str(table["display_name"].iloc[i]) + ("  (no score)" if math.isnan(ours[i]) else "") for i in order]
+    ours, paper = ours[order][::-1], paper[order][::-1]
+    names = names[::-1]
+
+    n = len(names)
+    fig = _new_figure(9.0, 1.4 + 0.3 * n)
+    with sns.axes_style("whitegrid"):
+        ax = fig.add_subplot()
+    finite = np.concatenate([ours[np.isfinite(ours)], paper[np.isfinite(paper)], [100.0]])
+    right = min(max(finite.max() * 1.08, 110.0), BAR_CLIP_PERCENT * 1.12)
+    left = min(0.0, max(finite.min() * 1.1, -100.0)) - 0.02 * right
+    y = np.arange(n)
+    height = 0.4
+    ax.barh(y - height / 2, np.clip(np.nan_to_num(paper), left, BAR_CLIP_PERCENT), height=height,
+            color=PAPER_COLOR, label=f"DQN in the {reference_label}")
+    ax.barh(y + height / 2, np.clip(np.nan_to_num(ours), left, BAR_CLIP_PERCENT), height=height,
+            color=THIS_RUN_COLOR, label=f"this run ({WEIGHTS_LABELS[weights]} weights)")
+    for yi, value in zip(y, ours):
+        if np.isfinite(value):
+            cut = value > BAR_CLIP_PERCENT
+            x = min(value, BAR_CLIP_PERCENT) if value >= 0 else 0.0
+            ax.text(x + 0.01 * right, yi + height / 2, f"{_whole(value)} %" + (" \u2192" if cut else ""),
+                    va="center", ha="left", fontsize=7, color="black", fontweight="bold" if cut else "normal")
+    for yi, value in zip(y, paper):
+        if np.isfinite(value) and value > BAR_CLIP_PERCENT:
+            ax.text(BAR_CLIP_PERCENT + 0.01 * right, yi - height / 2, f"{_whole(value)} % \u2192", va="center",
+                    ha="left", fontsize=7, color="dimgray")
+    ax.axvline(100.0, color=HUMAN_COLOR, linestyle="--", linewidth=1.2, label="human level (100 %)")
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlim(left, right)
+    ax.set_xlabel("human-normalized score (%)")
+    ax.xaxis.set_ticks_position("both")
+    ax.tick_params(axis="x", labeltop=True)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncols=3, fontsize=8, frameon=False)
+    return fig
+
+
+def _grid(n: int, panel_inches: float = 2.3, max_columns: int = 7) -> tuple[Figure, list, int]:
+    columns = max(1, min(max_columns, n))
+    rows = max(1, math.ceil(n / columns))
+    fig = _new_figure(panel_inches * columns + 0.4, panel_inches * 0.8 * rows + 0.8)
+    with sns.axes_style("whitegrid"):
+        axes = fig.subplots(rows, columns, squeeze=False).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n], columns
+
+
+def seed_band(curves: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per frames value of one game: mean, min and max of `column` over seeds, and the seeds present."""
+    grouped = curves.groupby("frames")[column]
+    return pd.DataFrame({"mean": grouped.mean(), "low": grouped.min(), "high": grouped.max(), "seeds": grouped.count()}).reset_index()
+
+
+def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel: str, *,
+                  paper_line: str | None = None, title: str = "") -> Figure:
+    """One panel per game of `table` (missing games included): `column` of learning_curves.parquet against
+    emulator frames, the mean over seeds as a line and the range over seeds (min to max) as a band.
+
+    `paper_line` names a `table` column drawn as a dashed horizontal line (e.g. the paper's score).
+    """
+    fig, axes, columns = _grid(len(table))
+    curves = curves.assign(game=curves["game"].astype(str))
+    for k, (ax, (_, row)) in enumerate(zip(axes, table.iterrows())):
+        game_curves = curves[(curves["game"] == row["game"]) & curves[column].notna()]
+        ax.set_title(row["display_name"], fontsize=9)
+        ax.tick_params(labelsize=7)
+        if k % columns == 0:
+            ax.set_ylabel(ylabel, fontsize=8)
+        if k >= len(axes) - columns:
+            ax.set_xlabel("frames (millions)", fontsize=8)
+        if game_curves.empty:
+            ax.text(0.5, 0.5, "no learning curve\n(run missing)", transform=ax.transAxes, ha="center", va="center",
+                    fontsize=8, color="dimgray")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        band = seed_band(game_curves, column)
+        x = band["frames"] / 1e6
+        ax.fill_between(x, band["low"], band["high"], color=THIS_RUN_COLOR, alpha=0.25, linewidth=0)
+        ax.plot(x, band["mean"], color=THIS_RUN_COLOR, linewidth=1.3)
+        if paper_line is not None and np.isfinite(row[paper_line]):
+            ax.axhline(row[paper_line], color=PAPER_COLOR, linestyle="--", linewidth=1.0)
+        ax.yaxis.set_major_locator(_locator(4))
+        ax.xaxis.set_major_locator(_locator(3))
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _locator(bins: int):
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(nbins=bins)
+
+
+def learning_curves_figure(curves: pd.DataFrame, table: pd.DataFrame, *, reference_label: str = "paper") -> Figure:
+    """Fig. 2 (a, b) for every game: training-time evaluation score against frames, seeds as a min-max band,
+    the paper's final DQN score as a dashed grey line."""
+    return curves_figure(
+        curves, table, "eval_score_mean", "score",
+        paper_line="paper_dqn_mean",
+        title=f"Evaluation score (band: seeds' range; dashed: {reference_label})",
+    )
+
+
+def average_max_q_figure(curves: pd.DataFrame, table: pd.DataFrame) -> Figure:
+    """Fig. 2 (c, d) for every game: average max Q on the held-out states against frames, seeds as a min-max band."""
+    return curves_figure(
+        curves, table, "average_max_q", "average max Q",
+        title="Average max Q on held-out states (band: seeds' range)",
+    )
+
+
+def _symlog(values) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    return np.sign(values) * np.log10(1.0 + np.abs(values) / SYMLOG_LINEAR_WIDTH)
+
+
+def scores_vs_paper_figure(table: pd.DataFrame, *, reference_label: str = "paper") -> Figure:
+    """This run's raw scores (best and final weights; the random agent) against the paper's, on symmetric-log axes.
+
+    The axes are linear within +-SYMLOG_LINEAR_WIDTH points and logarithmic outside, so negative
+    scores (Pong, Tennis, ...) are drawn without shifting; error bars are the s.d. across seeds.
+    The SCATTER_LABELS games farthest from equality (best weights) are named.
+    """
+    fig = _new_figure(9.0, 8.5)
+    with sns.axes_style("whitegrid"):
+        ax = fig.add_subplot()
+    series = [
+        ("random_score", "random_mean", "random_std", "random agent", PAPER_COLOR, "x"),
+        ("paper_dqn_mean", "final_mean", "final_std", f"DQN, {WEIGHTS_LABELS['final']} weights", FINAL_COLOR, "s"),
+        ("paper_dqn_mean", "best_mean", "best_std", f"DQN, {WEIGHTS_LABELS['best']} weights", THIS_RUN_COLOR, "o"),
+    ]
+    values = []
+    for paper_col, ours_col, std_col, label, color, marker in series:
+        present = table[table[paper_col].notna() & table[ours_col].notna()]
+        if present.empty:
+            continue
+        ax.errorbar(present[paper_col], present[ours_col], yerr=present[std_col].fillna(0.0), fmt=marker, color=color,
+                    markersize=5, elinewidth=0.8, capsize=0, alpha=0.9, label=label,
+                    markerfacecolor="none" if marker == "s" else color)
+        values.extend(present[paper_col].tolist() + present[ours_col].tolist())
+    best = table[table["paper_dqn_mean"].notna() & table["best_mean"].notna()]
+    # Labelling all 49 points makes the dense middle unreadable: name only those farthest from equality.
+    distance = pd.Series(np.abs(_symlog(best["best_mean"]) - _symlog(best["paper_dqn_mean"])), index=best.index)
+    for _, row in best.loc[distance.sort_values(ascending=False).index[:SCATTER_LABELS]].iterrows():
+        ax.annotate(row["display_name"], (row["paper_dqn_mean"], row["best_mean"]), xytext=(5, -3),
+                    textcoords="offset points", fontsize=7.5, color="black")
+    ax.set_xscale("symlog", linthresh=SYMLOG_LINEAR_WIDTH)
+    ax.set_yscale("symlog", linthresh=SYMLOG_LINEAR_WIDTH)
+    if values:
+        low, high = min(min(values), 0.0), max(max(values), 1.0)
+        lim = (low * 1.5 if low < 0 else -1.0, high * 1.5)
+        ax.set_xlim(lim)
+        ax.set_ylim(lim)
+        ax.plot(lim, lim, color="black", linewidth=0.8, linestyle=":", label="equal to the paper")
+    ax.set_xlabel(f"score in the {reference_label} (symmetric log: linear within \u00b1{SYMLOG_LINEAR_WIDTH:.0f})")
+    ax.set_ylabel(f"score in this run (symmetric log: linear within \u00b1{SYMLOG_LINEAR_WIDTH:.0f})")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("Raw scores: this run against the paper (error bars: s.d. across seeds)", fontsize=10)
+    return fig

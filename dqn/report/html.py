@@ -1,0 +1,396 @@
+"""The self-contained HTML report: tables as HTML, figures as base64 PNG, CSS and JS inline.
+
+Every numeric cell carries its full-precision value in `data-value` (what the sort uses and what
+the tests compare with the Parquet inputs); the text shows it rounded. Empty `data-value` means
+the value is missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass, field
+from html import escape
+from importlib import resources
+from string import Template
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+MISSING = "\u2014"  # em dash
+
+
+@dataclass(frozen=True)
+class FigureItem:
+    name: str  # file name, e.g. normalized_scores.png
+    png: bytes
+    title: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """Everything the page shows, computed beforehand (no computation happens while rendering)."""
+
+    experiment: str
+    preset: str
+    reference_label: str  # e.g. "Nature 2015 paper (Extended Data Table 2)"
+    citation: str
+    normalization: str
+    runs_complete: int
+    runs_total: int
+    game_table: pd.DataFrame
+    aggregates: pd.DataFrame
+    missing_runs: pd.DataFrame
+    runs: pd.DataFrame
+    hours: pd.DataFrame
+    deviations: pd.DataFrame
+    protocol_notes: list[dict[str, Any]]
+    provenance: dict[str, Any]
+    figures: list[FigureItem]
+    bootstrap_reps: int
+    bootstrap_seed: int
+    results_path: str
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- number formats
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and not pd.isna(value) and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def data_value(value: Any) -> str:
+    """The full-precision value for data-value (repr round-trips a float exactly); "" when missing."""
+    if not _finite(value):
+        return ""
+    number = float(value)
+    return repr(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+
+
+def _unsigned_zero(text: str) -> str:
+    # A value that rounds to zero is shown as 0, not -0.0.
+    return text[1:] if text.startswith("-") and float(text.replace(",", "")) == 0.0 else text
+
+
+def format_score(value: Any) -> str:
+    """A raw game score: thousands separated and whole from 1,000 up, one decimal below."""
+    if not _finite(value):
+        return MISSING
+    number = float(value)
+    return _unsigned_zero(f"{number:,.0f}" if abs(number) >= 1000 else f"{number:.1f}")
+
+
+def format_percent(value: Any) -> str:
+    if not _finite(value):
+        return MISSING
+    return _unsigned_zero(f"{float(value):,.1f}")
+
+
+def format_int(value: Any) -> str:
+    if not _finite(value):
+        return MISSING
+    return f"{int(value):,}"
+
+
+def format_hours(value: Any) -> str:
+    if not _finite(value):
+        return MISSING
+    return f"{float(value):,.2f}"
+
+
+# ---------------------------------------------------------------- HTML pieces
+
+
+def num_cell(value: Any, formatter: Callable[[Any], str], css: str = "num") -> str:
+    return f'<td class="{css}" data-value="{data_value(value)}">{escape(formatter(value))}</td>'
+
+
+def text_cell(text: Any, css: str = "text", sort_value: str | None = None) -> str:
+    text = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
+    sort_attr = f' data-value="{escape(sort_value)}"' if sort_value is not None else ""
+    return f'<td class="{css}"{sort_attr}>{escape(text)}</td>'
+
+
+def header_cell(label: str, *, numeric: bool, title: str = "") -> str:
+    title_attr = f' title="{escape(title)}"' if title else ""
+    kind = "number" if numeric else "text"
+    return f'<th data-type="{kind}" scope="col"{title_attr}>{escape(label)}</th>'
+
+
+def simple_table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, Callable[[Any], str] | None]], *,
+                 css: str = "", table_id: str = "") -> str:
+    """A table of `frame` with (column, header, formatter) columns; formatter None means text."""
+    head = "".join(header_cell(header, numeric=fmt is not None) for _, header, fmt in columns)
+    body = []
+    for _, row in frame.iterrows():
+        cells = "".join(num_cell(row[c], fmt) if fmt is not None else text_cell(row[c]) for c, _, fmt in columns)
+        body.append(f"<tr>{cells}</tr>")
+    id_attr = f' id="{table_id}"' if table_id else ""
+    class_attr = f' class="{css}"' if css else ""
+    return f"<table{id_attr}{class_attr}><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>"
+
+
+# The per-game table: (column of game_table, header, formatter or None for text, tooltip, extra css).
+GAME_COLUMNS: list[tuple[str, str, Callable[[Any], str] | None, str, str]] = [
+    ("display_name", "Game", None, "game as printed in the paper", ""),
+    ("status", "Status", None, "complete: every planned seed trained and scored; partial; missing: no DQN score", "status"),
+    ("random_score", "Random", format_score, "the paper's random agent", ""),
+    ("human_score", "Human", format_score, "the paper's professional human tester", ""),
+    ("paper_dqn_mean", "DQN", format_score, "the paper's DQN: mean over 30 episodes", ""),
+    ("paper_dqn_std", "\u00b1 s.d.", format_score, "the paper's s.d. over 30 episodes", "sd"),
+    ("random_mean", "Random", format_score, "this run's random agent: mean of seed means", ""),
+    ("best_mean", "DQN best", format_score, "best-intermediate weights: mean of seed means (each over 30 episodes)", ""),
+    ("best_std", "\u00b1 s.d. seeds", format_score, "s.d. of the seed means (ddof 1); empty with one seed", "sd"),
+    ("final_mean", "DQN final", format_score, "final weights: mean of seed means (each over 30 episodes)", ""),
+    ("final_std", "\u00b1 s.d. seeds", format_score, "s.d. of the seed means (ddof 1); empty with one seed", "sd"),
+    ("paper_normalized", "Paper", format_percent, "the paper's DQN, human-normalized (%)", ""),
+    ("best_normalized", "Best", format_percent, "this run, best-intermediate weights, human-normalized (%)", ""),
+    ("final_normalized", "Final", format_percent, "this run, final weights, human-normalized (%)", ""),
+    ("higher", "Higher", None, "whose DQN score is higher: this run (best-intermediate) or the paper", ""),
+]
+# Group headers over GAME_COLUMNS: (label, number of columns, css).
+GAME_GROUPS = [("", 2, ""), ("Paper", 4, "group-paper"), ("This run", 5, "group-ours"), ("Human-normalized (%)", 3, ""), ("", 1, "")]
+
+
+def status_text(row: pd.Series) -> str:
+    if row["status"] == "complete":
+        return "complete"
+    scored = int(min(row["best_seeds"], row["final_seeds"]))
+    return f"{row['status']} ({scored} of {int(row['seeds_planned'])} seeds scored)"
+
+
+def game_table_html(table: pd.DataFrame, reference_label: str) -> str:
+    groups = "".join(
+        f'<th colspan="{span}" class="{css}">{escape(label.replace("Paper", reference_label) if label == "Paper" else label)}</th>'
+        for label, span, css in GAME_GROUPS
+    )
+    head = "".join(header_cell(h, numeric=fmt is not None, title=tip) for _, h, fmt, tip, _ in GAME_COLUMNS)
+    body = []
+    for _, row in table.iterrows():
+        cells = []
+        for column, _, fmt, _, css in GAME_COLUMNS:
+            if column == "display_name":
+                cells.append(text_cell(row["display_name"], sort_value=str(row["display_name"])))
+            elif column == "status":
+                cells.append(text_cell(status_text(row), css="text status", sort_value=str(row["status"])))
+            elif column == "higher":
+                higher = str(row["higher"])
+                cells.append(text_cell(higher, css=f"text higher-{higher.replace(' ', '-')}" if higher else "text"))
+            else:
+                cells.append(num_cell(row[column], fmt, css=f"num {css}".strip()))
+        body.append(f'<tr class="status-{escape(str(row["status"]))}" data-game="{escape(str(row["game"]))}">{"".join(cells)}</tr>')
+    return (
+        '<table id="game-table" class="sortable">'
+        f'<thead><tr class="group">{groups}</tr><tr>{head}</tr></thead><tbody>\n' + "\n".join(body) + "\n</tbody></table>"
+    )
+
+
+def _with_ci(row: pd.Series, name: str) -> str:
+    point = format_percent(row[name])
+    if _finite(row.get(f"{name}_low")):
+        return f"{point} [{format_percent(row[f'{name}_low'])}, {format_percent(row[f'{name}_high'])}]"
+    return point
+
+
+def aggregates_html(aggregates: pd.DataFrame) -> str:
+    head = ["", "games", "runs", "median (%)", "mean (%)", "IQM (%)", "games \u2265 100 %", "games \u2265 75 %"]
+    body = []
+    for _, row in aggregates.iterrows():
+        cells = [
+            f'<th scope="row" class="text">{escape(str(row["label"]))}</th>',
+            num_cell(row["games"], format_int),
+            num_cell(row["runs"], format_int),
+        ]
+        for name in ("median", "mean", "iqm"):
+            cells.append(f'<td class="num" data-value="{data_value(row[name])}" data-low="{data_value(row[f"{name}_low"])}" '
+                         f'data-high="{data_value(row[f"{name}_high"])}">{escape(_with_ci(row, name))}</td>')
+        cells.append(num_cell(row["at_or_above_100"], format_int))
+        cells.append(num_cell(row["at_or_above_75"], format_int))
+        body.append(f'<tr class="kind-{escape(str(row["kind"]).replace(" ", "-"))}">{"".join(cells)}</tr>')
+    header = "".join(f'<th scope="col">{escape(h)}</th>' for h in head)
+    return f'<table id="aggregates"><thead><tr>{header}</tr></thead><tbody>\n' + "\n".join(body) + "\n</tbody></table>"
+
+
+def headline_html(content: ReportContent) -> str:
+    ours = content.aggregates[content.aggregates["kind"] == "this run"]
+    papers = content.aggregates[content.aggregates["kind"] == "paper"]
+    if ours.empty:
+        return '<p class="headline">No DQN run has been scored yet, so there is nothing to compare with the paper.</p>'
+    row = ours.iloc[0]
+    paper = papers.iloc[0]
+    table = content.game_table
+    compared = table[table["higher"].isin(["this run", "paper", "tie"])]
+    wins = int((compared["higher"] == "this run").sum())
+    return (
+        '<p class="headline">'
+        f"Median human-normalized score of this run: <strong>{format_percent(row['median'])} %</strong> "
+        f"({escape(str(row['label']).split(', ', 1)[1])}; 95 % CI {format_percent(row['median_low'])} to "
+        f"{format_percent(row['median_high'])} %) against <strong>{format_percent(paper['median'])} %</strong> for DQN in the paper "
+        f"on the same {int(paper['games'])} games. This run scores higher than the paper on "
+        f"<strong>{wins} of {len(compared)}</strong> games (best-intermediate weights).</p>"
+    )
+
+
+def missing_html(missing: pd.DataFrame, table: pd.DataFrame) -> str:
+    games = table[table["status"] != "complete"]
+    if missing.empty and games.empty:
+        return "<p>None: every planned run trained to the end and was scored with both weights.</p>"
+    listed = ", ".join(f"{escape(str(r['display_name']))} ({escape(status_text(r))})" for _, r in games.iterrows())
+    intro = f"<p>Games not complete: {listed}. They stay in the per-game table; aggregates use the scored seeds only.</p>"
+    columns = [
+        ("display_name", "game", None), ("seed", "seed", format_int), ("status", "status", None),
+        ("frames_done", "frames done", format_int), ("frames_planned", "frames planned", format_int),
+        ("reason", "reason", None),
+    ]  # fmt: skip
+    return intro + simple_table(missing, columns, table_id="missing-runs")
+
+
+def figures_html(figures: Sequence[FigureItem]) -> str:
+    parts = []
+    for item in figures:
+        encoded = base64.b64encode(item.png).decode("ascii")
+        parts.append(
+            f'<figure id="figure-{escape(item.name.removesuffix(".png"))}">'
+            f"<h3>{escape(item.title)}</h3>"
+            f'<img src="data:image/png;base64,{encoded}" alt="{escape(item.title)}">'
+            f"<figcaption>{escape(item.caption)} (file <code>{escape(item.name)}</code>)</figcaption></figure>"
+        )
+    return "\n".join(parts)
+
+
+def _kv(items: Sequence[tuple[str, Any]]) -> str:
+    rows = "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(_plain(v))}</dd>" for k, v in items)
+    return f'<dl class="kv">{rows}</dl>'
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return json.dumps(value)
+    return MISSING if value is None or value == "" else str(value)
+
+
+def provenance_html(content: ReportContent) -> str:
+    prov = dict(content.provenance)
+    parts = ["<h3>Deviations of the resolved config from the paper</h3>"]
+    if content.deviations.empty:
+        parts.append("<p>None: every hyperparameter equals the paper's (deviations.parquet has no rows).</p>")
+    else:
+        parts.append("<p>Generated from the config that ran (<code>deviations.parquet</code>), one row per field that differs.</p>")
+        columns = [("field", "field", None), ("paper_value", "paper", None), ("this_value", "this run", None),
+                   ("unit", "unit", None), ("note", "note", None)]
+        parts.append(simple_table(content.deviations, columns, table_id="deviations"))
+
+    parts.append("<h3>Protocol notes</h3>")
+    if content.protocol_notes:
+        parts.append("<p>Where the paper's text, its code or its silence leave a choice, the reading the preset follows "
+                     "(from <code>dqn.config.protocol_notes</code>).</p>")
+        notes = pd.DataFrame(content.protocol_notes)
+        parts.append(simple_table(notes, [("field", "field", None), ("value", "value", None), ("unit", "unit", None),
+                                          ("note", "note", None)], table_id="protocol-notes"))
+    else:
+        parts.append("<p>No protocol notes are registered for this reference.</p>")
+
+    parts.append("<h3>Software and hardware</h3>")
+    versions = prov.pop("versions", {}) or {}
+    known = ["torch", "ale-py", "gymnasium", "snakemake", "python"]
+    items = [(f"{name} version", versions.get(name)) for name in known]
+    items += [(f"{name} version", value) for name, value in versions.items() if name not in known]
+    items += [("git commit", prov.pop("git_commit", None)), ("hardware", prov.pop("hardware", None))]
+    items += [(key, prov[key]) for key in sorted(prov)]
+    items.append(("results folder", content.results_path))
+    parts.append(_kv(items))
+
+    parts.append("<h3>Compute: frames and hours per game</h3>")
+    totals = content.hours[["gpu_hours", "cpu_hours"]].sum()
+    parts.append(f"<p>Total: {format_hours(totals['gpu_hours'])} GPU hours and {format_hours(totals['cpu_hours'])} CPU hours "
+                 f"of training wall time (runs.parquet <code>wall_hours</code>, by <code>device</code>).</p>")
+    parts.append(simple_table(content.hours, [
+        ("display_name", "game", None), ("frames_done", "frames done (all seeds)", format_int),
+        ("frames_planned", "frames planned (all seeds)", format_int), ("gpu_hours", "GPU hours", format_hours),
+        ("cpu_hours", "CPU hours", format_hours),
+    ], css="sortable", table_id="hours"))  # fmt: skip
+    parts.append("<details><summary>Every run</summary>")
+    parts.append(simple_table(content.runs, [
+        ("display_name", "game", None), ("seed", "seed", format_int), ("status", "status", None),
+        ("frames_done", "frames done", format_int), ("frames_planned", "frames planned", format_int),
+        ("frames_percent", "% of plan", format_percent), ("wall_hours", "wall hours", format_hours),
+        ("device", "device", None), ("scored_weights", "scored weights", None),
+    ], css="sortable", table_id="runs"))  # fmt: skip
+    parts.append("</details>")
+    return "\n".join(parts)
+
+
+def method_html(content: ReportContent) -> str:
+    items = [
+        f"Reference: {content.citation}. {content.normalization[0].upper() + content.normalization[1:]}.",
+        "This run's score of a game is the <em>mean of the seed means</em>: each seed's mean over its evaluation "
+        "episodes (<code>scores.parquet</code> <code>mean</code>; 30 episodes of at most 5 minutes at \u03b5 = 0.05 by the "
+        "protocol) averaged over the seeds. Its \u00b1 is the <em>standard deviation across seeds</em> of those seed "
+        "means (sample s.d., ddof 1; empty with one seed). The paper's \u00b1 is the s.d. over the 30 episodes of its "
+        "single agent, a different quantity; each seed's 30-episode s.d. is in <code>scores.parquet</code> "
+        "<code>std</code>.",
+        "Human-normalized scores are computed per seed from that seed's mean, then averaged over seeds.",
+        "\u201cHigher\u201d compares this run's best-intermediate mean with the paper's DQN mean.",
+        "Aggregates follow rliable (Agarwal et al., 2021): median and mean over games of the per-game scores; "
+        "the IQM is the mean of the middle 50 % of all run \u00d7 game scores (int(0.25 n) cut from each end). "
+        f"95 % confidence intervals are percentile intervals of a stratified bootstrap over seeds "
+        f"(seeds resampled with replacement within each game; {content.bootstrap_reps:,} resamples, seed "
+        f"{content.bootstrap_seed}). The paper's aggregates use its one published score per game.",
+        "Games \u2265 100 % and \u2265 75 % count games whose mean of seed scores reaches that human-normalized level.",
+        "Games without a DQN score are listed as missing and left out of this run's aggregates; the "
+        "\u201cPaper, the same games\u201d row then compares like with like.",
+        f"Every number comes from the files in <code>{escape(content.results_path)}</code> and the reference CSV "
+        "in <code>baselines/data/</code>.",
+    ]
+    return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+
+
+def _asset(name: str) -> str:
+    return resources.files("dqn.report").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def render_report(content: ReportContent) -> str:
+    """The report as one HTML document (no external resource)."""
+    partial = content.runs_complete < content.runs_total
+    badge = (
+        f'<span class="badge partial">partial: {content.runs_complete} of {content.runs_total} runs complete</span>'
+        if partial
+        else f'<span class="badge complete">complete: {content.runs_complete} of {content.runs_total} runs</span>'
+    )
+    header_meta = (
+        f'<p class="meta">{badge} &nbsp; preset <code>{escape(content.preset)}</code>, compared with the '
+        f"{escape(content.reference_label)}; {escape(content.normalization.split(',', 1)[0])} "
+        f"(see <a href=\"#method\">how the numbers are computed</a>).</p>"
+    )
+    warnings = ""
+    if content.warnings:
+        warnings = '<div class="warnings"><strong>Check these:</strong><ul>' + "".join(
+            f"<li>{escape(w)}</li>" for w in content.warnings) + "</ul></div>"
+    table_note = (
+        "Scores are raw game scores; this run's are the mean of seed means \u00b1 the s.d. across seeds, the paper's "
+        "the mean \u00b1 s.d. over 30 episodes."
+    )
+    values = {
+        "title": escape(f"DQN reproduction report: {content.experiment}"),
+        "css": _asset("report.css"),
+        "js": _asset("report.js"),
+        "header_meta": header_meta,
+        "warnings": warnings,
+        "headline": headline_html(content),
+        "aggregates": aggregates_html(content.aggregates),
+        "table_note": table_note,
+        "game_table": game_table_html(content.game_table, content.reference_label.split(" (")[0]),
+        "missing": missing_html(content.missing_runs, content.game_table),
+        "figures": figures_html(content.figures),
+        "provenance": provenance_html(content),
+        "method": method_html(content),
+    }
+    return Template(_asset("report.html")).substitute(values)

@@ -1,0 +1,95 @@
+"""The reference columns of the report (random, human, paper DQN) for the paper an experiment reproduces.
+
+Every reference is read from the tables shipped in `baselines/data/` (through
+`baselines.reference`), so each number in the report's paper columns is traceable to a CSV row.
+A new reference is one entry in `REFERENCES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from baselines import reference as tables
+from dqn.errors import UserError
+
+# The columns every reference yields, one row per game.
+COLUMNS = ("game", "display_name", "random_score", "human_score", "paper_dqn_mean", "paper_dqn_std")
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    label: str  # how the report names the paper, e.g. "Nature 2015 paper"
+    table: str  # the baselines.reference table name
+    columns: dict[str, str]  # COLUMNS name -> the table's column; paper_dqn_std may be absent
+    citation: str
+    table_label: str
+    normalization: str
+
+
+REFERENCES: dict[str, Reference] = {
+    "nature": Reference(
+        name="nature",
+        label="Nature 2015 paper",
+        table="nature",
+        columns={
+            "display_name": "game",
+            "random_score": "random_score",
+            "human_score": "human_score",
+            "paper_dqn_mean": "dqn_mean",
+            "paper_dqn_std": "dqn_std",
+        },
+        citation="Mnih et al., Human-level control through deep reinforcement learning, Nature 518, 529-533 (2015)",
+        table_label="Extended Data Table 2",
+        normalization=(
+            "human-normalized score = 100 x (score - random) / (human - random), with the random and human "
+            "scores of Extended Data Table 2 of the Nature paper (not the later 57-game human table)"
+        ),
+    ),
+    "nips2013": Reference(
+        name="nips2013",
+        label="NIPS 2013 workshop paper",
+        table="nips2013",
+        columns={
+            "display_name": "game",
+            "random_score": "random",
+            "human_score": "human",
+            "paper_dqn_mean": "dqn",
+        },
+        citation="Mnih et al., Playing Atari with Deep Reinforcement Learning, NIPS Deep Learning Workshop (2013)",
+        table_label="Table 1",
+        normalization=(
+            "human-normalized score = 100 x (score - random) / (human - random), with the random and human "
+            "scores of Table 1 of the 2013 workshop paper; the paper's DQN column is its average total reward "
+            "(Table 1 gives no standard deviation)"
+        ),
+    ),
+}
+
+
+def get_reference(name: str) -> Reference:
+    if name not in REFERENCES:
+        raise UserError(f"unknown reference {name!r} in provenance.json; known references: {', '.join(REFERENCES)}")
+    return REFERENCES[name]
+
+
+def paper_columns(reference: str) -> pd.DataFrame:
+    """One row per game of the reference's table: game (ALE id), display_name, random_score,
+    human_score, paper_dqn_mean, paper_dqn_std (NaN where the paper gives none), in the table's order."""
+    ref = get_reference(reference)
+    table = tables.reference_table(ref.table)
+    out = pd.DataFrame({"game": table["ale_id"].astype(str)})
+    for column in COLUMNS[1:]:
+        source = ref.columns.get(column)
+        out[column] = table[source].to_numpy() if source else np.nan
+    for column in COLUMNS[2:]:
+        out[column] = out[column].astype(np.float64)
+    return out.reset_index(drop=True)
+
+
+def human_normalized(score, random_score, human_score):
+    """100 x (score - random) / (human - random), in percent; arrays broadcast."""
+    return 100.0 * (np.asarray(score, dtype=np.float64) - random_score) / (np.asarray(human_score) - random_score)

@@ -1,0 +1,220 @@
+"""The report's tables, computed from a results folder and the reference paper's columns.
+
+Across seeds, a game's score is the mean of the seed means (each seed mean is over that seed's
+evaluation episodes, the `mean` column of scores.parquet) and its spread is the sample standard
+deviation (ddof 1) of those seed means, NaN with one seed. Human-normalized scores are computed
+per seed with the reference's random and human scores, then averaged the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dqn.games import display_name
+from dqn.report import metrics
+from dqn.report.paper import human_normalized, paper_columns
+from dqn.report.results import Results
+
+WEIGHTS = ("best", "final")
+WEIGHTS_LABELS = {"best": "best-intermediate", "final": "final"}
+
+
+def _seed_stats(scores: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    grouped = scores.groupby("game", sort=False)["mean"]
+    return pd.DataFrame(
+        {
+            f"{prefix}_mean": grouped.mean(),
+            f"{prefix}_std": grouped.std(ddof=1),
+            f"{prefix}_seeds": grouped.count().astype(np.int64),
+        }
+    )
+
+
+def experiment_games(results: Results, paper: pd.DataFrame) -> list[str]:
+    """Every game of runs.parquet or scores.parquet, in the reference table's order, others after."""
+    games = set(results.runs["game"].astype(str)) | set(results.scores["game"].astype(str))
+    order = [g for g in paper["game"] if g in games]
+    return order + sorted(games - set(order))
+
+
+def normalized_scores(results: Results, paper: pd.DataFrame) -> pd.DataFrame:
+    """scores.parquet's DQN rows with `normalized` recomputed from the reference (NaN for games it lacks)."""
+    dqn = results.scores[results.scores["agent"] == "dqn"].copy()
+    dqn["game"] = dqn["game"].astype(str)
+    ref = paper.set_index("game")
+    random_score = dqn["game"].map(ref["random_score"]).to_numpy(dtype=np.float64)
+    human_score = dqn["game"].map(ref["human_score"]).to_numpy(dtype=np.float64)
+    dqn["normalized"] = human_normalized(dqn["mean"].to_numpy(), random_score, human_score)
+    return dqn
+
+
+def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
+    """One row per game of the experiment (missing ones included) with the paper's and this run's numbers.
+
+    Columns: game, display_name, seeds_planned, seeds_complete, status (complete | partial | missing),
+    random_score, human_score, paper_dqn_mean, paper_dqn_std (the reference's), random_mean,
+    random_std, random_seeds (this run's random agent), best_mean, best_std, best_seeds,
+    final_mean, final_std, final_seeds, paper_normalized, best_normalized, final_normalized,
+    higher ("this run" when best_mean exceeds paper_dqn_mean, "paper" when below, "tie", or "").
+    """
+    paper = paper_columns(reference or results.reference)
+    games = experiment_games(results, paper)
+    table = pd.DataFrame({"game": games}).merge(paper, on="game", how="left")
+    table["display_name"] = [name if isinstance(name, str) else display_name(g) for g, name in zip(table["game"], table["display_name"])]
+    table = table.set_index("game")
+
+    runs = results.runs.assign(game=results.runs["game"].astype(str))
+    table["seeds_planned"] = runs.groupby("game")["seed"].nunique().reindex(table.index).fillna(0).astype(np.int64)
+    table["seeds_complete"] = (
+        runs[runs["status"] == "complete"].groupby("game")["seed"].nunique().reindex(table.index).fillna(0).astype(np.int64)
+    )
+
+    scores = results.scores.assign(game=results.scores["game"].astype(str))
+    table = table.join(_seed_stats(scores[scores["agent"] == "random"], "random"))
+    dqn = normalized_scores(results, paper)
+    for weights in WEIGHTS:
+        rows = dqn[dqn["weights"] == weights]
+        table = table.join(_seed_stats(rows, weights))
+        table[f"{weights}_normalized"] = rows.groupby("game", sort=False)["normalized"].mean()
+    for column in ("random_seeds", "best_seeds", "final_seeds"):
+        table[column] = table[column].fillna(0).astype(np.int64)
+    # Games in scores.parquet but not in runs.parquet count their scored seeds as planned.
+    table["seeds_planned"] = np.maximum(table["seeds_planned"], table[["best_seeds", "final_seeds"]].max(axis=1))
+    table["paper_normalized"] = human_normalized(table["paper_dqn_mean"], table["random_score"], table["human_score"])
+
+    scored = np.minimum(table["best_seeds"], table["final_seeds"])
+    complete = (table["seeds_complete"] == table["seeds_planned"]) & (scored == table["seeds_planned"])
+    none = (table["best_seeds"] == 0) & (table["final_seeds"] == 0)
+    table["status"] = np.where(complete, "complete", np.where(none, "missing", "partial"))
+
+    higher = np.where(
+        table["best_mean"] > table["paper_dqn_mean"],
+        "this run",
+        np.where(table["best_mean"] < table["paper_dqn_mean"], "paper", "tie"),
+    )
+    table["higher"] = np.where(table["best_mean"].isna() | table["paper_dqn_mean"].isna(), "", higher)
+    columns = [
+        "display_name", "seeds_planned", "seeds_complete", "status",
+        "random_score", "human_score", "paper_dqn_mean", "paper_dqn_std",
+        "random_mean", "random_std", "random_seeds",
+        "best_mean", "best_std", "best_seeds", "final_mean", "final_std", "final_seeds",
+        "paper_normalized", "best_normalized", "final_normalized", "higher",
+    ]  # fmt: skip
+    return table[columns].reset_index()
+
+
+def normalization_mismatches(results: Results, reference: str | None = None, *, tolerance_percent: float = 1e-6) -> list[str]:
+    """Games whose scores.parquet `human_normalized` differs from the reference's normalization of `mean`."""
+    dqn = normalized_scores(results, paper_columns(reference or results.reference))
+    differs = ~np.isclose(dqn["normalized"], dqn["human_normalized"], rtol=0.0, atol=tolerance_percent, equal_nan=True)
+    return sorted(set(dqn.loc[differs, "game"]))
+
+
+def score_matrix(results: Results, weights: str, reference: str | None = None) -> tuple[list[str], np.ndarray]:
+    """(games, human-normalized scores `[runs, games]`) of the DQN `weights`, NaN where a game lacks a seed.
+
+    Only games with at least one scored seed and with reference scores are included.
+    """
+    dqn = normalized_scores(results, paper_columns(reference or results.reference))
+    dqn = dqn[(dqn["weights"] == weights) & dqn["normalized"].notna()]
+    if dqn.empty:
+        return [], np.zeros((0, 0))
+    wide = dqn.pivot(index="seed", columns="game", values="normalized")
+    games = [g for g in experiment_games(results, paper_columns(reference or results.reference)) if g in wide.columns]
+    wide = wide[games]
+    # Seeds are rows only to align runs; each column keeps its own present runs at the top.
+    matrix = np.full(wide.shape, np.nan)
+    for j, game in enumerate(games):
+        present = wide[game].dropna().to_numpy()
+        matrix[: present.size, j] = present
+    return games, matrix
+
+
+def aggregate_table(results: Results, *, reps: int = 2000, seed: int = 0, reference: str | None = None) -> pd.DataFrame:
+    """The aggregate rows: this run (best, final weights) with 95 % CIs, the paper on the same games, the paper on all its games.
+
+    Columns: label, kind ("this run" | "paper"), games, runs, median, median_low, median_high,
+    mean, mean_low, mean_high, iqm, iqm_low, iqm_high, at_or_above_100, at_or_above_75.
+    CI columns are NaN for the paper (one published number per game).
+    """
+    reference = reference or results.reference
+    paper = paper_columns(reference)
+    rows = []
+    covered: set[str] = set()
+    for weights in WEIGHTS:
+        games, matrix = score_matrix(results, weights, reference)
+        if not games:
+            continue
+        covered |= set(games)
+        row = {"label": f"This run, {WEIGHTS_LABELS[weights]} weights", "kind": "this run", "weights": weights,
+               "games": len(games), "runs": int((~np.isnan(matrix)).sum())}
+        for name, statistic in metrics.AGGREGATES.items():
+            point, low, high = metrics.interval_estimate(matrix, statistic, reps=reps, seed=seed)
+            row.update({name: point, f"{name}_low": low, f"{name}_high": high})
+        for threshold in metrics.THRESHOLDS_PERCENT:
+            row[f"at_or_above_{threshold:.0f}"] = int(metrics.count_at_or_above(matrix, threshold))
+        rows.append(row)
+
+    def paper_row(label: str, games: pd.DataFrame) -> dict:
+        matrix = games["paper_normalized"].to_numpy(dtype=np.float64)[np.newaxis, :]
+        row = {"label": label, "kind": "paper", "weights": "", "games": matrix.shape[1], "runs": matrix.shape[1]}
+        for name, statistic in metrics.AGGREGATES.items():
+            row.update({name: float(statistic(matrix)), f"{name}_low": np.nan, f"{name}_high": np.nan})
+        for threshold in metrics.THRESHOLDS_PERCENT:
+            row[f"at_or_above_{threshold:.0f}"] = int(metrics.count_at_or_above(matrix, threshold))
+        return row
+
+    paper = paper.assign(paper_normalized=human_normalized(paper["paper_dqn_mean"], paper["random_score"], paper["human_score"]))
+    same = paper[paper["game"].isin(covered)]
+    if covered and len(same) < len(paper):
+        rows.append(paper_row(f"Paper, the same {len(same)} games", same))
+    rows.append(paper_row(f"Paper, all {len(paper)} games (as published)", paper))
+    return pd.DataFrame(rows)
+
+
+def runs_table(results: Results) -> pd.DataFrame:
+    """runs.parquet in the table's game order with frames_percent and the scored weights of each run."""
+    runs = results.runs.copy()
+    runs["game"] = runs["game"].astype(str)
+    paper = paper_columns(results.reference)
+    order = {g: i for i, g in enumerate(experiment_games(results, paper))}
+    dqn = results.scores[results.scores["agent"] == "dqn"]
+    scored = dqn.groupby([dqn["game"].astype(str), "seed"])["weights"].agg(lambda w: ",".join(sorted(set(map(str, w)))))
+    runs["scored_weights"] = [scored.get((g, s), "") for g, s in zip(runs["game"], runs["seed"])]
+    runs["frames_percent"] = 100.0 * runs["frames_done"] / runs["frames_planned"].where(runs["frames_planned"] > 0)
+    runs["display_name"] = runs["game"].map(display_name)
+    runs = runs.sort_values(["game", "seed"], key=lambda c: c.map(order) if c.name == "game" else c, kind="stable")
+    return runs.reset_index(drop=True)
+
+
+def missing_runs(results: Results) -> pd.DataFrame:
+    """Runs without a complete training or without DQN scores for both weights, with the reason."""
+    runs = runs_table(results)
+    reasons = []
+    for status, weights, done, planned in zip(runs["status"], runs["scored_weights"], runs["frames_done"], runs["frames_planned"]):
+        absent = [w for w in WEIGHTS if w not in weights.split(",")]
+        if status != "complete":
+            reasons.append(f"training unfinished: {done:,} of {planned:,} frames")
+        elif absent:
+            reasons.append(f"no evaluation scores for {' and '.join(absent)} weights")
+        else:
+            reasons.append("")
+    runs["reason"] = reasons
+    return runs[runs["reason"] != ""].reset_index(drop=True)
+
+
+def device_hours(results: Results) -> pd.DataFrame:
+    """Wall hours per game, split into GPU (device starting with "cuda") and CPU runs, with a total row."""
+    runs = runs_table(results)
+    gpu = runs["device"].astype(str).str.lower().str.startswith("cuda")
+    runs["gpu_hours"] = np.where(gpu, runs["wall_hours"], 0.0)
+    runs["cpu_hours"] = np.where(gpu, 0.0, runs["wall_hours"])
+    per_game = runs.groupby("game", sort=False).agg(
+        display_name=("display_name", "first"),
+        frames_done=("frames_done", "sum"),
+        frames_planned=("frames_planned", "sum"),
+        gpu_hours=("gpu_hours", "sum"),
+        cpu_hours=("cpu_hours", "sum"),
+    )
+    return per_game.reset_index()

@@ -1,0 +1,167 @@
+"""Synthetic workflow results folders (`results/{experiment}/`) with the shape of docs/DESIGN.md.
+
+Scores are drawn around the paper's numbers so that the report's figures look like a real run;
+nothing here is a claim about DQN. Two sets:
+
+- `write_small(path)`: 3 games x 2 seeds, Breakout's DQN runs unfinished (status `missing`, no DQN
+  scores, no learning curve) while its random-agent baseline is present.
+- `write_full(path)`: all 49 paper games x 3 seeds, every run complete.
+
+Run `python tests/synthetic_results.py OUT_DIR [--full]` to write one for a look in a browser.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from baselines.reference import human_normalized, reference_table
+from dqn.config import PRESETS, deviations
+from dqn.fileio import write_json, write_parquet
+from dqn.games import PAPER_GAME_IDS, display_name
+
+EPISODES = 30
+SMALL_GAMES = ("pong", "breakout", "seaquest")
+SMALL_MISSING = ("breakout",)
+
+
+def _learning_curve(game: str, seed: int, final_score: float, random_score: float, frames_planned: int,
+                    points: int, rng: np.random.Generator) -> pd.DataFrame:
+    frames = np.linspace(frames_planned / points, frames_planned, points).astype(np.int64)
+    progress = 1.0 - np.exp(-4.0 * frames / frames_planned)
+    spread = abs(final_score - random_score) * 0.08 + 0.5
+    eval_score = random_score + (final_score - random_score) * progress + rng.normal(0.0, spread, points)
+    steps = frames // 4
+    return pd.DataFrame(
+        {
+            "game": game,
+            "seed": np.int64(seed),
+            "frames": frames,
+            "agent_steps": steps.astype(np.int64),
+            "parameter_updates": (steps // 4).astype(np.int64),
+            "epsilon": np.maximum(0.1, 1.0 - 0.9 * frames / (0.4 * frames_planned)),
+            "train_episode_return_mean": eval_score * 0.8,
+            "train_episodes": rng.integers(1, 40, points).astype(np.int64),
+            "loss_mean": np.abs(rng.normal(0.01, 0.002, points)),
+            "average_max_q": 0.2 + 4.0 * progress + rng.normal(0.0, 0.1, points),
+            "agent_steps_per_second": rng.normal(150.0, 5.0, points),
+            "wall_seconds": np.cumsum(rng.normal(3600.0, 60.0, points)),
+            "eval_score_mean": eval_score,
+            "eval_episodes": rng.integers(5, 30, points).astype(np.int64),
+        }
+    )
+
+
+def _episodes(game: str, agent: str, seed: int, weights: str, center: float, spread: float,
+              rng: np.random.Generator) -> pd.DataFrame:
+    # Scores rounded to whole points, as Atari scores are.
+    scores = np.round(rng.normal(center, spread, EPISODES))
+    return pd.DataFrame(
+        {
+            "game": game,
+            "agent": agent,
+            "seed": np.int64(seed),
+            "weights": weights,
+            "episode": np.arange(EPISODES, dtype=np.int64),
+            "score": scores.astype(np.float64),
+            "length_frames": rng.integers(2_000, 18_001, EPISODES).astype(np.int64),
+            "noop_frames": rng.integers(1, 31, EPISODES).astype(np.int64),
+            "truncated": rng.random(EPISODES) < 0.1,
+        }
+    )
+
+
+def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int], missing_games: Sequence[str] = (),
+                  preset: str = "demo", reference: str = "nature", experiment: str | None = None,
+                  curve_points: int = 12, rng_seed: int = 0) -> Path:
+    """Write every file of a results folder for `games` x `seeds`; `missing_games` have unfinished DQN runs."""
+    path = Path(path)
+    rng = np.random.default_rng(rng_seed)
+    table = reference_table(reference).set_index("ale_id")
+    random_col, human_col, dqn_col = ("random_score", "human_score", "dqn_mean") if reference == "nature" else ("random", "human", "dqn")
+    hp = PRESETS[preset]
+    frames_planned = hp.training_length_frames
+
+    episodes, curves, runs = [], [], []
+    for game in games:
+        paper_random, paper_human, paper_dqn = (float(table.loc[game, c]) for c in (random_col, human_col, dqn_col))
+        random_spread = abs(paper_random) * 0.3 + 1.0
+        for seed in seeds:
+            episodes.append(_episodes(game, "random", seed, "none", paper_random, random_spread, rng))
+            missing = game in missing_games
+            if not missing:
+                # Some games beat the paper, some fall short: a factor in [0.4, 1.6].
+                final_score = paper_random + (paper_dqn - paper_random) * rng.uniform(0.4, 1.6)
+                best_score = final_score + abs(final_score - paper_random) * 0.05
+                dqn_spread = abs(paper_dqn - paper_random) * 0.2 + 1.0
+                episodes.append(_episodes(game, "dqn", seed, "best", best_score, dqn_spread, rng))
+                episodes.append(_episodes(game, "dqn", seed, "final", final_score, dqn_spread, rng))
+                curves.append(_learning_curve(game, seed, final_score, paper_random, frames_planned, curve_points, rng))
+            frames_done = int(frames_planned * (rng.uniform(0.2, 0.7) if missing else 1.0))
+            runs.append(
+                {
+                    "game": game,
+                    "seed": np.int64(seed),
+                    "status": "missing" if missing else "complete",
+                    "frames_done": np.int64(frames_done),
+                    "frames_planned": np.int64(frames_planned),
+                    "wall_hours": float(rng.uniform(60.0, 90.0) * frames_done / 200_000_000),
+                    "device": "cpu" if seed % 2 else "cuda:0 (NVIDIA H100 80GB HBM3)",
+                }
+            )
+
+    episodes_df = pd.concat(episodes, ignore_index=True)
+    grouped = episodes_df.groupby(["game", "agent", "seed", "weights"], sort=False)["score"]
+    scores_df = grouped.agg(mean="mean", std=lambda s: float(np.std(s, ddof=0)), episodes="count").reset_index()
+    scores_df.insert(1, "display_name", scores_df["game"].map(display_name))
+    scores_df["episodes"] = scores_df["episodes"].astype(np.int64)
+    scores_df["human_normalized"] = human_normalized(scores_df["game"], scores_df["mean"], reference).astype(np.float64)
+    scores_df = scores_df[["game", "display_name", "agent", "seed", "weights", "mean", "std", "episodes", "human_normalized"]]
+
+    curves_df = pd.concat(curves, ignore_index=True) if curves else _learning_curve("x", 0, 0, 0, 1, 1, rng).iloc[:0]
+    runs_df = pd.DataFrame(runs)
+    deviations_df = pd.DataFrame(
+        [
+            {"field": d.field, "paper_value": str(d.paper_value), "this_value": str(d.this_value), "unit": d.unit, "note": d.note}
+            for d in deviations(hp, reference if reference == "nature" else "nature")
+        ],
+        columns=["field", "paper_value", "this_value", "unit", "note"],
+    )
+    provenance = {
+        "experiment": experiment or path.name,
+        "preset": preset,
+        "reference": reference,
+        "versions": {"torch": "2.13.0", "ale-py": "0.12.1", "gymnasium": "1.4.0", "snakemake": "9.1.0", "python": "3.11.7"},
+        "git_commit": "0123456789abcdef0123456789abcdef01234567",
+        "hardware": {"cpu": "AMD EPYC 9654 (16 cores)", "gpu": "NVIDIA H100 80GB HBM3", "memory_gib": 128},
+    }
+
+    path.mkdir(parents=True, exist_ok=True)
+    write_parquet(scores_df, path / "scores.parquet")
+    write_parquet(episodes_df, path / "episodes.parquet")
+    write_parquet(curves_df, path / "learning_curves.parquet")
+    write_parquet(runs_df, path / "runs.parquet")
+    write_parquet(deviations_df, path / "deviations.parquet")
+    write_json(provenance, path / "provenance.json")
+    return path
+
+
+def write_small(path: str | Path, **kwargs) -> Path:
+    """3 games x 2 seeds; Breakout's DQN runs are unfinished."""
+    return write_results(path, games=SMALL_GAMES, seeds=(0, 1), missing_games=SMALL_MISSING, **kwargs)
+
+
+def write_full(path: str | Path, **kwargs) -> Path:
+    """All 49 paper games x 3 seeds, every run complete, the nature preset."""
+    kwargs.setdefault("preset", "nature")
+    return write_results(path, games=PAPER_GAME_IDS, seeds=(0, 1, 2), **kwargs)
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    (write_full if "--full" in sys.argv[2:] else write_small)(out)
+    print(out)
