@@ -117,7 +117,9 @@ class Learner:
         self.online.load_state_dict(d["online"])
         if self.target is not None:
             self.target.load_state_dict(d["target"])
-        self.optimizer.load_state_dict(d["optimizer"])
+        # Copied: torch's Optimizer.load_state_dict would otherwise keep the caller's tensors as
+        # its state (when dtype and device match) and update them in place.
+        self.optimizer.load_state_dict(copy.deepcopy(d["optimizer"]))
         self.parameter_updates = int(d["parameter_updates"])
 
 
