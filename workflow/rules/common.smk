@@ -34,9 +34,17 @@ REPLAY_BYTES_PER_TRANSITION = 84 * 84 + 16
 TRAIN_BASE_MEM_MB = 2500
 
 
+def _key_path(parts):
+    """['report', 'bootstrap_repetitions'] -> 'report.bootstrap_repetitions'; ['seeds', 0] -> 'seeds[0]'."""
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
+
+
 def _schema_error_line(error, what):
-    """One line from a jsonschema error: the key's dotted path and what is wrong with it."""
-    path = ".".join(str(p) for p in error.absolute_path)
+    """One line from a jsonschema error: the key's path and what is wrong with it."""
+    path = _key_path(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed))
@@ -45,8 +53,11 @@ def _schema_error_line(error, what):
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         scope = f" of {path!r}" if path else ""
         return f"{what}: unknown key {key!r}{hint}; valid keys{scope}: {', '.join(allowed)}"
+    message = error.message
+    if error.context:  # anyOf: say what each alternative wanted
+        message += f" ({'; '.join(sorted({sub.message for sub in error.context}))})"
     where = f"key {path!r}" if path else "top level"
-    return f"{what}: {where}: {error.message}"
+    return f"{what}: {where}: {message}"
 
 
 def validated(data, schema, what):
@@ -54,12 +65,13 @@ def validated(data, schema, what):
     try:
         validate(data, schema)
     except WorkflowError as exc:
-        errors = [a for a in exc.args if hasattr(a, "absolute_path")]
-        if not errors:
+        # validate() raises from inside its handler of the jsonschema error: that is the context.
+        error = exc.__context__
+        if not hasattr(error, "absolute_path"):
             raise
-        row = next((a for a in exc.args if isinstance(a, str) and a.startswith("Error validating row")), "")
-        where = f"{what} {row[len('Error validating '):].rstrip('. of data frame')}" if row else what
-        raise WorkflowError(_schema_error_line(errors[0], where)) from None
+        row = re.search(r"Error validating row (\d+)", str(exc))
+        where = f"{what} line {int(row.group(1)) + 2}" if row else what  # after the header line
+        raise WorkflowError(_schema_error_line(error, where)) from None
     return data
 
 
