@@ -76,9 +76,13 @@ def _episodes(game: str, agent: str, seed: int, weights: str, center: float, spr
 
 
 def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int], missing_games: Sequence[str] = (),
-                  preset: str = "demo", reference: str = "nature", experiment: str | None = None,
+                  missing_runs: Sequence[tuple[str, int]] = (), preset: str = "demo", reference: str = "nature", experiment: str | None = None,
                   curve_points: int = 12, rng_seed: int = 0) -> Path:
-    """Write every file of a results folder for `games` x `seeds`; `missing_games` have unfinished DQN runs."""
+    """Write every file of a results folder for `games` x `seeds`.
+
+    Every DQN run of `missing_games`, and each (game, seed) of `missing_runs`, is unfinished: status
+    `missing` in runs.parquet, no DQN scores, no learning curve; its random-agent baseline is present.
+    """
     path = Path(path)
     rng = np.random.default_rng(rng_seed)
     table = reference_table(reference).set_index("ale_id")
@@ -92,7 +96,7 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
         random_spread = abs(paper_random) * 0.3 + 1.0
         for seed in seeds:
             episodes.append(_episodes(game, "random", seed, "none", paper_random, random_spread, rng))
-            missing = game in missing_games
+            missing = game in missing_games or (game, seed) in set(missing_runs)
             if not missing:
                 # Some games beat the paper, some fall short: a factor in [0.4, 1.6].
                 final_score = paper_random + (paper_dqn - paper_random) * rng.uniform(0.4, 1.6)

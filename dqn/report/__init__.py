@@ -7,6 +7,14 @@ the pure aggregate functions, `tables` computes the report's tables, `figures` d
 saves), `html` renders, `build` ties them together and writes the files atomically.
 """
 
-from dqn.report.build import FIGURE_FILES, build_report
-
 __all__ = ["FIGURE_FILES", "build_report"]
+
+
+def __getattr__(name: str):
+    # Imported on first use: matplotlib and seaborn take seconds to import, and the CLI should
+    # refuse a wrong --results before paying for them.
+    if name in __all__:
+        from dqn.report import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module 'dqn.report' has no attribute {name!r}")

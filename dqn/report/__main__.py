@@ -24,6 +24,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from dqn.report.results import check_results_folder
+
+    check_results_folder(args.results)
     from dqn.report.build import build_report
 
     out = build_report(args.results, args.out, args.figures_dir, bootstrap_reps=args.bootstrap_reps, seed=args.seed)

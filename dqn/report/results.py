@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from dqn.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "scores.parquet": ("game", "display_name", "agent", "seed", "weights", "mean", "std", "episodes", "human_normalized"),
@@ -46,10 +47,11 @@ class Results:
         return str(self.provenance.get("reference") or "nature")
 
 
-def _read_parquet(folder: Path, name: str) -> pd.DataFrame:
+def _read_parquet(folder: Path, name: str) -> "pd.DataFrame":
+    # pandas is imported here so that a wrong --results is refused without importing it.
+    import pandas as pd
+
     path = folder / name
-    if not path.is_file():
-        raise UserError(f"results file {str(path)!r} is missing; run the workflow for this experiment first (docs/DESIGN.md lists the files)")
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
@@ -60,15 +62,25 @@ def _read_parquet(folder: Path, name: str) -> pd.DataFrame:
     return df
 
 
-def load_results(folder: str | Path) -> Results:
-    """Read every file of a results folder, or raise a one-line UserError naming what is wrong."""
+def check_results_folder(folder: str | Path) -> Path:
+    """The folder, if it exists and holds every results file; otherwise a one-line UserError naming what is missing."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"results folder {str(folder)!r} does not exist; pass --results results/<experiment> of a workflow run")
+    for name in (*REQUIRED_COLUMNS, "provenance.json"):
+        if not (folder / name).is_file():
+            raise UserError(
+                f"results file {str(folder / name)!r} is missing; run the workflow for this experiment first "
+                "(docs/DESIGN.md lists the files)"
+            )
+    return folder
+
+
+def load_results(folder: str | Path) -> Results:
+    """Read every file of a results folder, or raise a one-line UserError naming what is wrong."""
+    folder = check_results_folder(folder)
     tables = {name: _read_parquet(folder, name) for name in REQUIRED_COLUMNS}
     provenance_path = folder / "provenance.json"
-    if not provenance_path.is_file():
-        raise UserError(f"results file {str(provenance_path)!r} is missing; run the workflow for this experiment first")
     try:
         provenance = json.loads(provenance_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

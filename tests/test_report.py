@@ -1,0 +1,472 @@
+"""The report: aggregate metrics checked by hand, and the rendered HTML checked against its Parquet inputs."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+from baselines.reference import nature_table, nips2013_table
+from dqn.errors import UserError
+from dqn.report import FIGURE_FILES, build_report, metrics
+from dqn.report.html import format_percent, format_score
+from dqn.report.paper import human_normalized, paper_columns
+from synthetic_results import SMALL_GAMES, SMALL_MISSING, write_full, write_results, write_small
+
+REPO = Path(__file__).resolve().parents[1]
+REPS = 300
+
+
+# ---------------------------------------------------------------- metrics on tiny matrices
+
+# Two runs (rows) x four games (columns); per-game means 10, 80, 120, 400.
+TINY = np.array([[0.0, 70.0, 100.0, 300.0], [20.0, 90.0, 140.0, 500.0]])
+
+
+def test_median_mean_and_counts_of_a_tiny_matrix():
+    np.testing.assert_array_equal(metrics.game_scores(TINY), [10.0, 80.0, 120.0, 400.0])
+    assert metrics.aggregate_median(TINY) == 100.0  # (80 + 120) / 2
+    assert metrics.aggregate_mean(TINY) == 152.5  # 610 / 4
+    assert metrics.count_at_or_above(TINY, 100.0) == 2  # 120, 400
+    assert metrics.count_at_or_above(TINY, 75.0) == 3  # 80, 120, 400
+    assert metrics.count_at_or_above(TINY, 80.0) == 3  # "at or above" includes the threshold
+
+
+def test_iqm_cuts_a_quarter_of_the_scores_from_each_end():
+    # 8 scores sorted: 0 20 70 90 | 100 140 300 500 -> cut 2 each end -> mean(70, 90, 100, 140).
+    assert metrics.aggregate_iqm(TINY) == 100.0
+    assert metrics.aggregate_iqm(np.arange(8.0)[:, None]) == 3.5  # mean(2, 3, 4, 5)
+    # rliable's IQM is scipy's trim_mean over all run x game scores.
+    rng = np.random.default_rng(3)
+    for n in range(1, 23):
+        scores = rng.normal(100.0, 80.0, size=(n, 1))
+        assert metrics.aggregate_iqm(scores) == pytest.approx(scipy.stats.trim_mean(scores, 0.25, axis=None))
+
+
+def test_missing_runs_are_not_scores():
+    # Game 0 has runs 10 and (missing); game 1 has 0 and 100.
+    scores = np.array([[10.0, 0.0], [np.nan, 100.0]])
+    np.testing.assert_array_equal(metrics.game_scores(scores), [10.0, 50.0])
+    assert metrics.aggregate_mean(scores) == 30.0
+    assert metrics.aggregate_iqm(scores) == pytest.approx(110.0 / 3.0)  # 3 scores, int(0.75) = 0 cut
+    with pytest.raises(ValueError, match="at least one run"):
+        metrics.aggregate_mean(np.array([[1.0, np.nan], [2.0, np.nan]]))
+
+
+def test_batch_axes_give_one_value_per_batch_entry():
+    batch = np.stack([TINY, TINY + 10.0])
+    np.testing.assert_array_equal(metrics.aggregate_median(batch), [100.0, 110.0])
+    np.testing.assert_array_equal(metrics.aggregate_iqm(batch), [100.0, 110.0])
+
+
+def test_bootstrap_of_one_game_with_two_runs_matches_the_hand_computed_distribution():
+    # Resampling runs (0, 10) with replacement: means 0, 5, 10 with probabilities 1/4, 1/2, 1/4.
+    scores = np.array([[0.0], [10.0]])
+    draws = metrics.stratified_bootstrap(scores, metrics.aggregate_mean, reps=8000, seed=1)
+    assert set(np.unique(draws)) == {0.0, 5.0, 10.0}
+    assert np.mean(draws == 5.0) == pytest.approx(0.5, abs=0.02)
+    assert np.mean(draws == 0.0) == pytest.approx(0.25, abs=0.02)
+    assert metrics.interval_estimate(scores, metrics.aggregate_mean, reps=8000, seed=1) == (5.0, 0.0, 10.0)
+
+
+def test_bootstrap_resamples_within_each_game():
+    # Game 0 always scores 0, game 1 always 100: a stratified resample keeps one of each per run,
+    # so the mean over games is 50 in every resample (a pooled bootstrap would vary).
+    scores = np.array([[0.0, 100.0], [0.0, 100.0], [0.0, 100.0]])
+    draws = metrics.stratified_bootstrap(scores, metrics.aggregate_mean, reps=500, seed=0)
+    np.testing.assert_array_equal(draws, 50.0)
+    # One run per game: nothing to resample, the interval is the point.
+    single = np.array([[20.0, 60.0, 90.0]])
+    assert metrics.interval_estimate(single, metrics.aggregate_median, reps=200, seed=0) == (60.0, 60.0, 60.0)
+
+
+def test_bootstrap_is_seeded():
+    scores = np.random.default_rng(0).normal(100.0, 50.0, size=(3, 10))
+    a = metrics.interval_estimate(scores, metrics.aggregate_iqm, reps=500, seed=7)
+    b = metrics.interval_estimate(scores, metrics.aggregate_iqm, reps=500, seed=7)
+    c = metrics.interval_estimate(scores, metrics.aggregate_iqm, reps=500, seed=8)
+    assert a == b and a != c
+    assert a[1] <= a[0] <= a[2]
+
+
+def test_bootstrap_interval_agrees_with_scipy_percentile_bootstrap():
+    # scipy.stats.bootstrap with one sample per game is the same stratified bootstrap (it needs >= 2 runs).
+    rng = np.random.default_rng(5)
+    scores = rng.normal(100.0, 40.0, size=(6, 4))
+    _, low, high = metrics.interval_estimate(scores, metrics.aggregate_mean, reps=20000, seed=0)
+    reference = scipy.stats.bootstrap(
+        tuple(scores.T), lambda *games, axis=-1: np.mean([g.mean(axis=axis) for g in games], axis=0),
+        method="percentile", n_resamples=20000, rng=1, vectorized=True,
+    ).confidence_interval  # fmt: skip
+    assert low == pytest.approx(reference.low, abs=1.0)
+    assert high == pytest.approx(reference.high, abs=1.0)
+
+
+def test_paper_aggregates_from_extended_data_table_2():
+    paper = paper_columns("nature")
+    assert len(paper) == 49
+    normalized = human_normalized(paper["paper_dqn_mean"], paper["random_score"], paper["human_score"])
+    scores = normalized.to_numpy()[np.newaxis, :]
+    assert round(float(metrics.aggregate_median(scores)), 1) == 93.5
+    assert round(float(metrics.aggregate_mean(scores)), 1) == 241.1
+    assert metrics.count_at_or_above(scores, 75.0) == 29
+    assert metrics.count_at_or_above(scores, 100.0) == 23
+
+
+def test_reference_columns_of_both_papers_come_from_the_csvs():
+    nature, table = paper_columns("nature").set_index("game"), nature_table().set_index("ale_id")
+    assert list(nature.index) == list(table.index)
+    assert nature.loc["breakout", "paper_dqn_mean"] == 401.2 and nature.loc["breakout", "paper_dqn_std"] == 26.9
+    np.testing.assert_array_equal(nature["human_score"], table["human_score"])
+    nips, table13 = paper_columns("nips2013").set_index("game"), nips2013_table().set_index("ale_id")
+    assert len(nips) == 7
+    assert (nips.loc["breakout", "random_score"], nips.loc["breakout", "human_score"], nips.loc["breakout", "paper_dqn_mean"]) == (1.2, 31.0, 168.0)
+    np.testing.assert_array_equal(nips["paper_dqn_mean"], table13["dqn"])
+    assert nips["paper_dqn_std"].isna().all()  # Table 1 gives no s.d.
+    with pytest.raises(UserError, match="unknown reference"):
+        paper_columns("atari100k")
+
+
+# ---------------------------------------------------------------- parsing the rendered HTML
+
+
+class _Tables(HTMLParser):
+    """Every <table id=...>: rows of (attributes, text) cells, header rows apart; and every <img src>."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tables: dict[str, dict[str, list]] = {}
+        self.images: list[str] = []
+        self.external: list[str] = []
+        self._table = None
+        self._section = None
+        self._row = None
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        for name in ("src", "href"):
+            if tag in ("img", "script", "link", "iframe") and re.match(r"(https?:)?//", attrs.get(name, "")):
+                self.external.append(attrs[name])
+        if tag == "table" and "id" in attrs:
+            self._table = self.tables.setdefault(attrs["id"], {"head": [], "body": [], "class": attrs.get("class", "")})
+        elif self._table is not None and tag in ("thead", "tbody"):
+            self._section = "head" if tag == "thead" else "body"
+        elif self._table is not None and tag == "tr":
+            self._row = {"attrs": attrs, "cells": []}
+        elif self._row is not None and tag in ("td", "th"):
+            self._cell = {"attrs": attrs, "text": ""}
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._cell["text"] = self._cell["text"].strip()
+            self._row["cells"].append(self._cell)
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self._table[self._section].append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+
+def parse(html_text: str) -> _Tables:
+    parser = _Tables()
+    parser.feed(html_text)
+    return parser
+
+
+def column_index(table: dict, header: str, occurrence: int = 0) -> int:
+    labels = [c["text"] for c in table["head"][-1]["cells"]]
+    return [i for i, label in enumerate(labels) if label == header][occurrence]
+
+
+def number(cell: dict) -> float:
+    value = cell["attrs"]["data-value"]
+    return math.nan if value == "" else float(value)
+
+
+def render(results: Path, out: Path) -> tuple[str, _Tables]:
+    build_report(results, out / "report.html", out / "figures", bootstrap_reps=REPS, seed=0)
+    text = (out / "report.html").read_text(encoding="utf-8")
+    return text, parse(text)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    folder = write_small(tmp_path_factory.mktemp("results") / "small")
+    out = tmp_path_factory.mktemp("report-small")
+    text, parsed = render(folder, out)
+    return folder, out, text, parsed
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    folder = write_full(tmp_path_factory.mktemp("results") / "full")
+    out = tmp_path_factory.mktemp("report-full")
+    text, parsed = render(folder, out)
+    return folder, out, text, parsed
+
+
+def expected_rows(folder: Path) -> pd.DataFrame:
+    """The per-game numbers computed straight from scores.parquet with pandas, independently of dqn.report."""
+    scores = pd.read_parquet(folder / "scores.parquet")
+    paper = nature_table().set_index("ale_id")
+    out = {}
+    for (game, agent, weights), rows in scores.groupby(["game", "agent", "weights"]):
+        prefix = "random" if agent == "random" else weights
+        out.setdefault(game, {})[f"{prefix}_mean"] = rows["mean"].mean()
+        out[game][f"{prefix}_std"] = rows["mean"].std(ddof=1)
+        if agent == "dqn":
+            random_score, human_score = paper.loc[game, "random_score"], paper.loc[game, "human_score"]
+            normalized = 100.0 * (rows["mean"] - random_score) / (human_score - random_score)
+            out[game][f"{weights}_normalized"] = normalized.mean()
+            # The workflow's own column must say the same.
+            np.testing.assert_allclose(normalized, rows["human_normalized"], rtol=1e-12)
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+GAME_COLUMNS = {  # (header, occurrence among equal headers) -> expected column
+    ("Random", 0): "random_score", ("Human", 0): "human_score", ("DQN", 0): "paper_dqn_mean",
+    ("\u00b1 s.d.", 0): "paper_dqn_std", ("Random", 1): "random_mean", ("DQN best", 0): "best_mean",
+    ("\u00b1 s.d. seeds", 0): "best_std", ("DQN final", 0): "final_mean", ("\u00b1 s.d. seeds", 1): "final_std",
+    ("Best", 0): "best_normalized", ("Final", 0): "final_normalized",
+}  # fmt: skip
+
+
+def check_game_table(folder: Path, parsed: _Tables) -> dict[str, dict]:
+    table = parsed.tables["game-table"]
+    expected = expected_rows(folder)
+    paper = nature_table().set_index("ale_id")
+    rows = {row["attrs"]["data-game"]: row for row in table["body"]}
+    for game, row in rows.items():
+        cells = row["cells"]
+        want = {"random_score": paper.loc[game, "random_score"], "human_score": paper.loc[game, "human_score"],
+                "paper_dqn_mean": paper.loc[game, "dqn_mean"], "paper_dqn_std": paper.loc[game, "dqn_std"]}
+        want.update({c: expected.loc[game, c] if c in expected.columns and game in expected.index else math.nan
+                     for c in ("random_mean", "best_mean", "best_std", "final_mean", "final_std", "best_normalized", "final_normalized")})
+        want_copied = {"random_score", "human_score", "paper_dqn_mean", "paper_dqn_std"}
+        for (header, occurrence), column in GAME_COLUMNS.items():
+            cell = cells[column_index(table, header, occurrence)]
+            got, value = number(cell), want[column]
+            if pd.isna(value):
+                assert math.isnan(got) and cell["text"] == "\u2014", (game, column)
+            elif column.endswith("normalized"):
+                assert got == pytest.approx(value, rel=1e-12), (game, column)
+                assert cell["text"] == format_percent(value)
+            elif column in want_copied:
+                assert got == value, (game, column)  # data-value round-trips the float exactly
+                assert cell["text"] == format_score(value), (game, column)
+            else:
+                # Means and s.d.s over seeds: equal up to the order of floating-point summation.
+                assert got == pytest.approx(value, rel=1e-12, abs=1e-12), (game, column)
+                assert cell["text"] == format_score(got), (game, column)
+        paper_normalized = 100.0 * (want["paper_dqn_mean"] - want["random_score"]) / (want["human_score"] - want["random_score"])
+        assert number(cells[column_index(table, "Paper")]) == pytest.approx(paper_normalized, rel=1e-12)
+    return rows
+
+
+# ---------------------------------------------------------------- the small set: 3 games, Breakout missing
+
+
+def test_small_report_table_matches_the_parquet_inputs(small):
+    folder, _, _, parsed = small
+    rows = check_game_table(folder, parsed)
+    assert sorted(rows) == sorted(SMALL_GAMES)  # the missing game is a row, not dropped
+    # Spot values worked out by hand from scores.parquet.
+    scores = pd.read_parquet(folder / "scores.parquet")
+    pong = scores[(scores["game"] == "pong") & (scores["weights"] == "best")]["mean"].to_numpy()
+    table = parsed.tables["game-table"]
+    assert number(rows["pong"]["cells"][column_index(table, "DQN best")]) == (pong[0] + pong[1]) / 2
+    assert number(rows["pong"]["cells"][column_index(table, "\u00b1 s.d. seeds")]) == pytest.approx(abs(pong[0] - pong[1]) / math.sqrt(2))
+
+
+def test_small_report_lists_missing_games_and_runs(small):
+    folder, _, text, parsed = small
+    table = parsed.tables["game-table"]
+    rows = {row["attrs"]["data-game"]: row for row in table["body"]}
+    (missing,) = SMALL_MISSING
+    status = rows[missing]["cells"][column_index(table, "Status")]["text"]
+    assert status == "missing (0 of 2 seeds scored)"
+    assert rows[missing]["attrs"]["class"] == "status-missing"
+    assert rows["pong"]["cells"][column_index(table, "Status")]["text"] == "complete"
+    # Breakout's random baseline exists and is shown; its DQN cells are empty.
+    assert not math.isnan(number(rows[missing]["cells"][column_index(table, "Random", 1)]))
+    assert rows[missing]["cells"][column_index(table, "Higher")]["text"] == ""
+    runs = pd.read_parquet(folder / "runs.parquet")
+    listed = parsed.tables["missing-runs"]["body"]
+    assert [(r["cells"][0]["text"], int(r["cells"][1]["text"])) for r in listed] == [("Breakout", 0), ("Breakout", 1)]
+    frames = runs.set_index(["game", "seed"]).loc[(missing, 0), "frames_done"]
+    assert f"training unfinished: {frames:,} of 120,000 frames" in [c["text"] for c in listed[0]["cells"]]
+    assert "partial: 4 of 6 runs complete" in text
+
+
+def test_small_report_aggregates_cover_the_scored_games_beside_the_paper(small):
+    folder, _, text, parsed = small
+    rows = {r["cells"][0]["text"]: r["cells"] for r in parsed.tables["aggregates"]["body"]}
+    assert set(rows) == {"This run, best-intermediate weights", "This run, final weights",
+                         "Paper, the same 2 games", "Paper, all 49 games (as published)"}
+    scores = pd.read_parquet(folder / "scores.parquet")
+    best = scores[(scores["agent"] == "dqn") & (scores["weights"] == "best")]
+    matrix = best.pivot(index="seed", columns="game", values="human_normalized").to_numpy()
+    ours = rows["This run, best-intermediate weights"]
+    assert [int(ours[1]["text"]), int(ours[2]["text"])] == [2, 4]
+    assert float(ours[3]["attrs"]["data-value"]) == pytest.approx(np.median(matrix.mean(axis=0)))
+    assert float(ours[5]["attrs"]["data-value"]) == pytest.approx(scipy.stats.trim_mean(matrix, 0.25, axis=None))
+    low, high = float(ours[3]["attrs"]["data-low"]), float(ours[3]["attrs"]["data-high"])
+    assert low <= float(ours[3]["attrs"]["data-value"]) <= high
+    paper = nature_table().set_index("ale_id").loc[["pong", "seaquest"]]
+    paper_normalized = 100 * (paper["dqn_mean"] - paper["random_score"]) / (paper["human_score"] - paper["random_score"])
+    same = rows["Paper, the same 2 games"]
+    assert float(same[3]["attrs"]["data-value"]) == pytest.approx(paper_normalized.median())
+    assert same[3]["attrs"]["data-low"] == ""  # no interval for one published number per game
+    published = rows["Paper, all 49 games (as published)"]
+    assert [published[3]["text"], published[4]["text"], published[6]["text"], published[7]["text"]] == ["93.5", "241.1", "23", "29"]
+
+
+def test_deviations_table_is_deviations_parquet(small):
+    folder, _, _, parsed = small
+    deviations = pd.read_parquet(folder / "deviations.parquet")
+    assert len(deviations) > 0  # the demo preset deviates
+    rows = [[c["text"] for c in r["cells"]] for r in parsed.tables["deviations"]["body"]]
+    assert rows == deviations.astype(str).values.tolist()
+    assert [c["text"] for c in parsed.tables["deviations"]["head"][0]["cells"]] == ["field", "paper", "this run", "unit", "note"]
+
+
+def test_provenance_versions_and_hours_are_shown(small):
+    folder, _, text, parsed = small
+    for expected in ("2.13.0", "0.12.1", "1.4.0", "9.1.0", "0123456789abcdef0123456789abcdef01234567", "AMD EPYC 9654"):
+        assert expected in text
+    runs = pd.read_parquet(folder / "runs.parquet")
+    hours = {r["cells"][0]["text"]: r["cells"] for r in parsed.tables["hours"]["body"]}
+    pong = runs[runs["game"] == "pong"]
+    gpu = pong[pong["device"].str.startswith("cuda")]["wall_hours"].sum()
+    cpu = pong[~pong["device"].str.startswith("cuda")]["wall_hours"].sum()
+    assert float(hours["Pong"][3]["attrs"]["data-value"]) == pytest.approx(gpu)
+    assert float(hours["Pong"][4]["attrs"]["data-value"]) == pytest.approx(cpu)
+    assert int(hours["Breakout"][1]["attrs"]["data-value"]) == runs[runs["game"] == "breakout"]["frames_done"].sum()
+    assert len(parsed.tables["runs"]["body"]) == len(runs)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_figures_are_valid_pngs_embedded_in_the_page(small):
+    _, out, text, parsed = small
+    from PIL import Image
+
+    embedded = [base64.b64decode(src.split(",", 1)[1]) for src in parsed.images]
+    assert all(src.startswith("data:image/png;base64,") for src in parsed.images)
+    files = [(out / "figures" / name).read_bytes() for name in FIGURE_FILES]
+    assert embedded == files  # the page shows exactly the files the workflow registers
+    for data, name in zip(files, FIGURE_FILES):
+        width, height = _png_size(data)
+        assert width > 300 and height > 150, name
+        with Image.open(out / "figures" / name) as image:
+            image.load()  # decodes every pixel: a truncated file raises here
+            assert image.size == (width, height)
+    assert parsed.external == []  # self-contained: no network
+    assert "<script src" not in text and "<link" not in text
+
+
+# ---------------------------------------------------------------- the full set and others
+
+
+def test_full_report_has_every_game_and_matches_the_parquet_inputs(full):
+    folder, _, text, parsed = full
+    rows = check_game_table(folder, parsed)
+    assert len(rows) == 49
+    assert list(rows) == list(nature_table()["ale_id"])  # the paper's order until a header is clicked
+    assert "complete: 147 of 147 runs" in text and "partial:" not in text
+    assert "None: every planned run trained to the end" in text
+    aggregates = {r["cells"][0]["text"]: r["cells"] for r in parsed.tables["aggregates"]["body"]}
+    assert "Paper, the same 49 games" not in aggregates  # same games as published: one paper row
+    scores = pd.read_parquet(folder / "scores.parquet")
+    final = scores[(scores["agent"] == "dqn") & (scores["weights"] == "final")]
+    per_game = final.groupby("game")["human_normalized"].mean()
+    ours = aggregates["This run, final weights"]
+    assert float(ours[4]["attrs"]["data-value"]) == pytest.approx(per_game.mean())
+    assert int(ours[6]["text"]) == int((per_game >= 100).sum())
+    assert int(ours[7]["text"]) == int((per_game >= 75).sum())
+
+
+def test_partial_seeds_and_the_2013_reference(tmp_path):
+    games = tuple(nips2013_table()["ale_id"])
+    folder = write_results(tmp_path / "nips", games=games, seeds=(0, 1), missing_runs=[("pong", 1)], reference="nips2013")
+    text, parsed = render(folder, tmp_path / "report")
+    table = parsed.tables["game-table"]
+    rows = {r["attrs"]["data-game"]: r["cells"] for r in table["body"]}
+    assert list(rows) == list(games)
+    assert rows["pong"][column_index(table, "Status")]["text"] == "partial (1 of 2 seeds scored)"
+    reference = nips2013_table().set_index("ale_id")
+    for game, cells in rows.items():
+        assert number(cells[column_index(table, "Random")]) == reference.loc[game, "random"]
+        assert number(cells[column_index(table, "Human")]) == reference.loc[game, "human"]
+        assert number(cells[column_index(table, "DQN")]) == reference.loc[game, "dqn"]
+        assert cells[column_index(table, "\u00b1 s.d.")]["text"] == "\u2014"
+    # Pong's one scored seed: its mean, no s.d., normalized with Table 1's random and human.
+    scores = pd.read_parquet(folder / "scores.parquet").set_index(["game", "agent", "seed", "weights"])
+    pong = scores.loc[("pong", "dqn", 0, "best"), "mean"]
+    assert number(rows["pong"][column_index(table, "DQN best")]) == pong
+    assert math.isnan(number(rows["pong"][column_index(table, "\u00b1 s.d. seeds")]))
+    assert number(rows["pong"][column_index(table, "Best")]) == pytest.approx(100 * (pong + 20.4) / (-3 + 20.4))
+    assert "NIPS 2013 workshop paper (Table 1)" in text and "Table 1 of the 2013 workshop paper" in text
+    aggregates = {r["cells"][0]["text"]: r["cells"] for r in parsed.tables["aggregates"]["body"]}
+    assert int(aggregates["This run, best-intermediate weights"][2]["text"]) == 13  # 7 games x 2 seeds - 1
+    assert "Paper, all 7 games (as published)" in aggregates
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dqn.report", *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def test_cli_missing_results_folder_is_a_one_line_error(tmp_path):
+    result = run_cli("--results", str(tmp_path / "nope"), "--out", str(tmp_path / "r.html"), "--figures-dir", str(tmp_path / "f"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: results folder") and "does not exist" in result.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_missing_file_or_column_is_a_one_line_error(small, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(small[0], folder)
+    (folder / "runs.parquet").unlink()
+    result = run_cli("--results", str(folder), "--out", str(tmp_path / "r.html"), "--figures-dir", str(tmp_path / "f"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "runs.parquet" in result.stderr and "is missing" in result.stderr
+    shutil.copy(small[0] / "runs.parquet", folder / "runs.parquet")
+    scores = pd.read_parquet(folder / "scores.parquet").drop(columns=["weights"])
+    scores.to_parquet(folder / "scores.parquet")
+    with pytest.raises(UserError, match=r"scores.parquet' lacks column\(s\) weights"):
+        build_report(folder, tmp_path / "r.html", tmp_path / "f")
+    with pytest.raises(UserError, match="bootstrap-reps"):
+        build_report(small[0], tmp_path / "r.html", tmp_path / "f", bootstrap_reps=0)
+
+
+def test_cli_writes_the_report_and_the_figures(small, tmp_path):
+    out = tmp_path / "reports" / "demo"
+    result = run_cli("--results", str(small[0]), "--out", str(out / "report.html"), "--figures-dir", str(out / "figures"),
+                     "--bootstrap-reps", "50", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"wrote {out / 'report.html'}"
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(FIGURE_FILES)  # no temporary file left
+    assert "50 resamples, seed 3" in (out / "report.html").read_text(encoding="utf-8")
