@@ -219,6 +219,10 @@ class _LocalHost:
 
 def _serve(conn, spec: EnvSpec) -> None:
     """Worker process: apply batches of operations until told to stop."""
+    import signal
+
+    # Ctrl-C is the main process's to handle: it stops the workers in order (no traceback per worker).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import cv2
 
@@ -547,6 +551,8 @@ def evaluate(
     """
     if episodes < 1:
         raise UserError(f"the number of episodes must be at least 1, got {episodes}")
+    if seed < 0:
+        raise UserError(f"the seed must be 0 or more, got {seed}")
     if not 0.0 <= epsilon <= 1.0:
         raise UserError(f"epsilon must lie in [0, 1], got {epsilon}")
     from dqn.games import check_game

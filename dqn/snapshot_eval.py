@@ -16,8 +16,10 @@ Choices where the protocol is silent:
   itself bounds the play, and an episode still running when it ends is not counted.
 - The budget is split over `num_envs` environments (8 by default) that play side by side, so the
   forward pass is batched; each plays episodes back to back for 1/num_envs of the agent steps.
-  DeepMind used one environment, which counts the same agent steps; with 8 each environment
-  still plays 62,500 frames (17 minutes of game), longer than any 5-minute evaluation episode.
+  DeepMind used one environment for the same agent steps. More environments lose more
+  unfinished episodes at the end of the budget; with 8, each still plays 62,500 frames (17 minutes
+  of game), so every episode shorter than that can complete. The number is fixed (not the
+  number of cores) because it is part of the result.
 - Each new episode starts with a random no-op start, as `nextRandomGame` did in the Lua code.
 - Seeds come from (run seed, snapshot frames, environment index): re-evaluating a snapshot
   gives the same score, whatever the number of worker processes.
@@ -52,8 +54,8 @@ from dqn.evaluate import (
 )
 
 TRAINING_EVAL_ENVS = 8
-SNAPSHOT_NAME = re.compile(r"^frames_(\d+)\.pt$")
-EVAL_NAME = re.compile(r"^frames_(\d+)\.parquet$")
+SNAPSHOT_NAME = re.compile(r"^frames_(\d{12})\.pt$")
+EVAL_NAME = re.compile(r"^frames_(\d{12})\.parquet$")
 COMPLETE_MARKER = "COMPLETE"
 EVAL_COLUMNS = ("game", "seed", "frames", "eval_score_mean", "eval_episodes", "eval_frames", "wall_seconds")
 
@@ -111,6 +113,8 @@ def play_for_frames(
     if num_envs < 1:
         raise UserError(f"the number of evaluation environments must be at least 1, got {num_envs}")
     entropy = (seed,) if isinstance(seed, (int, np.integer)) else tuple(seed)
+    if any(e < 0 for e in entropy):
+        raise UserError(f"seeds must be 0 or more, got {entropy}")
     total_steps = total_frames // action_repeat_frames
     share, extra = divmod(total_steps, num_envs)
     slots = [
@@ -285,7 +289,7 @@ def learning_curve(run_dir: str | os.PathLike) -> "pd.DataFrame":
         raise UserError(f"{str(log_path)!r} does not exist; the run has not finished an evaluation period yet")
     train_log = pd.read_parquet(log_path)
     evals = read_eval_results(run_dir)[["frames", "eval_score_mean", "eval_episodes"]]
-    curve = train_log.merge(evals, on="frames", how="left", validate="one_to_one")
+    curve = train_log.merge(evals, on="frames", how="left", validate="many_to_one")
     curve["eval_episodes"] = curve["eval_episodes"].fillna(0).astype(np.int64)
     curve["eval_score_mean"] = curve["eval_score_mean"].astype(np.float64)
     return curve
