@@ -90,7 +90,7 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
     hp = PRESETS[preset]
     frames_planned = hp.training_length_frames
 
-    episodes, curves, runs = [], [], []
+    episodes, curves, runs, run_provenance = [], [], [], []
     for game in games:
         paper_random, paper_human, paper_dqn = (float(table.loc[game, c]) for c in (random_col, human_col, dqn_col))
         random_spread = abs(paper_random) * 0.3 + 1.0
@@ -105,7 +105,16 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
                 episodes.append(_episodes(game, "dqn", seed, "best", best_score, dqn_spread, rng))
                 episodes.append(_episodes(game, "dqn", seed, "final", final_score, dqn_spread, rng))
                 curves.append(_learning_curve(game, seed, final_score, paper_random, frames_planned, curve_points, rng))
-            frames_done = int(frames_planned * (rng.uniform(0.2, 0.7) if missing else 1.0))
+                frames_done = frames_planned
+            elif seed % 2 == 0:
+                # An unfinished run: its partial train log, no training-time evaluation yet (as dqn.aggregate writes it).
+                partial = _learning_curve(game, seed, paper_dqn, paper_random, frames_planned, curve_points, rng)
+                partial = partial.iloc[: curve_points // 2].assign(eval_score_mean=np.nan, eval_episodes=np.int64(0))
+                curves.append(partial)
+                frames_done = int(partial["frames"].iloc[-1])
+            else:
+                frames_done = 0  # never started: no log, no device
+            started = frames_done > 0
             runs.append(
                 {
                     "game": game,
@@ -113,21 +122,25 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
                     "status": "missing" if missing else "complete",
                     "frames_done": np.int64(frames_done),
                     "frames_planned": np.int64(frames_planned),
-                    "wall_hours": float(rng.uniform(60.0, 90.0) * frames_done / 200_000_000),
-                    "device": "cpu" if seed % 2 else "cuda:0 (NVIDIA H100 80GB HBM3)",
+                    "wall_hours": float(rng.uniform(60.0, 90.0) * frames_done / 200_000_000) if started else np.nan,
+                    "device": ("cpu" if seed % 2 else "cuda") if started else None,
                 }
             )
+            if started:
+                run_provenance.append({"game": game, "seed": int(seed), "device": runs[-1]["device"], "hostname": f"node{seed}",
+                                       "versions": {"torch": "2.13.0", "ale-py": "0.12.1"}})
 
     episodes_df = pd.concat(episodes, ignore_index=True)
     grouped = episodes_df.groupby(["game", "agent", "seed", "weights"], sort=False)["score"]
     scores_df = grouped.agg(mean="mean", std=lambda s: float(np.std(s, ddof=0)), episodes="count").reset_index()
     scores_df.insert(1, "display_name", scores_df["game"].map(display_name))
     scores_df["episodes"] = scores_df["episodes"].astype(np.int64)
-    scores_df["human_normalized"] = human_normalized(scores_df["game"], scores_df["mean"], reference).astype(np.float64)
+    # As dqn.aggregate does: always the Nature table's random and human scores, whatever the reference.
+    scores_df["human_normalized"] = human_normalized(scores_df["game"], scores_df["mean"], "nature").astype(np.float64)
     scores_df = scores_df[["game", "display_name", "agent", "seed", "weights", "mean", "std", "episodes", "human_normalized"]]
 
     curves_df = pd.concat(curves, ignore_index=True) if curves else _learning_curve("x", 0, 0, 0, 1, 1, rng).iloc[:0]
-    runs_df = pd.DataFrame(runs)
+    runs_df = pd.DataFrame(runs).astype({"device": "string"})
     deviations_df = pd.DataFrame(
         [
             {"field": d.field, "paper_value": str(d.paper_value), "this_value": str(d.this_value), "unit": d.unit, "note": d.note}
@@ -139,9 +152,16 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
         "experiment": experiment or path.name,
         "preset": preset,
         "reference": reference,
-        "versions": {"torch": "2.13.0", "ale-py": "0.12.1", "gymnasium": "1.4.0", "snakemake": "9.1.0", "python": "3.11.7"},
+        "versions": {"python": "3.11.7", "torch": "2.13.0", "ale-py": "0.12.1", "gymnasium": "1.4.0", "snakemake": "9.1.0",
+                     "numpy": "2.4.6", "pandas": "3.1.1", "pyarrow": "21.0.0", "dqn-harness": "0.1.0"},
+        "overrides": {},
+        "games": list(games),
+        "seeds": [int(s) for s in seeds],
         "git_commit": "0123456789abcdef0123456789abcdef01234567",
-        "hardware": {"cpu": "AMD EPYC 9654 (16 cores)", "gpu": "NVIDIA H100 80GB HBM3", "memory_gib": 128},
+        "git_dirty": False,
+        "hardware": {"cpu": "AMD EPYC 9654 (16 cores)", "gpu": "NVIDIA H100 80GB HBM3", "memory_gib": 128,
+                     "hostname": "login1", "platform": "Linux-6.1-x86_64"},
+        "runs": run_provenance,
     }
 
     path.mkdir(parents=True, exist_ok=True)

@@ -75,8 +75,9 @@ def build_report(results_dir: str | Path, out: str | Path, figures_dir: str | Pa
     mismatched = tables.normalization_mismatches(results)
     if mismatched:
         warnings.append(
-            f"scores.parquet human_normalized differs from the {reference.label}'s normalization for "
-            f"{', '.join(mismatched)}; this report normalizes with the {reference.label}'s random and human scores."
+            f"scores.parquet human_normalized differs from 100 x (mean - random) / (human - random) with Extended "
+            f"Data Table 2's scores for {', '.join(mismatched)}; this report recomputes it from the mean column "
+            f"with the {reference.label}'s random and human scores."
         )
     unknown = table.loc[table["human_score"].isna(), "game"].tolist()
     if unknown:

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from dqn.report.tables import WEIGHTS_LABELS
 
@@ -114,24 +116,27 @@ def seed_band(curves: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel: str, *,
-                  paper_line: str | None = None, title: str = "") -> Figure:
+                  paper_line: str | None = None, paper_label: str = "paper") -> Figure:
     """One panel per game of `table` (missing games included): `column` of learning_curves.parquet against
     emulator frames, the mean over seeds as a line and the range over seeds (min to max) as a band.
 
-    `paper_line` names a `table` column drawn as a dashed horizontal line (e.g. the paper's score).
+    `paper_line` names a `table` column drawn as a dashed horizontal line (e.g. the paper's score),
+    labelled `paper_label` in the legend.
     """
     fig, axes, columns = _grid(len(table))
     curves = curves.assign(game=curves["game"].astype(str))
     for k, (ax, (_, row)) in enumerate(zip(axes, table.iterrows())):
         game_curves = curves[(curves["game"] == row["game"]) & curves[column].notna()]
-        ax.set_title(row["display_name"], fontsize=9)
+        complete = row.get("status", "complete") == "complete"
+        ax.set_title(row["display_name"] + ("" if complete else f" ({row['status']})"), fontsize=9,
+                     color="black" if complete else "firebrick")
         ax.tick_params(labelsize=7)
         if k % columns == 0:
             ax.set_ylabel(ylabel, fontsize=8)
         if k >= len(axes) - columns:
             ax.set_xlabel("frames (millions)", fontsize=8)
         if game_curves.empty:
-            ax.text(0.5, 0.5, "no learning curve\n(run missing)", transform=ax.transAxes, ha="center", va="center",
+            ax.text(0.5, 0.5, "no data yet", transform=ax.transAxes, ha="center", va="center",
                     fontsize=8, color="dimgray")
             ax.set_xticks([])
             ax.set_yticks([])
@@ -144,8 +149,12 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
             ax.axhline(row[paper_line], color=PAPER_COLOR, linestyle="--", linewidth=1.0)
         ax.yaxis.set_major_locator(_locator(4))
         ax.xaxis.set_major_locator(_locator(3))
-    if title:
-        fig.suptitle(title, fontsize=11)
+    # A legend on the figure itself, so that the PNG reads on its own (the workflow shows it alone).
+    handles = [Line2D([], [], color=THIS_RUN_COLOR, linewidth=1.3, label="mean over seeds"),
+               Patch(color=THIS_RUN_COLOR, alpha=0.25, label="range over seeds (min to max)")]
+    if paper_line is not None:
+        handles.append(Line2D([], [], color=PAPER_COLOR, linestyle="--", label=paper_label))
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize=8, frameon=False)
     return fig
 
 
@@ -158,19 +167,13 @@ def _locator(bins: int):
 def learning_curves_figure(curves: pd.DataFrame, table: pd.DataFrame, *, reference_label: str = "paper") -> Figure:
     """Fig. 2 (a, b) for every game: training-time evaluation score against frames, seeds as a min-max band,
     the paper's final DQN score as a dashed grey line."""
-    return curves_figure(
-        curves, table, "eval_score_mean", "score",
-        paper_line="paper_dqn_mean",
-        title=f"Evaluation score (band: seeds' range; dashed: {reference_label})",
-    )
+    return curves_figure(curves, table, "eval_score_mean", "score", paper_line="paper_dqn_mean",
+                         paper_label=f"final DQN score in the {reference_label}")
 
 
 def average_max_q_figure(curves: pd.DataFrame, table: pd.DataFrame) -> Figure:
     """Fig. 2 (c, d) for every game: average max Q on the held-out states against frames, seeds as a min-max band."""
-    return curves_figure(
-        curves, table, "average_max_q", "average max Q",
-        title="Average max Q on held-out states (band: seeds' range)",
-    )
+    return curves_figure(curves, table, "average_max_q", "average max Q")
 
 
 def _symlog(values) -> np.ndarray:

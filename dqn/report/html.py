@@ -111,8 +111,12 @@ def num_cell(value: Any, formatter: Callable[[Any], str], css: str = "num") -> s
     return f'<td class="{css}" data-value="{data_value(value)}">{escape(formatter(value))}</td>'
 
 
+def _is_missing(value: Any) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
 def text_cell(text: Any, css: str = "text", sort_value: str | None = None) -> str:
-    text = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
+    text = "" if _is_missing(text) else str(text)
     sort_attr = f' data-value="{escape(sort_value)}"' if sort_value is not None else ""
     return f'<td class="{css}"{sort_attr}>{escape(text)}</td>'
 
@@ -299,11 +303,24 @@ def provenance_html(content: ReportContent) -> str:
         parts.append("<p>No protocol notes are registered for this reference.</p>")
 
     parts.append("<h3>Software and hardware</h3>")
+    parts.append("<p>From <code>provenance.json</code>, written when the results tables were built.</p>")
     versions = prov.pop("versions", {}) or {}
     known = ["torch", "ale-py", "gymnasium", "snakemake", "python"]
     items = [(f"{name} version", versions.get(name)) for name in known]
     items += [(f"{name} version", value) for name, value in versions.items() if name not in known]
-    items += [("git commit", prov.pop("git_commit", None)), ("hardware", prov.pop("hardware", None))]
+    commit, dirty = prov.pop("git_commit", None), prov.pop("git_dirty", None)
+    if commit and dirty:
+        commit = f"{commit} (with uncommitted changes to tracked files)"
+    items += [("git commit", commit), ("hardware", prov.pop("hardware", None))]
+    for key in ("experiment", "preset", "reference"):
+        items.append((key, prov.pop(key, None)))
+    overrides = prov.pop("overrides", None)
+    if overrides is not None:
+        items.append(("overrides (--set)", overrides or "none"))
+    for key in ("games", "seeds"):
+        if isinstance(prov.get(key), list):
+            items.append((f"planned {key}", ", ".join(map(str, prov.pop(key)))))
+    prov.pop("runs", None)  # each run's device, host and versions are in the runs table below
     items += [(key, prov[key]) for key in sorted(prov)]
     items.append(("results folder", content.results_path))
     parts.append(_kv(items))
@@ -312,17 +329,20 @@ def provenance_html(content: ReportContent) -> str:
     totals = content.hours[["gpu_hours", "cpu_hours"]].sum()
     parts.append(f"<p>Total: {format_hours(totals['gpu_hours'])} GPU hours and {format_hours(totals['cpu_hours'])} CPU hours "
                  f"of training wall time (runs.parquet <code>wall_hours</code>, by <code>device</code>).</p>")
+    parts.append("<details><summary>Frames and hours of every game</summary>")
     parts.append(simple_table(content.hours, [
         ("display_name", "game", None), ("frames_done", "frames done (all seeds)", format_int),
         ("frames_planned", "frames planned (all seeds)", format_int), ("gpu_hours", "GPU hours", format_hours),
         ("cpu_hours", "CPU hours", format_hours),
     ], css="sortable", table_id="hours"))  # fmt: skip
+    parts.append("</details>")
     parts.append("<details><summary>Every run</summary>")
     parts.append(simple_table(content.runs, [
         ("display_name", "game", None), ("seed", "seed", format_int), ("status", "status", None),
         ("frames_done", "frames done", format_int), ("frames_planned", "frames planned", format_int),
         ("frames_percent", "% of plan", format_percent), ("wall_hours", "wall hours", format_hours),
-        ("device", "device", None), ("scored_weights", "scored weights", None),
+        ("device", "device", None), ("hostname", "host", None), ("run_versions", "versions", None),
+        ("scored_weights", "scored weights", None),
     ], css="sortable", table_id="runs"))  # fmt: skip
     parts.append("</details>")
     return "\n".join(parts)

@@ -104,11 +104,14 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
     return table[columns].reset_index()
 
 
-def normalization_mismatches(results: Results, reference: str | None = None, *, tolerance_percent: float = 1e-6) -> list[str]:
-    """Games whose scores.parquet `human_normalized` differs from the reference's normalization of `mean`."""
-    dqn = normalized_scores(results, paper_columns(reference or results.reference))
-    differs = ~np.isclose(dqn["normalized"], dqn["human_normalized"], rtol=0.0, atol=tolerance_percent, equal_nan=True)
-    return sorted(set(dqn.loc[differs, "game"]))
+def normalization_mismatches(results: Results, *, tolerance_percent: float = 1e-6) -> list[str]:
+    """Games whose scores.parquet `human_normalized` differs from 100 x (mean - random) / (human - random)
+    with Extended Data Table 2's random and human scores, which is how the workflow defines that column
+    (whatever the experiment's reference). Games outside that table are not checked."""
+    dqn = normalized_scores(results, paper_columns("nature"))
+    checked = dqn[dqn["normalized"].notna()]
+    differs = ~np.isclose(checked["normalized"], checked["human_normalized"], rtol=0.0, atol=tolerance_percent)
+    return sorted(set(checked.loc[differs, "game"]))
 
 
 def score_matrix(results: Results, weights: str, reference: str | None = None) -> tuple[list[str], np.ndarray]:
@@ -184,6 +187,13 @@ def runs_table(results: Results) -> pd.DataFrame:
     runs["scored_weights"] = [scored.get((g, s), "") for g, s in zip(runs["game"], runs["seed"])]
     runs["frames_percent"] = 100.0 * runs["frames_done"] / runs["frames_planned"].where(runs["frames_planned"] > 0)
     runs["display_name"] = runs["game"].map(display_name)
+    # Each run's own host and versions, as its config.json recorded them (provenance.json "runs").
+    recorded = {(str(r.get("game")), int(r.get("seed", -1))): r for r in results.provenance.get("runs") or [] if isinstance(r, dict)}
+    runs["hostname"] = [recorded.get((g, int(s)), {}).get("hostname") for g, s in zip(runs["game"], runs["seed"])]
+    runs["run_versions"] = [
+        ", ".join(f"{k} {v}" for k, v in (recorded.get((g, int(s)), {}).get("versions") or {}).items()) or None
+        for g, s in zip(runs["game"], runs["seed"])
+    ]
     runs = runs.sort_values(["game", "seed"], key=lambda c: c.map(order) if c.name == "game" else c, kind="stable")
     return runs.reset_index(drop=True)
 
