@@ -8,18 +8,21 @@
 #
 # Environment (all optional):
 #   DQN_SLURM_DIR        state folder (configs, spool, database, logs, PIDs) [/var/lib/dqn-slurm]
-#   DQN_SLURM_CPUS       CPUs the node advertises [8]; more than the machine has lets jobs run
-#                        side by side on a small CI machine
-#   DQN_SLURM_MEMORY_MB  memory the node advertises [what `slurmd -C` reports]
+#   DQN_SLURM_CPUS       CPUs the node advertises [16, or the machine's if more]
+#   DQN_SLURM_MEMORY_MB  memory the node advertises [64000, or the machine's if more]
 #   DQN_SLURM_GPUS       GPUs the node advertises [2]; backed by character devices made here,
 #                        because Slurm drops a GPU without a device file
-#   DQN_SLURM_PARTITION  name of the one partition [debug]
+# The node advertises a typical GPU node whatever the machine: jobs then run side by side on a
+# small CI machine and a profile's requests are accepted as on a real cluster (Slurm here
+# enforces no CPU binding and no memory limit, so the advertised resources are bookkeeping).
+# Two partitions share the node: cpu (the default) and gpu, as on a typical cluster.
 #
-# Afterwards: export SLURM_CONF=$DQN_SLURM_DIR/etc/slurm.conf  (also in $DQN_SLURM_DIR/env.sh)
+# The configs live in $DQN_SLURM_DIR/etc; /etc/slurm/slurm.conf is made a link to slurm.conf there
+# (Slurm's default path, which jobs' nested srun needs), so sinfo, sbatch and sacct need no setup.
 set -euo pipefail
 
 STATE=${DQN_SLURM_DIR:-/var/lib/dqn-slurm}
-PARTITION=${DQN_SLURM_PARTITION:-debug}
+PARTITIONS=(cpu gpu)
 CLUSTER=dqn
 WAIT_SECONDS=60
 
@@ -53,8 +56,8 @@ NODE=$(hostname -s)
 read -r REAL_CPUS REAL_MEMORY_MB < <(slurmd -C | awk '
     /^NodeName=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
                    print v["CPUs"], v["RealMemory"] }')
-CPUS=${DQN_SLURM_CPUS:-8}
-MEMORY_MB=${DQN_SLURM_MEMORY_MB:-$REAL_MEMORY_MB}
+CPUS=${DQN_SLURM_CPUS:-$((REAL_CPUS > 16 ? REAL_CPUS : 16))}
+MEMORY_MB=${DQN_SLURM_MEMORY_MB:-$((REAL_MEMORY_MB > 64000 ? REAL_MEMORY_MB : 64000))}
 GPUS=${DQN_SLURM_GPUS:-2}
 [[ $CPUS =~ ^[1-9][0-9]*$ ]] || die "DQN_SLURM_CPUS must be a positive integer, got '$CPUS'"
 [[ $MEMORY_MB =~ ^[1-9][0-9]*$ ]] || die "DQN_SLURM_MEMORY_MB must be a positive integer, got '$MEMORY_MB'"
@@ -95,11 +98,13 @@ any_alive() {
 
 # Runs a daemon in the foreground of its own session, detached from this script's
 # stdin/stdout (a caller capturing our output must not wait on the daemons), and records its PID.
+STARTED=()
 launch() {
     local name=$1; shift
     if alive_pid "$name" >/dev/null; then return; fi
     setsid "$@" </dev/null >>"$LOG/$name.out" 2>&1 &
     echo $! >"$PIDS/$name"
+    STARTED+=("$name")
 }
 
 # Waits until a check passes for a daemon launched here; fails at once if the daemon died.
@@ -133,7 +138,8 @@ write_configs() {
     cat >"$ETC/slurm.conf" <<EOF
 # Written by tests/slurm/start_cluster.sh; rewritten on every cold start.
 ClusterName=$CLUSTER
-SlurmctldHost=$NODE
+# Addresses given, not looked up: the host name may not resolve in a container.
+SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 CredType=cred/munge
@@ -167,8 +173,11 @@ $gres_types
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStorageTRES=gres/gpu
+# sacct shows each job's --comment (Snakemake writes the rule and wildcards there).
+AccountingStoreFlags=job_comment
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$CPUS ThreadsPerCore=1 RealMemory=$MEMORY_MB $gres_node State=UNKNOWN
-PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
+PartitionName=${PARTITIONS[0]} Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
+PartitionName=${PARTITIONS[1]} Nodes=$NODE Default=NO MaxTime=INFINITE State=UP
 EOF
 
     # slurmdbd refuses a config readable by others (it holds the database password).
@@ -187,7 +196,16 @@ StorageUser=slurm
 StoragePass=slurmdbd
 EOF
     )
-    echo "export SLURM_CONF=$ETC/slurm.conf" >"$STATE/env.sh"
+}
+
+# Snakemake's job step drops SLURM_CONF from the environment of the srun it runs inside each job,
+# so the config must also be where Slurm looks by default.
+link_default_config() {
+    local default=/etc/slurm/slurm.conf
+    if [[ -L $default && $(readlink "$default") == "$ETC/slurm.conf" ]]; then return; fi
+    [[ ! -e $default && ! -L $default ]] || die "$default exists and is not this test cluster's; this machine has a Slurm config of its own, which the test cluster would replace"
+    mkdir -p /etc/slurm
+    ln -s "$ETC/slurm.conf" "$default"
 }
 
 munge_ok() { munge -n --socket="$MUNGE_SOCKET" | unmunge --socket="$MUNGE_SOCKET"; }
@@ -200,6 +218,7 @@ if ! any_alive; then
     write_configs
 fi
 mkdir -p "$PIDS" "$LOG"
+link_default_config
 
 if ! munge_ok >/dev/null 2>&1; then
     [[ -s /etc/munge/munge.key ]] || die "/etc/munge/munge.key is missing; create it with: mungekey --create && chown munge: /etc/munge/munge.key"
@@ -251,5 +270,6 @@ until node_ready; do
     sleep 0.3
 done
 
-echo "Slurm cluster '$CLUSTER' up: node $NODE ($(node_state)), partition $PARTITION, state in $STATE"
-echo "export SLURM_CONF=$SLURM_CONF"
+# The last line says what this run started (a caller stops the cluster only if it started it).
+echo "Slurm cluster '$CLUSTER' up: node $NODE ($(node_state)), partitions ${PARTITIONS[*]} (default ${PARTITIONS[0]}), state in $STATE"
+echo "started: ${STARTED[*]:-nothing (already running)}"
