@@ -470,3 +470,16 @@ def test_cli_writes_the_report_and_the_figures(small, tmp_path):
     assert result.stdout.strip() == f"wrote {out / 'report.html'}"
     assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(FIGURE_FILES)  # no temporary file left
     assert "50 resamples, seed 3" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_scores_that_disagree_with_their_episodes_are_flagged(small, tmp_path):
+    folder = tmp_path / "tampered"
+    shutil.copytree(small[0], folder)
+    scores = pd.read_parquet(folder / "scores.parquet")
+    row = (scores["game"] == "pong") & (scores["seed"] == 1) & (scores["weights"] == "final")
+    scores.loc[row, "mean"] += 1.0
+    scores.to_parquet(folder / "scores.parquet")
+    text, _ = render(folder, tmp_path / "report")
+    assert "scores.parquet disagrees with episodes.parquet (mean or episode count) for pong/dqn/1/final;" in text
+    assert "Check these:" not in small[2]  # the untouched set raises no warning
+

@@ -79,6 +79,13 @@ def build_report(results_dir: str | Path, out: str | Path, figures_dir: str | Pa
             f"Data Table 2's scores for {', '.join(mismatched)}; this report recomputes it from the mean column "
             f"with the {reference.label}'s random and human scores."
         )
+    inconsistent = tables.episode_mismatches(results)
+    if inconsistent:
+        shown = ", ".join(inconsistent[:5]) + (f" and {len(inconsistent) - 5} more" if len(inconsistent) > 5 else "")
+        warnings.append(
+            f"scores.parquet disagrees with episodes.parquet (mean or episode count) for {shown}; "
+            "regenerate the tables with the workflow's aggregate step."
+        )
     unknown = table.loc[table["human_score"].isna(), "game"].tolist()
     if unknown:
         warnings.append(f"no reference scores in the {reference.label} for {', '.join(unknown)}; these games are left out of the aggregates.")

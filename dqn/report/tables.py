@@ -114,6 +114,17 @@ def normalization_mismatches(results: Results, *, tolerance_percent: float = 1e-
     return sorted(set(checked.loc[differs, "game"]))
 
 
+def episode_mismatches(results: Results, *, tolerance: float = 1e-9) -> list[str]:
+    """"game/agent/seed/weights" keys whose scores.parquet mean or episode count disagrees with episodes.parquet."""
+    keys = ["game", "agent", "seed", "weights"]
+    episodes = results.episodes.groupby(keys)["score"].agg(episode_mean="mean", episode_count="count")
+    joined = results.scores.set_index(keys)[["mean", "episodes"]].join(episodes, how="outer")
+    bad = ~np.isclose(joined["mean"], joined["episode_mean"], rtol=tolerance, atol=tolerance) | (
+        joined["episodes"] != joined["episode_count"]
+    )
+    return ["/".join(map(str, key)) for key in joined.index[bad.to_numpy()]]
+
+
 def score_matrix(results: Results, weights: str, reference: str | None = None) -> tuple[list[str], np.ndarray]:
     """(games, human-normalized scores `[runs, games]`) of the DQN `weights`, NaN where a game lacks a seed.
 
