@@ -13,10 +13,12 @@ Definitions (rliable's, Agarwal et al. 2021):
 - confidence intervals: percentile intervals of a stratified bootstrap that resamples runs with
   replacement within each game (rliable's StratifiedBootstrap with task_bootstrap=False).
 
-The bootstrap is written here rather than taken from rliable because rliable's bootstrap imports
-`arch`, and no release of `arch` imports with pandas 3 while keeping the `random_state` argument
-rliable passes; scipy.stats.bootstrap stratifies (one sample per game) but refuses games with a
-single run, which partial results have.
+The bootstrap is written here rather than taken from rliable 1.2.0 (the latest release): its
+`library` module needs `arch`, and with pandas 3 and numpy 2 arch 7.x fails on import (pandas'
+`deprecate_kwarg` changed), arch 6.x is built for numpy 1, and arch 8.0 imports but dropped the
+`random_state` argument that rliable's StratifiedBootstrap passes. scipy.stats.bootstrap with one
+sample per game is the same stratified bootstrap (a test checks the two agree) but refuses games
+with a single run, which partial results and one-seed experiments have.
 """
 
 from __future__ import annotations
