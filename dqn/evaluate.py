@@ -582,7 +582,7 @@ def evaluate(
 
 def summarize(rows: "pd.DataFrame") -> str:
     """One line: mean and s.d. of the scores (the table's two numbers), truncated episodes."""
-    return (f"{len(rows)} episodes: mean {rows['score'].mean():.1f}, s.d. {rows['score'].std(ddof=1):.1f}, "
+    return (f"{len(rows)} episodes: mean {rows['score'].mean():.1f}, s.d. {rows['score'].std(ddof=0):.1f}, "
             f"{int(rows['truncated'].sum())} cut at the frame limit")
 
 
