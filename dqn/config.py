@@ -359,5 +359,8 @@ PAPER_NOTES: dict[str, dict[str, str]] = {
         "final_exploration_frame_steps": "Table 1's 'frame' is an agent step in the code, counted after the replay start",
         "min_squared_gradient": "inside the square root of centered RMSProp, with gradients summed over the minibatch (the code)",
         "noop_max_frames": "no-op starts at the beginning of each game only, not after each lost life (the code also played them after a lost life; DQN Zoo does not)",
+        "network": "no padding in the first convolution (as DQN Zoo and Dopamine); DeepMind's Lua code padded it by 1, which keeps the output sizes and shifts receptive fields by one pixel",
+        "lost_life_terminal": "a lost life ends bootstrapping only; DeepMind's code also zeroed the frame history at a lost life, here it is zeroed at a new game only",
+        "preprocessing": "max of the last two RGB frames, luminance Y = 0.299 R + 0.587 G + 0.114 B, bilinear resize of the whole frame to 84x84 (no crop), as the code did",
     }
 }
