@@ -1,0 +1,682 @@
+"""Train DQN on one game with one seed into one output folder; resumable at any moment.
+
+    python -m dqn.train --game breakout --seed 0 --out results/dqn/breakout/seed0 \\
+        [--preset nature] [--set key=value ...] [--device auto|cpu|cuda] [--threads N] \\
+        [--eval-workers N] [--no-side-eval]
+
+This module is the composition root: it reads the flags and the config once, checks everything
+before any work, builds the parts (env, frame stack, replay, learner, schedule) and passes them to
+`train_loop`, which reads top to bottom as the algorithm of Mnih et al. (2015). Comments marked
+"plumbing" are logging, snapshots and checkpoints; everything else is the algorithm.
+
+Files under --out are listed in docs/DESIGN.md ("Files of one training run"). Re-running the same
+command resumes from the newest complete checkpoint (dqn/checkpoint.py), or exits at once when the
+run is already complete. SIGTERM or SIGINT (Slurm's time limit, preemption, Ctrl-C) write a
+checkpoint and exit non-zero so that a scheduler's retry resumes the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from dqn import fileio
+from dqn.config import PRESETS, Hyperparameters, parse_overrides, resolve
+from dqn.errors import UserError, cli_main
+from dqn.games import check_game
+
+log = logging.getLogger("dqn.train")
+
+# train_log.parquet, exactly as docs/DESIGN.md lists it.
+TRAIN_LOG_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("game", "string"),
+    ("seed", "int64"),
+    ("frames", "int64"),
+    ("agent_steps", "int64"),
+    ("parameter_updates", "int64"),
+    ("epsilon", "float64"),
+    ("train_episode_return_mean", "float64"),
+    ("train_episodes", "int64"),
+    ("loss_mean", "float64"),
+    ("average_max_q", "float64"),
+    ("agent_steps_per_second", "float64"),
+    ("wall_seconds", "float64"),
+)
+# Columns that depend on the machine's speed, not on the trajectory.
+TIMING_COLUMNS = ("agent_steps_per_second", "wall_seconds")
+# Hyperparameters that change how a run is kept safe, not what it computes: a resume may change them.
+PLUMBING_HYPERPARAMETERS = ("checkpoint_interval_minutes",)
+PROGRESS_INTERVAL_SECONDS = 30.0
+HELDOUT_BATCH_STATES = 256
+CHECKPOINT_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------- the run folder
+@dataclass(frozen=True)
+class RunFiles:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def train_log(self) -> Path:
+        return self.root / "train_log.parquet"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    @property
+    def snapshots_complete(self) -> Path:
+        return self.snapshots / "COMPLETE"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def learning_curve(self) -> Path:
+        return self.root / "learning_curve.parquet"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "best.pt"
+
+    @property
+    def final(self) -> Path:
+        return self.root / "final.pt"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoint"
+
+    def snapshot(self, frames: int) -> Path:
+        return self.snapshots / f"frames_{frames:012d}.pt"
+
+    def final_outputs(self) -> tuple[Path, ...]:
+        return (self.train_log, self.final, self.learning_curve, self.best)
+
+
+def _frames_of(path: Path) -> int | None:
+    """12 from 'frames_000000000012.pt'; None for any other name."""
+    stem = path.name.split(".", 1)[0]
+    if not stem.startswith("frames_"):
+        return None
+    try:
+        return int(stem[len("frames_"):])
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------- checks before work
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, like every other user error
+        raise UserError(f"{message}; see python -m dqn.train --help")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _ArgumentParser(prog="python -m dqn.train", description="Train DQN on one Atari game with one seed.")
+    p.add_argument("--game", required=True, help="ALE ROM id, e.g. breakout")
+    p.add_argument("--seed", required=True, type=int, help="seed of the env, replay, actor and network init")
+    p.add_argument("--out", required=True, help="output folder of this run (re-running resumes it)")
+    p.add_argument("--preset", default="nature", help=f"hyperparameter preset: {', '.join(sorted(PRESETS))}")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override hyperparameters")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads of the learner (default: torch's)")
+    p.add_argument("--eval-workers", type=int, default=1, help="processes of training-time evaluation")
+    p.add_argument("--no-side-eval", action="store_true",
+                   help="evaluate snapshots at the end of training instead of beside it")
+    return p
+
+
+def pick_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked but torch sees no CUDA device; use --device cpu or auto")
+    return name
+
+
+def estimate_disk_bytes(hp: Hyperparameters) -> int:
+    """Disk one more checkpoint (replay + learner) and every snapshot of the run will need."""
+    from dqn.atari import FRAME_SHAPE
+    from dqn.networks import build_network
+    from dqn.replay import ReplayMemory
+
+    history = hp.agent_history_length_frames
+    # A memory of history+1 entries costs nothing and has the real per-transition layout.
+    per_transition = ReplayMemory(history + 1, history, FRAME_SHAPE, seed=0).bytes_per_transition
+    replay_bytes = int(per_transition * hp.replay_memory_size_transitions)
+    max_actions = 18  # the full Atari action set bounds every game's minimal set
+    weights_bytes = 4 * sum(p.numel() for p in build_network(hp.network, (history, *FRAME_SHAPE), max_actions).parameters())
+    learner_bytes = 4 * weights_bytes  # online, target and two RMSProp running averages
+    snapshots = math.ceil(hp.training_length_frames / hp.eval_interval_frames) + 2  # + final and best
+    return replay_bytes + learner_bytes + snapshots * weights_bytes
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def run_config(game: str, seed: int, preset: str, hp: Hyperparameters, device: str) -> dict[str, Any]:
+    versions = {"python": platform.python_version()}
+    for dist in ("torch", "ale-py", "gymnasium", "numpy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return _jsonable({
+        "game": game,
+        "seed": seed,
+        "preset": preset,
+        "hyperparameters": hp.to_dict(),
+        "device": device,
+        "versions": versions,
+        "hostname": socket.gethostname(),
+    })
+
+
+def config_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """What differs between two configs in what the run computes (None if nothing)."""
+    for key in ("game", "seed"):
+        if old.get(key) != new[key]:
+            return f"{key} {old.get(key)!r} there, {new[key]!r} here"
+    old_hp, new_hp = old.get("hyperparameters") or {}, new["hyperparameters"]
+    for name in sorted(set(old_hp) | set(new_hp)):
+        if name in PLUMBING_HYPERPARAMETERS:
+            continue
+        if old_hp.get(name) != new_hp.get(name):
+            return f"hyperparameter {name!r} is {old_hp.get(name)!r} there, {new_hp.get(name)!r} here"
+    return None
+
+
+def read_existing_config(files: RunFiles) -> dict[str, Any] | None:
+    if not files.config.is_file():
+        return None
+    try:
+        return json.loads(files.config.read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{str(files.config)!r} is unreadable; use a new --out or delete that folder") from None
+
+
+# ---------------------------------------------------------------------------- files written
+def write_train_log(rows: list[dict[str, Any]], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow_types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+    schema = pa.schema([(name, arrow_types[kind]) for name, kind in TRAIN_LOG_COLUMNS])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    fileio.atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def weights_file(learner, hp: Hyperparameters, game: str, frames: int) -> dict[str, Any]:
+    """The documented weights format: enough to evaluate with no other file."""
+    return {
+        "state_dict": {k: v.detach().cpu().clone() for k, v in learner.online.state_dict().items()},
+        "network": hp.network,
+        "num_actions": learner.num_actions,
+        "game": game,
+        "frames": int(frames),
+        "hyperparameters": hp.to_dict(),
+    }
+
+
+# ---------------------------------------------------------------------------- training state
+@dataclass
+class Period:
+    """Accumulators of the current evaluation period (between two train_log rows)."""
+
+    start_agent_steps: int
+    start_wall_seconds: float
+    loss_sum: float = 0.0
+    updates: int = 0
+    episode_returns: list[float] = field(default_factory=list)
+
+
+@dataclass
+class TrainState:
+    """Everything the loop carries from one agent step to the next, besides the parts' own state."""
+
+    agent_steps: int = 0
+    episodes: int = 0
+    s_t: np.ndarray | None = None  # the stacked state the next action is chosen on
+    episode_start: bool = True  # s_t's newest frame is the first of a game
+    heldout_states: np.ndarray | None = None
+    last_episode_return: float = math.nan
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    period: Period = field(default_factory=lambda: Period(0, 0.0))
+
+
+class WallClock:
+    """Cumulative wall seconds of training, carried over resumes by the checkpoint."""
+
+    def __init__(self, seconds_before: float = 0.0):
+        self.seconds_before = seconds_before
+        self._start = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.seconds_before + time.monotonic() - self._start
+
+
+class StopSignal:
+    """SIGTERM/SIGINT set a flag; the loop checkpoints at the next agent step and exits."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+
+    def install(self) -> None:
+        for s in (signal.SIGTERM, signal.SIGINT):
+            self._previous[s] = signal.signal(s, self._handle)
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous.clear()
+
+
+@dataclass
+class Parts:
+    """The objects the loop drives, built by `main`."""
+
+    hp: Hyperparameters
+    game: str
+    seed: int
+    env: Any  # dqn.atari.AtariEnv
+    stack: Any  # dqn.atari.FrameStack
+    replay: Any  # dqn.replay.ReplayMemory
+    learner: Any  # dqn.agent.Learner
+    epsilon: Any  # dqn.schedules.LinearEpsilon: agent step -> exploration rate
+    epsilon_greedy: Callable[[np.ndarray, float, np.random.Generator], int]
+    rng: np.random.Generator  # the actor's: epsilon-greedy draws
+    files: RunFiles
+    checkpointer: Any  # dqn.checkpoint.Checkpointer
+    progress: Any  # dqn.progress.Progress
+    clock: WallClock
+    stop: StopSignal
+
+
+def checkpoint_state(parts: Parts, st: TrainState) -> dict[str, Any]:
+    import torch
+
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "learner": parts.learner.state_dict(),
+        "replay": parts.replay.state_dict(),
+        "env": parts.env.get_state(),
+        "stack": parts.stack.state_dict(),
+        "actor_rng": parts.rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "train": {
+            "agent_steps": st.agent_steps,
+            "episodes": st.episodes,
+            "s_t": st.s_t,
+            "episode_start": st.episode_start,
+            "heldout_states": st.heldout_states,
+            "last_episode_return": st.last_episode_return,
+            "rows": st.rows,
+            "period": dataclasses.asdict(st.period),
+        },
+        "wall_seconds": parts.clock(),
+    }
+    return state
+
+
+def restore(parts: Parts, state: dict[str, Any]) -> TrainState:
+    import torch
+
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}; use a new --out")
+    parts.learner.load_state_dict(state["learner"])
+    parts.replay.load_state_dict(state["replay"])
+    parts.env.set_state(state["env"])
+    parts.stack.load_state_dict(state["stack"])
+    parts.rng.bit_generator.state = state["actor_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    t = state["train"]
+    heldout = t["heldout_states"]
+    return TrainState(
+        agent_steps=int(t["agent_steps"]),
+        episodes=int(t["episodes"]),
+        s_t=np.array(t["s_t"]),
+        episode_start=bool(t["episode_start"]),
+        heldout_states=None if heldout is None else np.array(heldout),  # copy out of the memory map
+        last_episode_return=float(t["last_episode_return"]),
+        rows=list(t["rows"]),
+        period=Period(**t["period"]),
+    )
+
+
+# ---------------------------------------------------------------------------- the loop
+def average_max_q(learner, states: np.ndarray | None) -> float:
+    """Mean over the held-out states of max_a Q(s, a) (Fig. 2's second index of learning)."""
+    if states is None or len(states) == 0:
+        return math.nan
+    maxima = [learner.q_values(states[i:i + HELDOUT_BATCH_STATES]).max(dim=1).values.double().sum().item()
+              for i in range(0, len(states), HELDOUT_BATCH_STATES)]
+    return sum(maxima) / len(states)
+
+
+def end_period(parts: Parts, st: TrainState) -> None:
+    """Plumbing: one train_log row and one snapshot at the end of an evaluation period."""
+    hp, p = parts.hp, st.period
+    frames = st.agent_steps * hp.action_repeat_frames
+    wall = parts.clock()
+    elapsed = wall - p.start_wall_seconds
+    st.rows.append({
+        "game": parts.game,
+        "seed": parts.seed,
+        "frames": frames,
+        "agent_steps": st.agent_steps,
+        "parameter_updates": parts.learner.parameter_updates,
+        "epsilon": parts.epsilon(st.agent_steps),
+        "train_episode_return_mean": float(np.mean(p.episode_returns)) if p.episode_returns else math.nan,
+        "train_episodes": len(p.episode_returns),
+        "loss_mean": p.loss_sum / p.updates if p.updates else math.nan,
+        "average_max_q": average_max_q(parts.learner, st.heldout_states),
+        "agent_steps_per_second": (st.agent_steps - p.start_agent_steps) / elapsed if elapsed > 0 else math.nan,
+        "wall_seconds": wall,
+    })
+    fileio.write_torch(weights_file(parts.learner, hp, parts.game, frames), parts.files.snapshot(frames))
+    write_train_log(st.rows, parts.files.train_log)
+    st.period = Period(st.agent_steps, wall)
+    parts.progress.update(frames, st.agent_steps, epsilon=parts.epsilon(st.agent_steps),
+                          last_return=st.last_episode_return, force=True)
+
+
+def save_checkpoint(parts: Parts, st: TrainState) -> None:
+    started = time.monotonic()
+    folder = parts.checkpointer.save(st.agent_steps, checkpoint_state(parts, st))
+    log.info("checkpoint %s written in %.1f s", folder, time.monotonic() - started)
+
+
+def train_loop(parts: Parts, st: TrainState) -> int | None:
+    """Play and learn until the training length; returns an exit code if a signal stopped it."""
+    hp, env, stack, replay, learner = parts.hp, parts.env, parts.stack, parts.replay, parts.learner
+    total_steps = hp.training_length_steps
+    checkpoint_seconds = 60.0 * hp.checkpoint_interval_minutes
+    last_checkpoint = time.monotonic()
+    parts.progress.start(st.agent_steps * hp.action_repeat_frames, st.agent_steps)
+
+    while st.agent_steps < total_steps:
+        if parts.stop.signum is not None:  # plumbing: Slurm's time limit or Ctrl-C
+            save_checkpoint(parts, st)
+            name = signal.Signals(parts.stop.signum).name
+            log.warning("%s received: checkpoint at agent step %d written; exiting so that a rerun resumes",
+                        name, st.agent_steps)
+            return 128 + parts.stop.signum
+
+        # Act: epsilon-greedy on the online network's Q(s_t, .).
+        epsilon = parts.epsilon(st.agent_steps)
+        if epsilon >= 1.0:
+            # Plumbing: the action is uniform whatever Q says, so the forward pass is skipped.
+            q_t = np.zeros(learner.num_actions, dtype=np.float32)
+        else:
+            q_t = learner.q_values(st.s_t).cpu().numpy()[0]
+        a_t = parts.epsilon_greedy(q_t, epsilon, parts.rng)
+        step = env.step(a_t)
+
+        # Store (s_t's newest frame, a_t, r_t clipped to its sign, terminal). A lost life ends
+        # bootstrapping but not the game; the logged return is the raw score of the whole game.
+        r_t = float(np.sign(step.reward))
+        terminal = step.game_over or (hp.lost_life_terminal and step.life_lost)
+        replay.add(st.s_t[-1], a_t, r_t, terminal, st.episode_start)
+        st.agent_steps += 1
+        if step.game_over or step.truncated:
+            st.period.episode_returns.append(env.episode_return)
+            st.last_episode_return = env.episode_return
+            st.episodes += 1
+            st.s_t = stack.reset(env.reset())
+            st.episode_start = True
+        else:
+            st.s_t = stack.push(step.frame)
+            st.episode_start = False
+
+        # Learn: after the replay start, one minibatch update every update_frequency_steps and a
+        # target-network sync every target_network_update_frequency_steps agent steps.
+        if st.agent_steps >= hp.replay_start_size_steps:
+            if st.heldout_states is None and hp.heldout_states > 0:
+                # Drawn once, when learning starts, from the random policy's experience.
+                st.heldout_states = replay.sample_states(hp.heldout_states)
+            if st.agent_steps % hp.update_frequency_steps == 0:
+                st.period.loss_sum += learner.update(replay.sample(hp.minibatch_size_transitions))
+                st.period.updates += 1
+            if hp.uses_target_network and st.agent_steps % hp.target_network_update_frequency_steps == 0:
+                learner.sync_target()
+
+        # Plumbing: log rows and snapshots, progress lines, checkpoints.
+        if st.agent_steps % hp.eval_interval_steps == 0 or st.agent_steps == total_steps:
+            end_period(parts, st)
+        elif parts.progress.due():
+            parts.progress.update(st.agent_steps * hp.action_repeat_frames, st.agent_steps,
+                                  epsilon=parts.epsilon(st.agent_steps), last_return=st.last_episode_return)
+        if time.monotonic() - last_checkpoint >= checkpoint_seconds and st.agent_steps < total_steps:
+            save_checkpoint(parts, st)
+            last_checkpoint = time.monotonic()
+
+    save_checkpoint(parts, st)  # the end of training: protects the final evaluation
+    return None
+
+
+# ---------------------------------------------------------------------------- side evaluation
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the trainer dies (even by SIGKILL), Linux only."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def start_side_evaluator(run_dir: Path, workers: int) -> subprocess.Popen:
+    """Training-time evaluation of snapshots as they appear, in a process of its own (one thread)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "dqn.snapshot_eval", "--run", str(run_dir), "--follow", "--workers", str(workers)]
+    log.info("side evaluation: %s", " ".join(cmd))
+    kwargs: dict[str, Any] = {"env": env}
+    if sys.platform.startswith("linux"):
+        kwargs["preexec_fn"] = _die_with_parent
+    return subprocess.Popen(cmd, **kwargs)
+
+
+def stop_process(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def finish(parts: Parts, evaluator: subprocess.Popen | None, *, eval_workers: int, device: str) -> None:
+    """Final weights, the complete learning curve, best weights; then drop the checkpoint."""
+    from dqn import snapshot_eval
+
+    files, hp = parts.files, parts.hp
+    frames = parts.hp.training_length_steps * hp.action_repeat_frames
+    fileio.write_torch(weights_file(parts.learner, hp, parts.game, frames), files.final)
+    fileio.atomic_write(files.snapshots_complete, lambda tmp: tmp.write_text("training complete\n"))
+    if evaluator is not None:
+        log.info("waiting for the side evaluation to finish")
+        code = evaluator.wait()
+        if code != 0:
+            log.warning("side evaluation exited with code %d; evaluating the remaining snapshots here", code)
+    # Always: a no-op when the side evaluator did everything, the whole job after --no-side-eval
+    # or a dead evaluator, so the learning curve is never missing a point.
+    evaluated = snapshot_eval.evaluate_pending(files.root, follow=False, num_workers=eval_workers, device=device, log=log.info)
+    if evaluated:
+        log.info("evaluated %d snapshot(s) in this process", evaluated)
+    fileio.write_parquet(snapshot_eval.learning_curve(files.root), files.learning_curve)
+    best = snapshot_eval.best_snapshot(files.root)
+    source = files.final if best is None else Path(best)
+    fileio.atomic_write(files.best, lambda tmp: shutil.copyfile(source, tmp))
+    log.info("best weights: %s", source.name)
+    parts.checkpointer.remove_all()
+
+
+def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: RunFiles) -> tuple[Parts, np.ndarray]:
+    """The env, stack, replay, learner and actor of one run, seeded from `seed`; and the env's first frame."""
+    import torch
+
+    from dqn.agent import Learner, epsilon_greedy
+    from dqn.atari import AtariEnv, FrameStack
+    from dqn.checkpoint import Checkpointer
+    from dqn.progress import Progress
+    from dqn.replay import ReplayMemory
+    from dqn.schedules import LinearEpsilon
+
+    # Independent streams from one seed: the env (ALE and no-op starts), the replay's sampling,
+    # the actor's epsilon-greedy draws and the network's initialisation.
+    env_seed, replay_seed, actor_seed, torch_seed = (
+        int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(4)
+    )
+    torch.manual_seed(torch_seed)
+    env = AtariEnv(game, seed=env_seed, action_repeat_frames=hp.action_repeat_frames,
+                   noop_max_frames=hp.noop_max_frames, preprocessing=hp.preprocessing)
+    first_frame = env.reset()
+    frame_shape = tuple(first_frame.shape)
+    history = hp.agent_history_length_frames
+    parts = Parts(
+        hp=hp, game=game, seed=seed, env=env,
+        stack=FrameStack(history, frame_shape),
+        replay=ReplayMemory(hp.replay_memory_size_transitions, history, frame_shape, seed=replay_seed),
+        learner=Learner(hp, env.num_actions, device=device, in_shape=(history, *frame_shape)),
+        epsilon=LinearEpsilon.from_hyperparameters(hp),
+        epsilon_greedy=epsilon_greedy,
+        rng=np.random.default_rng(actor_seed),
+        files=files,
+        checkpointer=Checkpointer(files.checkpoints),
+        progress=Progress(hp.training_length_frames, label=f"{game} seed {seed}: ", interval_seconds=PROGRESS_INTERVAL_SECONDS),
+        clock=WallClock(),
+        stop=StopSignal(),
+    )
+    return parts, first_frame
+
+
+# ---------------------------------------------------------------------------- entry point
+def remove_stale_outputs(files: RunFiles, rows: list[dict[str, Any]], frames_kept: int, training_done: bool) -> None:
+    """On (re)start, drop outputs from after the checkpoint: they are recomputed, never duplicated."""
+    for folder, suffix in ((files.snapshots, ".pt"), (files.eval, ".parquet")):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                frames = _frames_of(path)
+                if path.name.endswith(suffix) and frames is not None and frames > frames_kept:
+                    path.unlink()
+    if not training_done:
+        files.snapshots_complete.unlink(missing_ok=True)
+    for path in (files.final, files.best, files.learning_curve):
+        path.unlink(missing_ok=True)
+    if rows:
+        write_train_log(rows, files.train_log)
+    else:
+        files.train_log.unlink(missing_ok=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    # --- every check before any work
+    game = check_game(args.game)
+    if args.seed < 0:
+        raise UserError(f"--seed must be zero or positive, got {args.seed}")
+    if args.eval_workers < 1:
+        raise UserError(f"--eval-workers must be at least 1, got {args.eval_workers}")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    hp = resolve(args.preset, parse_overrides(args.set)).for_game(game)
+    device = pick_device(args.device)
+    files = RunFiles(Path(args.out))
+    config = run_config(game, args.seed, args.preset, hp, device)
+    existing = read_existing_config(files)
+    if existing is not None:
+        difference = config_difference(existing, config)
+        if difference is not None:
+            raise UserError(f"{str(files.root)!r} holds a run with another config ({difference}); use a new --out")
+        if all(path.is_file() for path in files.final_outputs()):
+            log.info("%s: already complete, nothing to do", files.root)
+            if files.checkpoints.exists():
+                shutil.rmtree(files.checkpoints, ignore_errors=True)
+            return 0
+    fileio.check_output_dir(files.root, min_free_bytes=estimate_disk_bytes(hp))
+
+    # --- composition: build the parts once, pass them down
+    import torch
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if device == "cuda":
+        # Reproducible convolutions; the rest of the speed comes from the GPU itself.
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    if existing is None:
+        fileio.write_json(config, files.config)
+    elif existing.get("device") != device:
+        log.warning("resuming on %s a run started on %s: results may differ in the last bits", device, existing.get("device"))
+
+    parts, first_frame = build_parts(hp, game, args.seed, device, files)
+    checkpointer, stack = parts.checkpointer, parts.stack
+
+    loaded = checkpointer.load_latest()
+    if loaded is None:
+        st = TrainState(s_t=stack.reset(first_frame), episode_start=True)
+    else:
+        folder, state = loaded
+        st = restore(parts, state)
+        parts.clock = WallClock(float(state["wall_seconds"]))
+        del state  # drop the memory maps of the checkpoint's arrays
+        log.info("resuming from %s (agent step %d, %d train_log rows)", folder, st.agent_steps, len(st.rows))
+    training_done = st.agent_steps >= hp.training_length_steps
+    remove_stale_outputs(files, st.rows, st.agent_steps * hp.action_repeat_frames, training_done)
+
+    evaluator = None if args.no_side_eval else start_side_evaluator(files.root, args.eval_workers)
+    parts.stop.install()
+    try:
+        code = train_loop(parts, st)
+    except BaseException:
+        stop_process(evaluator)
+        raise
+    finally:
+        parts.stop.restore()
+    if code is not None:
+        stop_process(evaluator)
+        return code
+    finish(parts, evaluator, eval_workers=args.eval_workers, device=device)
+    log.info("%s: training complete", files.root)
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)
