@@ -77,26 +77,33 @@ class Learner:
 
     def update(self, batch: Batch) -> float:
         """One parameter update on `batch`; returns the batch-mean loss."""
-        s_t = self._as_tensor(batch.state)
-        a_t = self._as_tensor(batch.action)
-        r_t = self._as_tensor(batch.reward)
-        terminal_t = self._as_tensor(batch.terminal)
-        s_tp1 = self._as_tensor(batch.next_state)
+        losses = self.losses(self._as_tensor(batch.state), self._as_tensor(batch.action),
+                             self._as_tensor(batch.reward), self._as_tensor(batch.terminal),
+                             self._as_tensor(batch.next_state))
+        self.descend(losses)
+        self.parameter_updates += 1
+        return losses.detach().mean().item()
 
+    def losses(self, s_t: torch.Tensor, a_t: torch.Tensor, r_t: torch.Tensor, terminal_t: torch.Tensor,
+               s_tp1: torch.Tensor) -> torch.Tensor:
+        """Per-sample clipped TD losses of a minibatch already on the device, [B].
+
+        No host synchronisation inside, so a CUDA graph can capture it (dqn/fast_learner.py).
+        """
         with torch.no_grad():
             bootstrap_net = self.target if self.target is not None else self.online
             y = td_target(r_t, terminal_t, bootstrap_net(s_tp1), self.discount)
         q_t = self.online(s_t).gather(1, a_t.unsqueeze(1)).squeeze(1)
-        loss = td_loss(q_t, y, self.td_error_clip)
+        return td_loss(q_t, y, self.td_error_clip)
 
+    def descend(self, losses: torch.Tensor) -> None:
+        """One RMSProp step on the gradient of the summed `losses` (does not count the update)."""
         self.optimizer.zero_grad(set_to_none=True)
         # SUMMED over the minibatch, as DeepMind's code backpropagated the clipped TD errors of
         # all 32 samples at once: with a sum, min_squared_gradient = 0.01 is the paper's
         # constant exactly (a batch mean would need 0.01 / 32^2). See PROTOCOL.md "Optimizer".
-        loss.sum().backward()
+        losses.sum().backward()
         self.optimizer.step()
-        self.parameter_updates += 1
-        return loss.detach().mean().item()
 
     def sync_target(self) -> None:
         """Copy the online weights into the target network (no-op without a target network)."""
