@@ -7,6 +7,7 @@ function `python -m dqn.train` calls. Every failure is one line that names the k
 """
 
 import difflib
+import json
 import os
 import re
 import shlex
@@ -23,6 +24,7 @@ from snakemake.utils import validate
 from dqn.config import PRESET_REFERENCE, resolve
 from dqn.errors import UserError
 from dqn.games import ale_rom_ids
+from dqn.train import config_difference
 
 GAMES_SHEET = Path(workflow.basedir) / "config" / "games.tsv"
 WEIGHTS = ["best", "final"]
@@ -165,6 +167,33 @@ EVALUATION_WORKERS = config["evaluation_workers"]
 REPORT = config["report"]
 
 
+def check_planned_runs():
+    """Refuse, before any job, a planned run whose folder holds a run of another config.
+
+    Snakemake deletes a job's outputs before running it again, and a finished training keeps no
+    checkpoint: re-running one would retrain it from scratch. So a training is never re-run for a
+    changed parameter (see training_parameter); its own record, config.json, is compared with the
+    plan here instead (hyperparameters that only change how a run is kept safe do not count).
+    """
+    for game in GAMES:
+        planned = json.loads(json.dumps(HP.for_game(game).to_dict(), sort_keys=True, default=str))
+        for seed in SEEDS:
+            record = Path("results", EXPERIMENT, "runs", "dqn", game, f"seed{seed}", "config.json")
+            try:
+                recorded = json.loads(record.read_text())
+            except (OSError, ValueError):
+                continue  # none yet, or unreadable: the training job itself says so
+            difference = config_difference(recorded, {"game": game, "seed": seed, "hyperparameters": planned})
+            if difference is not None:
+                raise WorkflowError(
+                    f"{record.parent} holds a run of another config ({difference}); give the experiment "
+                    "a new name in the config, or delete that folder to train it again"
+                )
+
+
+check_planned_runs()
+
+
 wildcard_constraints:
     experiment=re.escape(EXPERIMENT),
     game="[a-z0-9_]+",
@@ -209,6 +238,17 @@ def run_folder(wildcards, output):
     return str(Path(output.final).parent)
 
 
+# Parameters of a training are functions of `output`: Snakemake's params trigger skips such
+# "derived" parameters, so a changed config never re-runs (and so never deletes) a finished
+# training; check_planned_runs() compares each run's config.json with the plan instead.
+def training_preset(wildcards, output):
+    return PRESET
+
+
+def training_overrides(wildcards, output):
+    return SET_ARGUMENTS
+
+
 def results_folder(wildcards, output):
     return str(Path(output.scores).parent)
 
@@ -235,13 +275,20 @@ def aggregate_command(results):
 
 def report_command(results, reports):
     return [sys.executable, "-m", "dqn.report", "--results", results, "--out", f"{reports}/report.html",
-            "--figures-dir", f"{reports}/figures", "--bootstrap-repetitions", str(REPORT["bootstrap_repetitions"])]
+            "--figures-dir", f"{reports}/figures", "--bootstrap-reps", str(REPORT["bootstrap_repetitions"]),
+            "--seed", str(REPORT["bootstrap_seed"])]
+
+
+PARTIAL_MTIME_SECONDS = 86_400
 
 
 def partial_report():
     """The tables and the report of whatever exists, after a failed job (the `onerror` hook).
 
-    Same commands as the aggregate and report rules; runs.parquet marks what is missing.
+    Same commands as the aggregate and report rules; runs.parquet marks what is missing. The files
+    are then dated to 2 January 1970: Snakemake does not rebuild missing files upstream of outputs
+    that are up to date, so partial outputs must look out of date for the next run to finish the
+    missing runs and rebuild them (a date of 0 would read as "no date" to Snakemake).
     """
     results, reports = f"results/{EXPERIMENT}", f"reports/{EXPERIMENT}"
     log_path = Path("logs") / EXPERIMENT / "partial_report.log"
@@ -250,7 +297,11 @@ def partial_report():
         for command in (aggregate_command(results), report_command(results, reports)):
             log.write(f"$ {shlex.join(command)}\n")
             log.flush()
-            if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+            failed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0
+            for path in expand([*rules.aggregate.output, *rules.report.output], experiment=EXPERIMENT):
+                if os.path.exists(path):
+                    os.utime(path, (PARTIAL_MTIME_SECONDS, PARTIAL_MTIME_SECONDS))
+            if failed:
                 logger.error(f"Partial report: {shlex.join(command[1:4])} ... failed; see {log_path}")
                 return
     logger.error(

@@ -48,11 +48,12 @@ rule report:
         results=tables_folder,
         figures=figures_folder,
         bootstrap_repetitions=REPORT["bootstrap_repetitions"],
+        bootstrap_seed=REPORT["bootstrap_seed"],
     conda:
         "../envs/dqn.yaml"
     shell:
         "python -m dqn.report --results {params.results:q} --out {output.html:q} --figures-dir {params.figures:q}"
-        " --bootstrap-repetitions {params.bootstrap_repetitions}"
+        " --bootstrap-reps {params.bootstrap_repetitions} --seed {params.bootstrap_seed}"
         " > {log:q} 2>&1"
 
 

@@ -4,8 +4,8 @@ rule train:
     Only the files dqn.train writes at the very end are outputs, so Snakemake never deletes the
     checkpoint, train log, snapshots or config.json of a failed or interrupted run, and the same
     command run again (a retry, a Slurm resubmission, the next `snakemake`) resumes it from its
-    newest checkpoint. Finished outputs are write-protected: nothing retrains a finished run by
-    accident (delete its folder to train it again).
+    newest checkpoint. A finished run is never re-run for a changed config: the workflow refuses
+    to start instead (common.smk, check_planned_runs); delete its folder to train it again.
     """
     output:
         final=protected("results/{experiment}/runs/dqn/{game}/seed{seed}/final.pt"),
@@ -15,8 +15,8 @@ rule train:
         "logs/{experiment}/train/{game}/seed{seed}.log",
     params:
         out=run_folder,
-        preset=PRESET,
-        overrides=SET_ARGUMENTS,
+        preset=training_preset,
+        overrides=training_overrides,
         side_eval_workers=SIDE_EVAL_WORKERS,
     conda:
         "../envs/dqn.yaml"
@@ -29,9 +29,8 @@ rule train:
         launcher=GPU_LAUNCHER,
         learner_threads=learner_threads,
         mem_mb=training_mem_mb,
-    # Appended to: the log of a resumed run keeps the story of its earlier attempts.
     shell:
         "{resources.launcher} python -m dqn.train --game {wildcards.game} --seed {wildcards.seed}"
         " --out {params.out:q} --preset {params.preset:q} {params.overrides:q} --device {resources.device}"
         " --threads {resources.learner_threads} --eval-workers {params.side_eval_workers}"
-        " >> {log:q} 2>&1"
+        " > {log:q} 2>&1"

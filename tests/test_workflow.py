@@ -1,0 +1,364 @@
+"""The Snakemake workflow: lint, the DAG planned for the paper's config, config errors before any
+job, and a tiny end-to-end run in a temporary folder (the results tables and their types, a failed
+game reported as missing, a rerun that finishes only what is missing, a rerun that does nothing,
+a report option that re-renders only the report)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+PAPER_CONFIG = REPO / "config" / "config.yaml"
+
+
+def snakemake(workdir: Path, *args: str, snakefile: Path = SNAKEFILE, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`snakemake` on the repository's Snakefile with `workdir` as working directory (so results/
+    of the repository stay untouched); profiles/default applies, as for a user."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir), *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def output_of(done: subprocess.CompletedProcess) -> str:
+    return done.stdout + done.stderr
+
+
+def job_counts(text: str) -> dict[str, int]:
+    """The 'Job stats' table Snakemake prints before running (or dry-running) jobs."""
+    match = re.search(r"Job stats:\njob\s+count\n-+\s+-+\n(.*?)\ntotal\s+(\d+)", text, re.S)
+    assert match, f"no job stats in the output:\n{text[-3000:]}"
+    counts = {name: int(n) for name, n in (line.split() for line in match.group(1).splitlines())}
+    assert sum(counts.values()) == int(match.group(2))
+    return counts
+
+
+def write_config(path: Path, **values) -> Path:
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------------------- lint and DAG
+def test_lint_finds_nothing(tmp_path):
+    done = snakemake(tmp_path, "--lint", "--configfile", str(PAPER_CONFIG))
+    text = output_of(done)
+    assert done.returncode == 0, text
+    assert "Congratulations, your workflow is in a good condition!" in text
+    assert "Lints for" not in text
+
+
+def test_paper_config_plans_49_games_times_3_seeds(tmp_path):
+    done = snakemake(tmp_path, "-n", "--configfile", str(PAPER_CONFIG))
+    text = output_of(done)
+    assert done.returncode == 0, text
+    # 49 games x 3 seeds trainings, best and final weights evaluated, one random agent per run.
+    assert job_counts(text) == {
+        "train": 147, "evaluate": 294, "random_agent": 147, "aggregate": 1, "report": 1, "all": 1,
+    }
+    # The exact commands a person would type, at the fixed addressable paths.
+    assert re.search(
+        r"python -m dqn\.train --game alien --seed 0 --out results/nature/runs/dqn/alien/seed0 --preset nature "
+        r" --device (cpu|cuda) --threads \d+ --eval-workers 1 > logs/nature/train/alien/seed0\.log 2>&1", text)
+    assert ("python -m dqn.evaluate --game zaxxon --weights results/nature/runs/dqn/zaxxon/seed2/best.pt --label best"
+            " --seed 2 --out results/nature/episodes/dqn/zaxxon/seed2/best.parquet") in text
+    assert ("python -m baselines.random_agent --game pong --seed 1"
+            " --out results/nature/episodes/random/pong/seed1.parquet --episodes 30") in text
+    assert ("python -m dqn.report --results results/nature --out reports/nature/report.html"
+            " --figures-dir reports/nature/figures --bootstrap-reps 2000 --seed 0") in text
+    # Memory of a training: the 1M-transition replay at 84*84+16 bytes each (7,072 MB) + 2,500 MB.
+    assert "mem_mb=9572" in text
+    assert not (tmp_path / "results").exists()
+
+
+def test_subset_config_plans_the_subset_with_its_overrides(tmp_path):
+    config = write_config(
+        tmp_path / "subset.yaml", experiment="subset", preset="demo", games=["pong", "breakout"],
+        seeds=[0, 1, 2, 3, 4], device="cpu", hyperparameters={"learning_rate": "1e-4", "lost_life_terminal": False},
+    )
+    done = snakemake(tmp_path, "-n", "--configfile", str(config))
+    text = output_of(done)
+    assert done.returncode == 0, text
+    assert job_counts(text) == {"train": 10, "evaluate": 20, "random_agent": 10, "aggregate": 1, "report": 1, "all": 1}
+    # Overrides reach the CLI in canonical form, sorted; the demo replay needs 20k x 7,072 B + 2,500 MB.
+    assert ("python -m dqn.train --game breakout --seed 4 --out results/subset/runs/dqn/breakout/seed4 --preset demo"
+            " --set learning_rate=0.0001 lost_life_terminal=false --device cpu") in text
+    assert "mem_mb=2641" in text
+    assert ("python -m dqn.aggregate --results results/subset --games pong breakout --seeds 0 1 2 3 4 --preset demo"
+            " --set learning_rate=0.0001 lost_life_terminal=false --games-sheet") in text
+
+
+# ---------------------------------------------------------------------------- config errors
+BASE = {"experiment": "bad", "preset": "demo", "games": ["pong"], "seeds": [0], "device": "cpu"}
+INVALID = {
+    "unknown key": ({"gmaes": ["pong"]}, ["config: unknown key 'gmaes' (did you mean 'games'?)"]),
+    "unknown nested key": ({"report": {"bootstrap_reps": 10}},
+                           ["unknown key 'report.bootstrap_reps' (did you mean 'bootstrap_repetitions'?)"]),
+    "negative seed": ({"seeds": [0, -1]}, ["key 'seeds[1]': -1 is less than the minimum of 0"]),
+    "bad device": ({"device": "tpu"}, ["key 'device': 'tpu' is not one of ['auto', 'cpu', 'cuda']"]),
+    "unknown game": ({"games": ["pong", "breakut"]}, ["config key 'games': unknown game 'breakut' (did you mean 'breakout'?)"]),
+    "unknown hyperparameter": ({"hyperparameters": {"lerning_rate": 0.1}},
+                               ["unknown hyperparameter 'lerning_rate' (did you mean 'learning_rate'?)"]),
+    "bad hyperparameter value": ({"hyperparameters": {"learning_rate": "fast"}},
+                                 ["hyperparameter 'learning_rate' expects a number, got 'fast'"]),
+    "bad hyperparameter combination": ({"hyperparameters": {"replay_start_size_steps": 5}},
+                                       ["replay_start_size_steps (5) must be at least minibatch_size_transitions (32)"]),
+    "unknown preset": ({"preset": "nips"}, ["config key 'preset': unknown preset 'nips'"]),
+}
+
+
+@pytest.fixture(scope="module")
+def invalid_runs(tmp_path_factory):
+    """Every invalid config dry-run at once (each parse takes seconds; they share two cores)."""
+    def run(name):
+        folder = tmp_path_factory.mktemp(re.sub(r"\W", "_", name))
+        extra, _ = INVALID[name]
+        config = write_config(folder / "config.yaml", **{**BASE, **extra})
+        return folder, snakemake(folder, "-n", "--configfile", str(config))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(INVALID, pool.map(run, INVALID)))
+
+
+@pytest.mark.parametrize("case", list(INVALID))
+def test_invalid_config_fails_before_any_job_naming_the_key(invalid_runs, case):
+    folder, done = invalid_runs[case]
+    text = output_of(done)
+    assert done.returncode != 0
+    for expected in INVALID[case][1]:
+        assert expected in text, text
+    # Refused while parsing: no DAG, no job, no folder.
+    assert "Building DAG of jobs" not in text
+    assert "Job stats" not in text
+    assert not (folder / "results").exists() and not (folder / "logs").exists()
+
+
+def test_games_sheet_errors_name_the_line_and_the_game(tmp_path):
+    # A copy of the workflow whose sheet has a duplicated game and, in another copy, an empty name.
+    def copy_with(name, extra_line):
+        root = tmp_path / name
+        root.mkdir()
+        for item in ("Snakefile", "workflow", "config", "profiles"):
+            (shutil.copytree if (REPO / item).is_dir() else shutil.copy)(REPO / item, root / item)
+        with open(root / "config" / "games.tsv", "a") as sheet:
+            sheet.write(extra_line)
+        return root
+
+    duplicated, unnamed = copy_with("duplicated", "pong\tPong again\n"), copy_with("unnamed", "alien\t\n")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda root: snakemake(root, "-n", snakefile=root / "Snakefile"), (duplicated, unnamed)))
+    assert all(done.returncode != 0 for done in runs)
+    assert "games.tsv: ale_id 'pong' appears more than once" in output_of(runs[0])
+    # 49 games + header: the added row is line 51.
+    assert "games.tsv line 51: key 'display_name': '' should be non-empty" in output_of(runs[1])
+
+
+# ---------------------------------------------------------------------------- end to end
+# docs/DESIGN.md, "Workflow results" and the files they gather.
+STRING, INT, FLOAT, BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+EPISODE_COLUMNS = {"game": STRING, "agent": STRING, "seed": INT, "weights": STRING, "episode": INT, "score": FLOAT,
+                   "length_frames": INT, "noop_frames": INT, "truncated": BOOL}
+EXPECTED_SCHEMAS = {
+    "scores.parquet": {"game": STRING, "display_name": STRING, "agent": STRING, "seed": INT, "weights": STRING,
+                       "mean": FLOAT, "std": FLOAT, "episodes": INT, "human_normalized": FLOAT},
+    "episodes.parquet": EPISODE_COLUMNS,
+    "learning_curves.parquet": {"game": STRING, "seed": INT, "frames": INT, "agent_steps": INT,
+                                "parameter_updates": INT, "epsilon": FLOAT, "train_episode_return_mean": FLOAT,
+                                "train_episodes": INT, "loss_mean": FLOAT, "average_max_q": FLOAT,
+                                "agent_steps_per_second": FLOAT, "wall_seconds": FLOAT, "eval_score_mean": FLOAT,
+                                "eval_episodes": INT},
+    "runs.parquet": {"game": STRING, "seed": INT, "status": STRING, "frames_done": INT, "frames_planned": INT,
+                     "wall_hours": FLOAT, "device": STRING},
+    "deviations.parquet": {"field": STRING, "paper_value": STRING, "this_value": STRING, "unit": STRING, "note": STRING},
+}
+TINY_FRAMES = 2_000
+TINY = {
+    "experiment": "tiny",
+    "preset": "demo",
+    # A few hundred agent steps, a tiny replay, two short evaluation episodes.
+    "hyperparameters": {
+        "training_length_frames": TINY_FRAMES,
+        "replay_memory_size_transitions": 1_000,
+        "replay_start_size_steps": 100,
+        "heldout_states": 50,
+        "final_exploration_frame_steps": 200,
+        "target_network_update_frequency_steps": 100,
+        "eval_interval_frames": 1_000,
+        "eval_length_frames": 500,
+        "final_eval_episodes": 2,
+        "final_eval_max_episode_frames": 1_000,
+    },
+    "games": ["breakout", "pong"],
+    "seeds": [0],
+    "device": "cpu",
+    "evaluation_workers": 1,
+    "report": {"bootstrap_repetitions": 20, "bootstrap_seed": 0},
+}
+RUN = ("--cores", "2", "--set-threads", "train=1")
+
+
+def schema_of(path: Path) -> dict[str, pa.DataType]:
+    """Column -> Arrow type; Arrow's two string types (pandas may write either) count as one."""
+    return {field.name: STRING if field.type == pa.large_string() else field.type for field in pq.read_schema(path)}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny experiment run as a user would, with a damaged config.json in pong's run folder (its
+    training refuses to start), then run again once that file is deleted."""
+    root = tmp_path_factory.mktemp("tiny")
+    config = write_config(root / "config.yaml", **TINY)
+    pong = root / "results" / "tiny" / "runs" / "dqn" / "pong" / "seed0"
+    pong.mkdir(parents=True)
+    (pong / "config.json").write_text('{"game": "pong", "se')
+
+    first = snakemake(root, *RUN, "--configfile", str(config))
+    partial = {name: pd.read_parquet(root / "results" / "tiny" / name)
+               for name in ("runs.parquet", "scores.parquet")} if (root / "results/tiny/runs.parquet").exists() else {}
+    survived = (pong / "config.json").exists()
+    (pong / "config.json").unlink()
+    second = snakemake(root, *RUN, "--configfile", str(config))
+    return {"root": root, "config": config, "first": first, "partial": partial, "pong_config_survived": survived,
+            "second": second}
+
+
+@pytest.mark.slow
+def test_a_failed_game_leaves_the_others_and_a_partial_report(tiny):
+    first, root = tiny["first"], tiny["root"]
+    text = output_of(first)
+    assert first.returncode != 0
+    # The failed job's log, shown by the profile's show-failed-logs.
+    assert "config.json' is unreadable" in text
+    # keep-going: breakout trained and was evaluated; the onerror hook aggregated what exists.
+    assert (root / "results/tiny/episodes/dqn/breakout/seed0/final.parquet").is_file()
+    runs = tiny["partial"]["runs.parquet"].set_index("game")
+    assert runs.loc["breakout", "status"] == "complete" and runs.loc["pong", "status"] == "missing"
+    assert runs.loc["pong", "frames_done"] == 0
+    scores = tiny["partial"]["scores.parquet"]
+    assert sorted(zip(scores["game"], scores["agent"], scores["weights"])) == [
+        ("breakout", "dqn", "best"), ("breakout", "dqn", "final"), ("breakout", "random", "none"), ("pong", "random", "none")]
+    assert "a partial report in reports/tiny/report.html" in text
+    # Files of a failed run that are not outputs are never deleted by Snakemake.
+    assert tiny["pong_config_survived"]
+
+
+@pytest.mark.slow
+def test_rerun_after_a_failure_runs_only_what_is_missing(tiny):
+    second = tiny["second"]
+    text = output_of(second)
+    assert second.returncode == 0, text[-3000:]
+    # pong's training and its two evaluations, then the tables and the report; nothing of breakout.
+    assert job_counts(text) == {"train": 1, "evaluate": 2, "aggregate": 1, "report": 1, "all": 1}
+    assert "--game breakout" not in text
+
+
+@pytest.mark.slow
+def test_results_tables_have_the_documented_columns_and_values(tiny):
+    results = tiny["root"] / "results" / "tiny"
+    for name, expected in EXPECTED_SCHEMAS.items():
+        assert schema_of(results / name) == expected, name
+    for path in results.glob("episodes/**/*.parquet"):
+        assert schema_of(path) == EPISODE_COLUMNS, path
+
+    runs = pd.read_parquet(results / "runs.parquet")
+    assert list(zip(runs["game"], runs["seed"], runs["status"])) == [("breakout", 0, "complete"), ("pong", 0, "complete")]
+    assert (runs["frames_done"] == TINY_FRAMES).all() and (runs["frames_planned"] == TINY_FRAMES).all()
+    assert (runs["device"] == "cpu").all() and (runs["wall_hours"] > 0).all()
+
+    # 2 games x (best, final, random) x 2 episodes, each at most 1,000 frames.
+    episodes = pd.read_parquet(results / "episodes.parquet")
+    assert len(episodes) == 12
+    assert set(episodes["weights"]) == {"best", "final", "none"}
+    assert (episodes[episodes["agent"] == "dqn"]["length_frames"] <= 1_000).all()
+
+    scores = pd.read_parquet(results / "scores.parquet")
+    assert len(scores) == 6 and (scores["episodes"] == 2).all()
+    pong_random = scores[(scores["game"] == "pong") & (scores["agent"] == "random")].iloc[0]
+    pong_scores = episodes[(episodes["game"] == "pong") & (episodes["agent"] == "random")]["score"]
+    assert pong_random["mean"] == pytest.approx(pong_scores.mean())
+    assert pong_random["std"] == pytest.approx(pong_scores.std(ddof=0))
+    # Extended Data Table 2: Pong random -20.7, human 9.3.
+    assert pong_random["human_normalized"] == pytest.approx(100 * (pong_random["mean"] + 20.7) / 30.0)
+    assert pong_random["display_name"] == "Pong"
+
+    curves = pd.read_parquet(results / "learning_curves.parquet")
+    assert sorted(set(zip(curves["game"], curves["frames"]))) == [
+        ("breakout", 1_000), ("breakout", 2_000), ("pong", 1_000), ("pong", 2_000)]
+
+    deviations = pd.read_parquet(results / "deviations.parquet").set_index("field")
+    assert deviations.loc["training_length_frames", "paper_value"] == "200000000"
+    assert deviations.loc["training_length_frames", "this_value"] == "2000"
+    assert deviations.loc["final_eval_episodes", "this_value"] == "2"
+    assert "learning_rate" not in deviations.index
+
+    provenance = json.loads((results / "provenance.json").read_text())
+    assert provenance["experiment"] == "tiny" and provenance["preset"] == "demo" and provenance["reference"] == "nature"
+    assert {"torch", "ale-py", "gymnasium", "snakemake", "python"} <= set(provenance["versions"])
+    assert provenance["versions"]["snakemake"] and provenance["hardware"]["cpu"]
+    assert [(r["game"], r["device"]) for r in provenance["runs"]] == [("breakout", "cpu"), ("pong", "cpu")]
+
+
+@pytest.mark.slow
+def test_report_and_figures_are_written(tiny):
+    reports = tiny["root"] / "reports" / "tiny"
+    assert "<html" in (reports / "report.html").read_text().lower()
+    for name in ("normalized_scores", "learning_curves", "average_max_q", "scores_vs_paper"):
+        assert (reports / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_a_finished_workflow_has_nothing_to_do(tiny):
+    done = snakemake(tiny["root"], *RUN, "--configfile", str(tiny["config"]))
+    text = output_of(done)
+    assert done.returncode == 0, text
+    assert "Nothing to be done (all requested files are present and up to date)." in text
+
+
+@pytest.mark.slow
+def test_a_report_option_re_renders_only_the_report(tiny):
+    changed = write_config(tiny["root"] / "changed.yaml", **{**TINY, "report": {"bootstrap_repetitions": 50, "bootstrap_seed": 1}})
+    done = snakemake(tiny["root"], "-n", "--configfile", str(changed))
+    text = output_of(done)
+    assert done.returncode == 0, text
+    assert job_counts(text) == {"report": 1, "all": 1}
+    assert "--bootstrap-reps 50 --seed 1" in text
+
+
+@pytest.mark.slow
+def test_a_changed_hyperparameter_is_refused_before_any_job(tiny):
+    changed = write_config(tiny["root"] / "changed_hp.yaml",
+                           **{**TINY, "hyperparameters": {**TINY["hyperparameters"], "learning_rate": 0.001}})
+    done = snakemake(tiny["root"], *RUN, "--configfile", str(changed))
+    text = output_of(done)
+    assert done.returncode != 0
+    assert ("results/tiny/runs/dqn/breakout/seed0 holds a run of another config"
+            " (hyperparameter 'learning_rate' is 0.00025 there, 0.001 here)") in text
+    assert "Building DAG of jobs" not in text
+    # Snakemake deletes a job's outputs before re-running it: they must all still be there.
+    for game in TINY["games"]:
+        for name in ("final.pt", "best.pt", "learning_curve.parquet"):
+            assert (tiny["root"] / "results/tiny/runs/dqn" / game / "seed0" / name).is_file()
+
+
+@pytest.mark.slow
+def test_a_changed_checkpoint_interval_re_runs_no_training(tiny):
+    # How often a run is checkpointed changes nothing it computes: only the tables (whose
+    # parameters list the overrides) and the report are planned.
+    hyperparameters = {**TINY["hyperparameters"], "checkpoint_interval_minutes": 5}
+    changed = write_config(tiny["root"] / "changed_interval.yaml", **{**TINY, "hyperparameters": hyperparameters})
+    done = snakemake(tiny["root"], "-n", "--configfile", str(changed))
+    text = output_of(done)
+    assert done.returncode == 0, text
+    assert job_counts(text) == {"aggregate": 1, "report": 1, "all": 1}
