@@ -483,6 +483,8 @@ def train_loop(parts: Parts, st: TrainState) -> int | None:
             last_checkpoint = time.monotonic()
 
     save_checkpoint(parts, st)  # the end of training: protects the final evaluation
+    if parts.stop.signum is not None:  # plumbing: a signal during that last checkpoint
+        return 128 + parts.stop.signum
     return None
 
 
@@ -604,6 +606,19 @@ def remove_stale_outputs(files: RunFiles, rows: list[dict[str, Any]], frames_kep
         files.train_log.unlink(missing_ok=True)
 
 
+def lock_run_folder(files: RunFiles):
+    """An exclusive lock on the run folder: two trainings writing one folder would corrupt it."""
+    import fcntl
+
+    handle = open(files.root / ".train.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(f"another dqn.train is running in {str(files.root)!r}; wait for it or stop it first") from None
+    return handle
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -631,6 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shutil.rmtree(files.checkpoints, ignore_errors=True)
             return 0
     fileio.check_output_dir(files.root, min_free_bytes=estimate_disk_bytes(hp))
+    lock = lock_run_folder(files)  # noqa: F841 (held until this process exits)
 
     # --- composition: build the parts once, pass them down
     import torch

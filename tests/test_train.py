@@ -208,6 +208,26 @@ def test_unwritable_output_folder_is_one_line(tmp_path):
         assert not out.exists()
 
 
+def test_full_disk_is_one_line(tmp_path):
+    # 10^12 transitions of ~7 KB: no disk holds the checkpoint of that replay memory.
+    out = tmp_path / "run"
+    line = _one_line_error(train_cmd(out, sets=SETS + ["replay_memory_size_transitions=1000000000000"]))
+    assert "not enough free disk" in line and "GiB needed" in line
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_second_training_in_the_same_folder_is_refused(tmp_path):
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".train.lock", "a+") as held:  # as a running training holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        line = _one_line_error(train_cmd(out))
+    assert "another dqn.train is running" in line
+    assert [p.name for p in out.iterdir()] == [".train.lock"]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error when CUDA is absent")
 def test_cuda_asked_but_absent_is_one_line(tmp_path):
     line = _one_line_error(train_cmd(tmp_path / "run", "--device", "cuda"))
