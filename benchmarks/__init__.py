@@ -1,0 +1,1 @@
+"""Benchmarks of the training loop: profile, throughput table and the side-by-side peer comparison."""

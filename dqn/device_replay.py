@@ -1,0 +1,335 @@
+"""Replay memory held in torch tensors on the learner's device, sampled there.
+
+Same layout and the same sampling rule as `dqn.replay.ReplayMemory` (read its docstring first):
+one circular array of frames, each stored once, plus per-entry action, clipped reward, terminal
+and episode-start flags; stacks rebuilt by index, zeroed before a game's first frame; a
+transition is sampled uniformly among the valid ones. What changes is where the work happens:
+
+- The frames live on the device as uint8 (1M x 84 x 84 = 7 GB fits an H100), so a minibatch
+  never crosses the PCIe bus. New entries are staged on the host and copied in one go before
+  the next read (every 4 agent steps), from pinned double buffers on CUDA.
+- Positions are drawn on the device from torch's generator of that device (the run seeds it and
+  its checkpoint saves it), not from numpy: same distribution, another random stream.
+- Rejection without a host round trip: `rejection_rounds` candidates per sample are drawn at
+  once and the first valid one is kept, which is exactly rejection sampling cut after that many
+  rounds. All rounds invalid has probability p**rounds for an invalid fraction p (p < 1e-3 once
+  learning starts: 8 rounds give < 1e-24); such draws are counted on the device and
+  `state_dict()` refuses to checkpoint a memory that made one.
+- On CUDA the whole draw-and-gather is one captured CUDA graph (about 40 small kernels launched
+  as one), fed by device-side counters.
+
+Entries are addressed by logical positions (0 = the first add ever), slot = position % capacity.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+DEFAULT_REJECTION_ROUNDS = 8
+# Entries staged on the host before a forced copy to the device (reads flush earlier).
+DEFAULT_STAGING_TRANSITIONS = 64
+
+
+class DeviceBatch(NamedTuple):
+    """A minibatch on the device; the fields of dqn.replay.Batch as tensors."""
+
+    state: torch.Tensor  # uint8 [B, history, *frame_shape]
+    action: torch.Tensor  # int64 [B]
+    reward: torch.Tensor  # float32 [B]
+    terminal: torch.Tensor  # float32 [B], 1.0 = no bootstrapping from next_state
+    next_state: torch.Tensor  # uint8 [B, history, *frame_shape]
+
+
+def replay_bytes(capacity_transitions: int, frame_shape: tuple[int, ...] = (84, 84)) -> int:
+    """Bytes a DeviceReplay of that capacity holds (frames + int32 action + float32 reward + 2 flags)."""
+    return int(capacity_transitions) * (int(np.prod(frame_shape)) + 4 + 4 + 1 + 1)
+
+
+def fits_on_device(capacity_transitions: int, device: str | torch.device, frame_shape: tuple[int, ...] = (84, 84),
+                   *, headroom_bytes: int = 4 * 2**30) -> bool:
+    """Whether the memory fits the device's free memory with `headroom_bytes` left for the learner."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return True
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    return replay_bytes(capacity_transitions, frame_shape) + headroom_bytes <= free_bytes
+
+
+def _reverse_cumulative_or(flags: torch.Tensor) -> torch.Tensor:
+    """out[..., j] = flags[..., j:].any(-1): is there a flag at j or later along the last axis."""
+    return torch.flip(torch.cumsum(torch.flip(flags, (-1,)), dim=-1), (-1,)) > 0
+
+
+class DeviceReplay:
+    def __init__(self, capacity_transitions: int, history_length_frames: int = 4,
+                 frame_shape: tuple[int, ...] = (84, 84), *, device: str | torch.device = "cpu",
+                 generator: torch.Generator | None = None, rejection_rounds: int = DEFAULT_REJECTION_ROUNDS,
+                 staging_transitions: int = DEFAULT_STAGING_TRANSITIONS, cuda_graphs: bool = True):
+        if history_length_frames < 1:
+            raise ValueError(f"history_length_frames must be positive, got {history_length_frames}")
+        if capacity_transitions <= history_length_frames:
+            raise ValueError(
+                f"capacity_transitions ({capacity_transitions}) must exceed history_length_frames ({history_length_frames})"
+            )
+        if rejection_rounds < 1 or staging_transitions < 1:
+            raise ValueError("rejection_rounds and staging_transitions must be positive")
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.capacity = int(capacity_transitions)
+        self.history_length_frames = int(history_length_frames)
+        self.frame_shape = tuple(int(d) for d in frame_shape)
+        self.rejection_rounds = int(rejection_rounds)
+        self._generator = generator
+        dev = self.device
+        # torch.zeros on CUDA really allocates; on the CPU it maps pages lazily like np.zeros.
+        self._frames = torch.zeros((self.capacity, *self.frame_shape), dtype=torch.uint8, device=dev)
+        self._actions = torch.zeros(self.capacity, dtype=torch.int32, device=dev)
+        self._rewards = torch.zeros(self.capacity, dtype=torch.float32, device=dev)
+        self._terminals = torch.zeros(self.capacity, dtype=torch.bool, device=dev)
+        self._episode_starts = torch.zeros(self.capacity, dtype=torch.bool, device=dev)
+        self._adds = 0  # host copies of the counters: entries ever added, entries stored
+        self.size = 0
+        # Device copies, read by the sampling graph; written only when staged entries land.
+        self._adds_t = torch.zeros((), dtype=torch.int64, device=dev)
+        self._size_t = torch.zeros((), dtype=torch.int64, device=dev)
+        self._exhausted_draws_t = torch.zeros((), dtype=torch.int64, device=dev)
+        self._stack_offsets = torch.arange(-(self.history_length_frames - 1), 1, dtype=torch.int64, device=dev)
+        # Earlier rounds win: weights R..1 make argmax pick the first valid round.
+        self._round_weights = torch.arange(self.rejection_rounds, 0, -1, dtype=torch.int64, device=dev)[:, None]
+
+        pin = dev.type == "cuda"
+        self._staging_transitions = int(staging_transitions)
+        self._stages = [self._new_stage(pin) for _ in range(2 if pin else 1)]
+        self._stage_index = 0
+        self._staged = 0  # entries in the current stage
+        self._stage_done: list[Any] = [None] * len(self._stages)  # CUDA events of in-flight copies
+        # Graph capture supports only the device's default generator among random streams.
+        self._use_graphs = bool(cuda_graphs) and dev.type == "cuda" and generator is None
+        self._graphs: dict[int, tuple[Any, DeviceBatch]] = {}
+
+    def _new_stage(self, pin: bool) -> dict[str, torch.Tensor]:
+        n = self._staging_transitions
+        return {
+            "frames": torch.zeros((n, *self.frame_shape), dtype=torch.uint8, pin_memory=pin),
+            "actions": torch.zeros(n, dtype=torch.int32, pin_memory=pin),
+            "rewards": torch.zeros(n, dtype=torch.float32, pin_memory=pin),
+            "terminals": torch.zeros(n, dtype=torch.bool, pin_memory=pin),
+            "episode_starts": torch.zeros(n, dtype=torch.bool, pin_memory=pin),
+        }
+
+    # ------------------------------------------------------------------ sizes
+    def _arrays(self) -> dict[str, torch.Tensor]:
+        return {
+            "frames": self._frames,
+            "actions": self._actions,
+            "rewards": self._rewards,
+            "terminals": self._terminals,
+            "episode_starts": self._episode_starts,
+        }
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.numel() * a.element_size() for a in self._arrays().values())
+
+    @property
+    def bytes_per_transition(self) -> float:
+        return self.nbytes / self.capacity
+
+    # ------------------------------------------------------------------ writing
+    def add(self, frame: np.ndarray, action: int, reward: float, terminal: bool, episode_start: bool) -> None:
+        """Store s_t's newest frame with a_t, the clipped r_t and whether a_t ended bootstrapping."""
+        if np.shape(frame) != self.frame_shape:
+            raise ValueError(f"frame has shape {np.shape(frame)}, the memory stores {self.frame_shape}")
+        stage = self._stages[self._stage_index]
+        if self._staged == 0 and self._stage_done[self._stage_index] is not None:
+            # The copy that last read this pinned buffer may still be queued behind GPU work.
+            self._stage_done[self._stage_index].synchronize()
+            self._stage_done[self._stage_index] = None
+        i = self._staged
+        stage["frames"][i].numpy()[...] = frame
+        stage["actions"][i] = action
+        stage["rewards"][i] = reward
+        stage["terminals"][i] = terminal
+        stage["episode_starts"][i] = episode_start
+        self._staged += 1
+        if self._staged == self._staging_transitions:
+            self.flush()
+
+    def flush(self) -> None:
+        """Copy the staged entries to the device (reads call it; nothing to do when none is staged)."""
+        n = self._staged
+        if n == 0:
+            return
+        stage = self._stages[self._stage_index]
+        first_slot = self._adds % self.capacity
+        # At most two contiguous runs of slots: up to the end of the ring, then from slot 0.
+        head = min(n, self.capacity - first_slot)
+        runs = [(first_slot, 0, head)] + ([(0, head, n - head)] if head < n else [])
+        non_blocking = self.device.type == "cuda"
+        for name, target in self._arrays().items():
+            source = stage[name]
+            for slot, start, count in runs:
+                target[slot:slot + count].copy_(source[start:start + count], non_blocking=non_blocking)
+        self._adds += n
+        self.size = min(self.capacity, self.size + n)
+        self._adds_t.fill_(self._adds)
+        self._size_t.fill_(self.size)
+        if non_blocking:
+            event = torch.cuda.Event()
+            event.record()
+            self._stage_done[self._stage_index] = event
+            self._stage_index = (self._stage_index + 1) % len(self._stages)
+        self._staged = 0
+
+    # ------------------------------------------------------------------ reading
+    def _starts_at(self, positions: torch.Tensor) -> torch.Tensor:
+        """Episode-start flags at logical positions; position 0 (the first add ever) starts one."""
+        return self._episode_starts[positions % self.capacity] | (positions == 0)
+
+    def _valid(self, positions: torch.Tensor) -> torch.Tensor:
+        """ReplayMemory._valid on the device, for positions of any shape; counters from the device."""
+        oldest = self._adds_t - self._size_t
+        window = positions[..., None] + self._stack_offsets  # [..., h]
+        missing = window < oldest
+        starts = self._starts_at(torch.maximum(window, oldest)) & ~missing
+        # A missing frame is harmless if a game starts later within the stack; `starts` is False
+        # on missing columns, so the inclusive "start from here on" means strictly later there.
+        ok = ~(missing & ~_reverse_cumulative_or(starts)).any(-1)
+        truncated = self._episode_starts[(positions + 1) % self.capacity] & ~self._terminals[positions % self.capacity]
+        return ok & ~truncated
+
+    def _draw_positions(self, n: int) -> torch.Tensor:
+        """n valid positions, uniform, with no host synchronisation (see the module docstring)."""
+        low = self._adds_t - self._size_t
+        span = self._size_t - 1  # the newest entry has no next frame yet
+        u = torch.rand((self.rejection_rounds, n), dtype=torch.float64, device=self.device, generator=self._generator)
+        candidates = low + (u * span).to(torch.int64)  # float64 is exact for spans below 2**53
+        valid = self._valid(candidates)
+        first = (valid.to(torch.int64) * self._round_weights).argmax(0)
+        self._exhausted_draws_t += (~valid.any(0)).sum()
+        return candidates.gather(0, first[None]).squeeze(0)
+
+    def _stacks(self, newest: torch.Tensor) -> torch.Tensor:
+        """Stacked states whose newest frames are at logical positions `newest`, zeroed before game starts."""
+        window = newest[:, None] + self._stack_offsets  # [n, h]
+        frames = self._frames[window % self.capacity]  # one gather, [n, h, *frame_shape]
+        starts = self._starts_at(window)
+        # Frame j is zeroed when a game starts at a later frame of the same stack (or j < 0).
+        zero = torch.zeros_like(starts)
+        zero[:, :-1] = _reverse_cumulative_or(starts[:, 1:])
+        zero |= window < 0
+        return frames.masked_fill(zero.view(*zero.shape, *([1] * len(self.frame_shape))), 0)
+
+    def _gather(self, positions: torch.Tensor) -> DeviceBatch:
+        slots = positions % self.capacity
+        return DeviceBatch(
+            state=self._stacks(positions),
+            action=self._actions[slots].to(torch.int64),
+            reward=self._rewards[slots],
+            terminal=self._terminals[slots].to(torch.float32),
+            next_state=self._stacks(positions + 1),
+        )
+
+    def _check_sampleable(self) -> None:
+        self.flush()
+        if self.size < 2:
+            raise ValueError(f"cannot sample from a replay memory with {self.size} entries; add at least 2")
+
+    def sample_positions(self, n: int) -> torch.Tensor:
+        """n logical positions drawn uniformly (with replacement) among the valid transitions, on the device."""
+        self._check_sampleable()
+        return self._draw_positions(int(n))
+
+    def batch_at(self, positions: torch.Tensor | np.ndarray) -> DeviceBatch:
+        """The transitions at logical `positions` (stored, not the newest; validity is the caller's)."""
+        self.flush()
+        return self._gather(torch.as_tensor(positions, dtype=torch.int64).to(self.device))
+
+    def sample(self, batch_size: int) -> DeviceBatch:
+        """`batch_size` transitions drawn uniformly from the valid ones, gathered on the device.
+
+        On CUDA the tensors are the outputs of a captured graph: valid until the next sample().
+        """
+        self._check_sampleable()
+        if not self._use_graphs:
+            return self._gather(self._draw_positions(batch_size))
+        if batch_size not in self._graphs:
+            self._graphs[batch_size] = self._capture(batch_size)
+        graph, outputs = self._graphs[batch_size]
+        graph.replay()
+        return outputs
+
+    def _capture(self, batch_size: int) -> tuple[Any, DeviceBatch]:
+        # The warm-up runs draw from the generator; its state is put back so that capturing a
+        # graph changes no random stream. The exhaustion counter is put back likewise.
+        generator = torch.cuda.default_generators[self.device.index]
+        rng_state = generator.get_state()
+        exhausted = self._exhausted_draws_t.clone()
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self._gather(self._draw_positions(batch_size))
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outputs = self._gather(self._draw_positions(batch_size))
+        generator.set_state(rng_state)
+        self._exhausted_draws_t.copy_(exhausted)
+        return graph, outputs
+
+    def sample_states(self, n: int) -> np.ndarray:
+        """`n` stacked states s_t drawn uniformly from the valid transitions, on the host (held-out states)."""
+        return self._stacks(self.sample_positions(n)).cpu().numpy()
+
+    @property
+    def exhausted_draws(self) -> int:
+        """Samples for which every rejection round was invalid (reading it synchronises)."""
+        return int(self._exhausted_draws_t.item())
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Contents and pointers as host numpy arrays, in ReplayMemory's keys.
+
+        The random stream is the device generator's, saved with the run's torch RNG states, so
+        `rng_state` is None and `sampler` says "device". Before the memory first wraps only the
+        filled prefix is copied.
+        """
+        self.flush()
+        if self.exhausted_draws:
+            raise RuntimeError(f"the device replay drew {self.exhausted_draws} sample(s) with every rejection round "
+                               f"invalid; raise rejection_rounds above {self.rejection_rounds}")
+        filled = self.capacity if self._adds >= self.capacity else self._adds
+        d: dict[str, Any] = {name: t[:filled].cpu().numpy() for name, t in self._arrays().items()}
+        d.update(
+            capacity_transitions=self.capacity,
+            history_length_frames=self.history_length_frames,
+            frame_shape=self.frame_shape,
+            frame_dtype=np.dtype(np.uint8).str,
+            adds=self._adds,
+            size=self.size,
+            rng_state=None,
+            sampler="device",
+        )
+        return d
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        layout = (int(d["capacity_transitions"]), int(d["history_length_frames"]), tuple(d["frame_shape"]),
+                  np.dtype(d["frame_dtype"]))
+        ours = (self.capacity, self.history_length_frames, self.frame_shape, np.dtype(np.uint8))
+        if layout != ours:
+            raise ValueError(f"replay state has layout {layout}, this memory is {ours}")
+        self._staged = 0
+        for name, target in self._arrays().items():
+            source = torch.from_numpy(np.array(d[name]))
+            target[: len(source)].copy_(source)
+            if name != "frames":
+                target[len(source):] = 0
+        self._adds = int(d["adds"])
+        self.size = int(d["size"])
+        self._adds_t.fill_(self._adds)
+        self._size_t.fill_(self.size)

@@ -1,0 +1,160 @@
+"""The fast path against the plain path: device replay stacks and sampling, FastLearner losses.
+
+Runs on CUDA when torch sees a GPU (then the CUDA graphs are exercised), else on the CPU with
+the same code; nothing here needs a GPU.
+"""
+
+import collections
+
+import numpy as np
+import pytest
+import torch
+
+from dqn.agent import Learner
+from dqn.config import NATURE
+from dqn.device_replay import DeviceReplay, fits_on_device, replay_bytes
+from dqn.fast_learner import FastLearner
+from dqn.replay import ReplayMemory
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _generator(seed):
+    # Graph capture samples from the device's default generator; the CPU path takes an explicit one.
+    if DEVICE == "cuda":
+        torch.cuda.manual_seed(seed)
+        return None
+    return torch.Generator().manual_seed(seed)
+
+
+def _fill_both(capacity, adds, frame_shape, seed):
+    """A ReplayMemory and a DeviceReplay fed the same random transitions (game starts, lost lives,
+    truncated games), past the capacity so that the ring has wrapped."""
+    rng = np.random.default_rng(seed)
+    host = ReplayMemory(capacity, 4, frame_shape, seed=seed)
+    device = DeviceReplay(capacity, 4, frame_shape, device=DEVICE, generator=_generator(seed), staging_transitions=7)
+    for _ in range(adds):
+        entry = (rng.integers(1, 256, frame_shape, dtype=np.uint8), int(rng.integers(4)), float(rng.integers(-1, 2)),
+                 bool(rng.random() < 0.1), bool(rng.random() < 0.08))
+        host.add(*entry)
+        device.add(*entry)
+    return host, device
+
+
+def test_device_replay_rebuilds_the_same_transitions_as_the_host_memory():
+    host, device = _fill_both(capacity=60, adds=157, frame_shape=(5, 7), seed=3)
+    assert (host.size, device.size) == (60, 60)
+    # Every stored transition but the newest, including stacks that reach overwritten slots or
+    # cross game starts: each field must be identical.
+    positions = np.arange(157 - 60, 157 - 1)
+    expected, got = host.batch_at(positions), device.batch_at(torch.from_numpy(positions))
+    for name, a, b in zip(expected._fields, expected, got):
+        assert b.device.type == torch.device(DEVICE).type
+        np.testing.assert_array_equal(b.cpu().numpy(), a, err_msg=name)
+    # The zeroing really happened somewhere (the test would be weak if no stack crossed a start).
+    assert (expected.state == 0).all(axis=(2, 3)).any()
+
+
+def _scripted_memory(rejection_rounds):
+    """Capacity 8, 11 adds: positions 3..10 stored, 10 the newest. Games start at 0, 5 and 8;
+    entry 4 is terminal (its game ended), entry 7 is not (the game at 5 was cut: a truncation)."""
+    memory = DeviceReplay(8, 4, (2, 2), device=DEVICE, generator=_generator(0), rejection_rounds=rejection_rounds)
+    for p in range(11):
+        memory.add(np.full((2, 2), p, np.uint8), p % 3, 0.0, p == 4, p in (0, 5, 8))
+    return memory
+
+
+def test_device_sampling_draws_exactly_the_valid_transitions_uniformly():
+    # By hand, over the sampleable positions 3..9 with stacks of 4 frames:
+    #   3 needs frames 0..2, overwritten, with no game start after them in its stack: invalid
+    #   4 needs frames 1..2, overwritten, no start at 3 or 4: invalid
+    #   5 needs frame 2, overwritten, but a game starts at 5 (frames before are zeros): valid
+    #   6 valid; 7 is followed by a game start without being terminal (truncated): invalid
+    #   8 and 9 valid.
+    memory = _scripted_memory(rejection_rounds=32)
+    draws = memory.sample_positions(4000).cpu().numpy()
+    counts = collections.Counter(draws.tolist())
+    assert set(counts) == {5, 6, 8, 9}
+    # Uniform: each expects 1000 (binomial s.d. 27); 150 away is over 5 s.d.
+    assert all(850 <= c <= 1150 for c in counts.values()), counts
+    assert memory.exhausted_draws == 0
+    batch = memory.sample(64)
+    # A valid transition's stack is zeroed before its game's first frame and never spans games.
+    newest = batch.state[:, -1, 0, 0].cpu().numpy()
+    assert set(newest.tolist()) <= {5, 6, 8, 9}
+    for row, p in zip(batch.state[:, :, 0, 0].cpu().numpy(), newest):
+        start = 5 if p < 8 else 8
+        assert row.tolist() == [f if f >= start else 0 for f in range(p - 3, p + 1)]
+
+
+def test_device_sampling_counts_draws_with_every_round_invalid_and_refuses_to_checkpoint_them():
+    # 3 of 7 candidates are invalid: one round leaves about 3/7 of the draws invalid.
+    memory = _scripted_memory(rejection_rounds=1)
+    memory.sample_positions(700)
+    assert 200 < memory.exhausted_draws < 400
+    with pytest.raises(RuntimeError, match="rejection_rounds"):
+        memory.state_dict()
+
+
+def test_device_replay_checkpoint_round_trip_and_host_layout():
+    host, device = _fill_both(capacity=40, adds=93, frame_shape=(3, 3), seed=5)
+    state = device.state_dict()
+    # The host memory's keys and arrays: a checkpoint holds the same data either way.
+    for name, array in host.state_dict().items():
+        if isinstance(array, np.ndarray):
+            np.testing.assert_array_equal(state[name], array, err_msg=name)
+    assert state["sampler"] == "device" and state["rng_state"] is None
+    restored = DeviceReplay(40, 4, (3, 3), device=DEVICE, generator=_generator(1))
+    restored.load_state_dict(state)
+    positions = torch.arange(93 - 40, 92)
+    for a, b in zip(device.batch_at(positions), restored.batch_at(positions)):
+        assert torch.equal(a, b)
+    assert restored.size == 40
+
+
+def test_a_million_transitions_take_under_7_2_kb_each():
+    assert replay_bytes(1_000_000) / 1_000_000 == 84 * 84 + 4 + 4 + 1 + 1 == 7066
+    assert DeviceReplay(10, 4, device="cpu").bytes_per_transition == ReplayMemory(10, 4, seed=0).bytes_per_transition
+    assert fits_on_device(1_000_000, "cpu")
+
+
+def _learner(seed):
+    torch.manual_seed(seed)
+    return Learner(NATURE, 4, device=DEVICE)
+
+
+def test_fast_learner_gives_the_plain_learners_losses_on_the_same_minibatches():
+    """16 updates, 2 target syncs, a save/load in the middle: same losses and weights."""
+    host, device = _fill_both(capacity=500, adds=700, frame_shape=(84, 84), seed=7)
+    plain, fast = _learner(0), FastLearner(_learner(0))
+    initial = [p.detach().clone() for p in plain.online.parameters()]
+    plain_losses, fast_losses = [], []
+    for k in range(16):
+        positions = device.sample_positions(32)
+        plain_losses.append(plain.update(host.batch_at(positions.cpu().numpy())))
+        fast_losses.append(fast.update(device.batch_at(positions)))
+        if k % 6 == 5:
+            plain.sync_target()
+            fast.sync_target()
+        if k == 8:  # a resume: new optimizer tensors (a captured update graph must be redone)
+            fast.load_state_dict(fast.state_dict())
+    fast_losses = [float(x) for x in fast_losses]
+    assert fast_losses == pytest.approx(plain_losses, rel=1e-5, abs=1e-7)
+    assert fast.parameter_updates == plain.parameter_updates == 16
+    for p, q, p0 in zip(plain.online.parameters(), fast.online.parameters(), initial):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(p, p0)  # the updates did change every weight tensor
+    for p, q in zip(plain.target.parameters(), fast.target.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
+    # Acting reads the same weights.
+    states = host.sample_states(3)
+    torch.testing.assert_close(fast.q_values(states[0]), plain.q_values(states[0]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast.q_values(states), plain.q_values(states), rtol=1e-5, atol=1e-6)
+
+
+def test_fast_learner_loss_stays_on_the_device_until_read():
+    _, device = _fill_both(capacity=100, adds=120, frame_shape=(84, 84), seed=2)
+    fast = FastLearner(_learner(1))
+    loss = fast.update(device.sample(32))
+    assert torch.is_tensor(loss) and loss.dim() == 0 and loss.device.type == torch.device(DEVICE).type
+    assert np.isfinite(float(loss)) and float(loss) > 0
