@@ -123,9 +123,10 @@ DEMO = dataclasses.replace(
     target_network_update_frequency_steps=1_000,
     final_exploration_frame_steps=20_000,
     replay_start_size_steps=2_000,
-    training_length_frames=120_000,
-    eval_interval_frames=40_000,
-    eval_length_frames=10_000,
+    # 16,000 agent steps: the whole workflow (2 games, evaluations, report) in minutes on 2 cores.
+    training_length_frames=64_000,
+    eval_interval_frames=16_000,
+    eval_length_frames=6_000,
     checkpoint_interval_minutes=2.0,
 )
 
