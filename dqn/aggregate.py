@@ -1,7 +1,7 @@
 """The workflow's results tables, built from whatever run folders and episode files exist.
 
-    python -m dqn.aggregate --results results/nature --games breakout pong --seeds 0 1 2 \\
-        [--preset nature] [--set key=value ...] [--games-sheet config/games.tsv]
+    python -m dqn.aggregate --results results/nature --seeds 0 1 2 [--games breakout pong] \\
+        [--preset nature] [--set key=value ...] [--games-sheet config/games.tsv] [--out DIR]
 
 Reads the fixed layout under --results (docs/DESIGN.md, "Workflow results"):
 
@@ -10,7 +10,7 @@ Reads the fixed layout under --results (docs/DESIGN.md, "Workflow results"):
     episodes/random/{game}/seed{seed}.parquet              the random agent (baselines.random_agent)
 
 and writes scores, episodes, learning_curves, runs and deviations (Parquet) and provenance.json
-beside them. Only the planned games and seeds are read. A planned run without a finished training
+beside them (or into --out: a look at a running experiment that leaves the workflow's files alone). Only the planned games and seeds are read. A planned run without a finished training
 is `missing` in runs.parquet, with the frames and wall time of its partial train log and its
 partial learning curve, so a report can be drawn while runs go on or after some failed.
 """
@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from dqn import fileio
 from dqn.config import PRESET_REFERENCE, PRESETS, Hyperparameters, deviations, parse_overrides, resolve
 from dqn.errors import UserError, cli_main
+from dqn.games import PAPER_GAME_IDS
 from dqn.games import display_name as paper_display_name
 
 WEIGHTS = ("best", "final")
@@ -291,7 +292,7 @@ def hardware() -> dict[str, Any]:
 
 
 def provenance(results: str | os.PathLike, *, preset: str, reference: str, overrides: Mapping[str, Any],
-               games: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
+               games: Sequence[str], seeds: Sequence[int], experiment: str | None = None) -> dict[str, Any]:
     """Versions, git commit and hardware here, the plan, and each run's own device, host and versions."""
     commit, dirty = git_state(Path(__file__).resolve().parent)
     runs = []
@@ -302,7 +303,7 @@ def provenance(results: str | os.PathLike, *, preset: str, reference: str, overr
                 runs.append({"game": game, "seed": int(seed), "device": config.get("device"),
                              "hostname": config.get("hostname"), "versions": config.get("versions")})
     return {
-        "experiment": Path(results).name,
+        "experiment": experiment or Path(results).resolve().name,
         "preset": preset,
         "reference": reference,
         "overrides": {k: str(v) for k, v in overrides.items()},
@@ -332,7 +333,8 @@ def aggregate(results: str | os.PathLike, games: Sequence[str], seeds: Sequence[
         "runs.parquet": runs_table(results, games, seeds, hp.training_length_frames),
         "deviations.parquet": deviations_table(hp, reference),
     }
-    info = provenance(results, preset=preset, reference=reference, overrides=overrides, games=games, seeds=seeds)
+    info = provenance(results, preset=preset, reference=reference, overrides=overrides, games=games, seeds=seeds,
+                      experiment=Path(results).resolve().name)
     return tables, info
 
 
@@ -363,11 +365,13 @@ class _ArgumentParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _ArgumentParser(prog="python -m dqn.aggregate", description="Build the results tables of one experiment.")
     p.add_argument("--results", required=True, help="results/{experiment} folder of the workflow")
-    p.add_argument("--games", required=True, nargs="+", help="planned games (ALE ids)")
+    p.add_argument("--games", nargs="+", default=None,
+                   help="planned games, ALE ids (default: every game of --games-sheet, else the paper's 49)")
     p.add_argument("--seeds", required=True, nargs="+", type=int, help="planned seeds")
     p.add_argument("--preset", default="nature", help=f"hyperparameter preset of the runs: {', '.join(sorted(PRESETS))}")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides of the runs")
     p.add_argument("--games-sheet", default=None, help="TSV with ale_id and display_name (default: the paper's names)")
+    p.add_argument("--out", default=None, help="folder for the tables (default: the --results folder)")
     return p
 
 
@@ -376,13 +380,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(seed < 0 for seed in args.seeds):
         raise UserError(f"--seeds must be zero or positive, got {args.seeds}")
     names = read_display_names(args.games_sheet) if args.games_sheet else None
-    results = fileio.check_output_dir(args.results)
-    tables, info = aggregate(results, args.games, args.seeds, preset=args.preset,
+    games = args.games or list(names or PAPER_GAME_IDS)
+    results = Path(args.results)
+    if args.out is None:
+        fileio.check_output_dir(results)
+    elif not results.is_dir():
+        raise UserError(f"results folder {str(results)!r} does not exist; pass --results results/<experiment>")
+    out = fileio.check_output_dir(args.out or results)
+    tables, info = aggregate(results, games, args.seeds, preset=args.preset,
                              overrides=parse_overrides(args.set), display_names=names)
-    write_tables(results, tables, info)
+    write_tables(out, tables, info)
     runs = tables["runs.parquet"]
     missing = runs[runs["status"] == "missing"]
-    print(f"{results}: {len(runs) - len(missing)}/{len(runs)} runs complete, "
+    print(f"{out}: {len(runs) - len(missing)}/{len(runs)} runs complete, "
           f"{len(tables['episodes.parquet'])} evaluation episodes", file=sys.stderr)
     for row in missing.itertuples():
         print(f"  missing: {row.game} seed {row.seed} ({row.frames_done:,}/{row.frames_planned:,} frames)", file=sys.stderr)

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -163,6 +164,121 @@ def test_games_sheet_errors_name_the_line_and_the_game(tmp_path):
     assert "games.tsv: ale_id 'pong' appears more than once" in output_of(runs[0])
     # 49 games + header: the added row is line 51.
     assert "games.tsv line 51: key 'display_name': '' should be non-empty" in output_of(runs[1])
+
+
+# ---------------------------------------------------------------------------- aggregation
+def write_episodes(path: Path, game: str, agent: str, weights: str, scores: list[float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({
+        "game": game, "agent": agent, "seed": 0, "weights": weights, "episode": range(len(scores)),
+        "score": [float(x) for x in scores], "length_frames": 1_000, "noop_frames": 3, "truncated": False,
+    }).to_parquet(path, index=False)
+
+
+def train_log(game: str, frames: list[int], wall_seconds: list[float]) -> pd.DataFrame:
+    n = len(frames)
+    return pd.DataFrame({
+        "game": game, "seed": 0, "frames": frames, "agent_steps": [f // 4 for f in frames],
+        "parameter_updates": [f // 16 for f in frames], "epsilon": [0.5] * n, "train_episode_return_mean": [1.0] * n,
+        "train_episodes": [2] * n, "loss_mean": [0.01] * n, "average_max_q": [0.2] * n,
+        "agent_steps_per_second": [100.0] * n, "wall_seconds": wall_seconds,
+    })
+
+
+def test_aggregate_marks_unfinished_runs_missing_with_their_partial_log(tmp_path):
+    from dqn.aggregate import main
+
+    results = tmp_path / "results" / "exp"
+    # breakout: finished (weights, learning curve, both evaluations); pong: stopped after 2 periods.
+    breakout = results / "runs/dqn/breakout/seed0"
+    breakout.mkdir(parents=True)
+    for name in ("final.pt", "best.pt"):
+        (breakout / name).write_bytes(b"weights")
+    curve = train_log("breakout", [4_000, 8_000], [1_800.0, 3_600.0]).assign(eval_score_mean=[2.0, 3.0], eval_episodes=[4, 5])
+    curve.to_parquet(breakout / "learning_curve.parquet", index=False)
+    (breakout / "config.json").write_text(json.dumps({"device": "cuda", "hostname": "node1", "versions": {}}))
+    pong = results / "runs/dqn/pong/seed0"
+    pong.mkdir(parents=True)
+    train_log("pong", [4_000, 8_000], [900.0, 1_800.0]).to_parquet(pong / "train_log.parquet", index=False)
+    (pong / "config.json").write_text(json.dumps({"device": "cpu"}))
+    write_episodes(results / "episodes/dqn/breakout/seed0/best.parquet", "breakout", "dqn", "best", [10, 20])
+    write_episodes(results / "episodes/dqn/breakout/seed0/final.parquet", "breakout", "dqn", "final", [4, 6, 8])
+    write_episodes(results / "episodes/random/breakout/seed0.parquet", "breakout", "random", "none", [1, 2])
+    write_episodes(results / "episodes/random/pong/seed0.parquet", "pong", "random", "none", [-21, -20])
+
+    main(["--results", str(results), "--games", "breakout", "pong", "--seeds", "0", "--preset", "demo",
+          "--set", "training_length_frames=16000"])
+
+    runs = pd.read_parquet(results / "runs.parquet").set_index("game")
+    assert runs.loc["breakout"].to_dict() == {"seed": 0, "status": "complete", "frames_done": 8_000,
+                                              "frames_planned": 16_000, "wall_hours": 1.0, "device": "cuda"}
+    assert runs.loc["pong"].to_dict() == {"seed": 0, "status": "missing", "frames_done": 8_000,
+                                          "frames_planned": 16_000, "wall_hours": 0.5, "device": "cpu"}
+    # The unfinished run's curve so far, without evaluations yet.
+    curves = pd.read_parquet(results / "learning_curves.parquet")
+    pong_curve = curves[curves["game"] == "pong"]
+    assert list(pong_curve["frames"]) == [4_000, 8_000] and list(pong_curve["eval_episodes"]) == [0, 0]
+    assert list(curves[curves["game"] == "breakout"]["eval_score_mean"]) == [2.0, 3.0]
+
+    scores = pd.read_parquet(results / "scores.parquet").set_index(["game", "agent", "weights"])
+    final = scores.loc[("breakout", "dqn", "final")]
+    # Mean 6, population s.d. sqrt(8/3); Breakout's random 1.7 and human 31.8 (Extended Data Table 2).
+    assert (final["mean"], final["episodes"], final["display_name"]) == (6.0, 3, "Breakout")
+    assert final["std"] == pytest.approx((8 / 3) ** 0.5)
+    assert final["human_normalized"] == pytest.approx(100 * (6.0 - 1.7) / (31.8 - 1.7))
+    assert scores.loc[("pong", "random", "none"), "human_normalized"] == pytest.approx(100 * (-20.5 + 20.7) / 30.0)
+    assert ("pong", "dqn", "best") not in scores.index
+    assert len(pd.read_parquet(results / "episodes.parquet")) == 9
+
+    deviations = pd.read_parquet(results / "deviations.parquet").set_index("field")
+    assert deviations.loc["training_length_frames", ["paper_value", "this_value", "unit"]].tolist() == [
+        "200000000", "16000", "frames"]
+    provenance = json.loads((results / "provenance.json").read_text())
+    assert provenance["experiment"] == "exp" and provenance["runs"][0]["hostname"] == "node1"
+
+
+def test_aggregate_into_another_folder_leaves_the_results_alone(tmp_path):
+    from dqn.aggregate import main
+
+    results, look = tmp_path / "results" / "exp", tmp_path / "look"
+    write_episodes(results / "episodes/random/pong/seed0.parquet", "pong", "random", "none", [-21])
+    main(["--results", str(results), "--games", "pong", "--seeds", "0", "--out", str(look)])
+    assert sorted(p.name for p in results.iterdir()) == ["episodes"]
+    assert pd.read_parquet(look / "runs.parquet")["status"].tolist() == ["missing"]
+    assert json.loads((look / "provenance.json").read_text())["experiment"] == "exp"
+
+
+def test_aggregate_refuses_bad_arguments_in_one_line(tmp_path):
+    from dqn.aggregate import main
+    from dqn.errors import UserError
+
+    with pytest.raises(UserError, match="--seeds must be zero or positive"):
+        main(["--results", str(tmp_path), "--games", "pong", "--seeds", "-1"])
+    with pytest.raises(UserError, match="unknown hyperparameter 'lerning_rate'"):
+        main(["--results", str(tmp_path), "--games", "pong", "--seeds", "0", "--set", "lerning_rate=1"])
+
+
+# ---------------------------------------------------------------------------- GPUs
+def test_each_training_takes_a_gpu_no_other_holds(tmp_path):
+    script = REPO / "workflow" / "scripts" / "one_gpu.sh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(CUDA_VISIBLE_DEVICES="0,1", DQN_GPU_LOCK_DIR=str(tmp_path / "locks"))
+    holders = [subprocess.Popen(["bash", str(script), "sh", "-c", f"echo $CUDA_VISIBLE_DEVICES > {tmp_path}/got{i}; sleep 2"],
+                                env=env) for i in range(2)]
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"got{i}").exists() for i in range(2)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    third = subprocess.run(["bash", str(script), "true"], env=env, capture_output=True, text=True)
+    for holder in holders:
+        holder.wait()
+    assert sorted((tmp_path / f"got{i}").read_text().strip() for i in range(2)) == ["0", "1"]
+    assert third.returncode == 1 and "every GPU (0 1) is held by another training" in third.stderr
+    # Released when the commands exit; under Slurm the allocation's GPUs are kept as they are.
+    again = subprocess.run(["bash", str(script), "sh", "-c", "echo $CUDA_VISIBLE_DEVICES"], env=env, capture_output=True, text=True)
+    assert again.stdout.strip() == "0"
+    slurm = subprocess.run(["bash", str(script), "sh", "-c", "echo $CUDA_VISIBLE_DEVICES"],
+                           env={**env, "SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": "3"}, capture_output=True, text=True)
+    assert slurm.stdout.strip() == "3"
 
 
 # ---------------------------------------------------------------------------- end to end

@@ -230,7 +230,7 @@ def training_mem_mb(wildcards):
 
 
 def learner_threads(wildcards, threads):
-    """The job's threads less the training-time evaluator's process (at least one for torch)."""
+    """The job's threads less one for the training-time evaluator's process, at least one."""
     return max(1, threads - SIDE_EVAL_WORKERS)
 
 

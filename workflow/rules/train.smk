@@ -20,8 +20,9 @@ rule train:
         side_eval_workers=SIDE_EVAL_WORKERS,
     conda:
         "../envs/dqn.yaml"
-    # The learner gets all threads but the training-time evaluator's process (at least one).
-    threads: 2
+    # The learner gets all threads but one, left to the training-time evaluator's process; with one
+    # thread they share it (the evaluator only works while a new snapshot waits). Profiles set more.
+    threads: 1
     # Where the job runs, not what it computes: resources, so that a change never retrains.
     resources:
         gpu=training_gpus,
