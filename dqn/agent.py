@@ -7,7 +7,7 @@ Q_target(s_{t+1}, .).
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -130,11 +130,32 @@ class Learner:
         self.parameter_updates = int(d["parameter_updates"])
 
 
-def epsilon_greedy(q_values: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
+class LazyQValues:
+    """Q-values computed on first use, so that an exploring step skips the forward pass.
+
+    `epsilon_greedy` draws whether to explore before it looks at the Q-values, and a forward pass
+    has no side effects, so the actions and every random draw are the same as with the values
+    computed up front; only the work on exploring steps (10% of a Nature run after the decay,
+    all of them before the replay start) is saved.
+    """
+
+    def __init__(self, compute: Callable[[], np.ndarray], num_actions: int):
+        self.compute = compute
+        self.num_actions = int(num_actions)
+
+    def __len__(self) -> int:
+        return self.num_actions
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self.compute(), dtype=dtype)
+
+
+def epsilon_greedy(q_values: np.ndarray | LazyQValues, epsilon: float, rng: np.random.Generator) -> int:
     """A uniform random action with probability epsilon, else a greedy one with ties broken at random."""
-    q = np.asarray(q_values).reshape(-1)
     if rng.random() < epsilon:
-        return int(rng.integers(len(q)))
+        num_actions = len(q_values) if isinstance(q_values, LazyQValues) else np.size(q_values)
+        return int(rng.integers(num_actions))
+    q = np.asarray(q_values).reshape(-1)
     best = np.flatnonzero(q == q.max())
     if len(best) == 1:
         return int(best[0])

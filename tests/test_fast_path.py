@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dqn.agent import Learner
+from dqn.agent import LazyQValues, Learner, epsilon_greedy
 from dqn.config import NATURE
 from dqn.device_replay import DeviceReplay, fits_on_device, replay_bytes
 from dqn.fast_learner import FastLearner
@@ -158,3 +158,43 @@ def test_fast_learner_loss_stays_on_the_device_until_read():
     loss = fast.update(device.sample(32))
     assert torch.is_tensor(loss) and loss.dim() == 0 and loss.device.type == torch.device(DEVICE).type
     assert np.isfinite(float(loss)) and float(loss) > 0
+
+
+def test_lazy_q_values_skip_the_forward_pass_on_exploring_steps_with_the_same_actions():
+    q = np.array([0.1, 0.5, 0.5, -1.0])  # a tie: greedy steps draw from the generator too
+    calls = []
+
+    def forward_pass():
+        calls.append(1)
+        return q
+
+    eager_rng, lazy_rng = np.random.default_rng(3), np.random.default_rng(3)
+    eager = [epsilon_greedy(q, 0.3, eager_rng) for _ in range(1000)]
+    lazy = [epsilon_greedy(LazyQValues(forward_pass, 4), 0.3, lazy_rng) for _ in range(1000)]
+    assert lazy == eager
+    assert eager_rng.random() == lazy_rng.random()  # the same draws were consumed
+    # One forward pass per greedy step only (70% expected; binomial s.d. 14.5).
+    assert 630 < len(calls) < 770
+    assert set(eager) == {0, 1, 2, 3} and sum(a in (1, 2) for a in eager) > len(calls)
+
+
+def test_compiled_optimizer_step_is_the_eager_step_up_to_rounding():
+    from dqn.compiled_step import compile_optimizer_step, is_compiled
+    from dqn.optim import DeepMindRMSprop
+
+    torch.manual_seed(0)
+    weights = [torch.randn(300, 7), torch.randn(11)]
+    eager = [w.clone().requires_grad_() for w in weights]
+    fused = [w.clone().requires_grad_() for w in weights]
+    eager_opt = DeepMindRMSprop(eager, lr=0.01)
+    fused_opt = compile_optimizer_step(DeepMindRMSprop(fused, lr=0.01))
+    for k in range(4):
+        grads = [torch.randn_like(w) for w in weights]
+        for params, opt in ((eager, eager_opt), (fused, fused_opt)):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+    assert is_compiled(fused_opt)
+    for a, b, w in zip(eager, fused, weights):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
+        assert not torch.equal(a, w)
