@@ -139,9 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", required=True, type=int, help="seed of the env, replay, actor and network init")
     p.add_argument("--out", required=True, help="output folder of this run (re-running resumes it)")
     p.add_argument("--preset", default="nature", help=f"hyperparameter preset: {', '.join(sorted(PRESETS))}")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override hyperparameters")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override hyperparameters (repeatable)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads of the learner (default: torch's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads of training (default: $OMP_NUM_THREADS if set, else the cores this "
+                        "process may use minus one per side-evaluation worker)")
     p.add_argument("--eval-workers", type=int, default=1, help="processes of training-time evaluation")
     p.add_argument("--no-side-eval", action="store_true",
                    help="evaluate snapshots at the end of training instead of beside it")
@@ -156,6 +159,20 @@ def pick_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked but torch sees no CUDA device; use --device cpu or auto")
     return name
+
+
+def learner_threads(requested: int | None, side_eval_workers: int) -> int:
+    """Torch threads for training: leave a core to each side-evaluation worker.
+
+    More OpenMP threads than free cores makes every update wait on a preempted thread, which on
+    a busy machine costs far more than the extra thread gains.
+    """
+    if requested is not None:
+        return requested
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - side_eval_workers)
 
 
 def estimate_disk_bytes(hp: Hyperparameters) -> int:
@@ -651,8 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --- composition: build the parts once, pass them down
     import torch
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(learner_threads(args.threads, 0 if args.no_side_eval else args.eval_workers))
     if device == "cuda":
         # Reproducible convolutions; the rest of the speed comes from the GPU itself.
         torch.backends.cudnn.benchmark = False
@@ -663,6 +679,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("resuming on %s a run started on %s: results may differ in the last bits", device, existing.get("device"))
 
     parts, first_frame = build_parts(hp, game, args.seed, device, files)
+    log.info("%s seed %d on %s (%d torch threads): %s frames planned, %d actions, replay memory of %s transitions",
+             game, args.seed, device, torch.get_num_threads(), f"{hp.training_length_frames:,}",
+             parts.learner.num_actions, f"{hp.replay_memory_size_transitions:,}")
     checkpointer, stack = parts.checkpointer, parts.stack
 
     loaded = checkpointer.load_latest()

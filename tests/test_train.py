@@ -262,3 +262,18 @@ def test_progress_line_has_rate_eta_and_fraction():
     assert "2500.0 agent steps/s" in line and "ETA 1m 10s" in line
     assert lines == [lines[0], line]
     assert format_duration(3 * 86_400 + 5 * 3600) == "3d 05h" and format_count(200_000_000) == "200.0M"
+
+
+def test_learner_threads_leave_a_core_to_each_side_evaluation_worker(monkeypatch):
+    import os
+
+    from dqn.train import learner_threads
+
+    assert learner_threads(3, side_eval_workers=1) == 3  # --threads wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert learner_threads(None, side_eval_workers=1) == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    cores = len(os.sched_getaffinity(0))
+    assert learner_threads(None, side_eval_workers=1) == max(1, cores - 1)
+    assert learner_threads(None, side_eval_workers=0) == cores
+    assert learner_threads(None, side_eval_workers=cores + 5) == 1
