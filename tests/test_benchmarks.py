@@ -1,0 +1,107 @@
+"""Smoke checks of the benchmark commands with tiny budgets: each prints its table with the
+expected columns and positive numbers. No timing is asserted (the machine is shared)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import peer
+from benchmarks.common import format_table
+
+
+def _run(*args):
+    proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def _table(stdout):
+    """The Markdown table of a benchmark's output: header cells and rows of cells."""
+    lines = [line for line in stdout.splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return cells[0], cells[2:]
+
+
+def _number(cell):
+    return float(cell.replace(",", ""))
+
+
+def test_throughput_table_has_every_row_with_positive_numbers():
+    out = _run("benchmarks.throughput", "--device", "cpu", "--env-steps", "40", "--eval-episodes", "2",
+               "--eval-max-frames", "200", "--eval-workers", "1", "--replay-transitions", "400",
+               "--learning-start-steps", "64", "--warmup-steps", "32", "--measure-steps", "32")
+    header, rows = _table(out)
+    assert header == ["measure", "value", "unit", "setting"]
+    units = {(r[0], r[2]) for r in rows}
+    for expected in [("environment only", "agent steps/s"), ("environment only", "frames/s"),
+                     ("evaluation", "episodes/min"), ("evaluation", "frames/s"),
+                     ("training while learning, run 1 of 1", "agent steps/s"),
+                     ("replay memory (host, dqn.replay)", "bytes/transition")]:
+        assert expected in units, (expected, units)
+    assert all(_number(r[1]) > 0 for r in rows)
+    replay_row = next(r for r in rows if r[0] == "replay memory (host, dqn.replay)")
+    assert _number(replay_row[1]) == 7066  # 84*84 frame + int32 action + float32 reward + 2 flags
+    training_row = next(r for r in rows if r[0].startswith("training while learning"))
+    assert "8 updates timed" in training_row[3]  # 32 timed steps, one update every 4
+
+
+def test_profile_table_covers_the_parts_of_a_step_and_sums_to_the_total():
+    out = _run("benchmarks.profile_step", "--device", "cpu", "--env-steps", "20", "--updates", "2",
+               "--fill-transitions", "300")
+    header, rows = _table(out)
+    assert header == ["part", "calls per agent step", "wall ms per call", "cpu ms per call",
+                      "wall ms per agent step", "share %"]
+    parts = [r[0] for r in rows]
+    for part in ("environment step", "acting forward pass", "replay insert", "replay sample", "update",
+                 "target sync", "train log row + snapshot"):
+        assert part in parts
+    assert any(p.startswith("checkpoint") for p in parts) and parts[-1] == "total"
+    body = rows[:-1]
+    assert all(_number(r[2]) > 0 for r in body)
+    calls = {r[0]: _number(r[1]) for r in body}
+    assert calls["update"] == calls["replay sample"] == 0.25 and calls["acting forward pass"] == 0.9
+    assert sum(_number(r[4]) for r in body) == pytest.approx(_number(rows[-1][4]), rel=0.02)
+    assert "implied agent steps/s" in out
+
+
+def test_memory_table_projects_a_full_memory_from_a_small_fill():
+    out = _run("benchmarks.memory", "--fill-fraction", "0.002")
+    header, rows = _table(out)
+    assert header[0] == "process" and len(rows) == 2
+    for row in rows:
+        assert _number(row[3]) == 2000
+        base, peak, projected = _number(row[1]), _number(row[2]), _number(row[4])
+        assert 0 < base <= peak < projected
+    # 998,000 unfilled transitions at 7,066 bytes: at least 6.5 GiB more than the measured peak.
+    assert _number(rows[0][4]) - _number(rows[0][2]) == pytest.approx(998_000 * 7066 / 2**20, rel=1e-3)
+
+
+def test_peer_worker_of_this_project_reports_a_learning_rate():
+    out = _run("benchmarks.peer", "--worker", "ours", "--replay-transitions", "400",
+               "--learning-start-steps", "64", "--warmup-steps", "32", "--measure-steps", "32")
+    import json
+
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["agent_steps_per_second"] > 0 and result["measured_updates"] == 8
+    assert result["replay_bytes_per_transition"] == 7066 and result["peak_rss_bytes"] > 0
+
+
+def test_peer_table_takes_ratios_within_rounds(monkeypatch):
+    rates = {("ours", False): iter([30.0, 60.0]), ("sb3", False): iter([20.0, 30.0])}
+
+    def fake_worker(args, side, malloc):
+        name = "dqn (this project)" if side == "ours" else "Stable-Baselines3 DQN"
+        return {"implementation": name, "agent_steps_per_second": next(rates[(side, malloc)]),
+                "measured_updates": 8, "measured_seconds": 1.0, "peak_rss_bytes": 2**30,
+                "replay_transitions_stored": 100, "replay_bytes_per_transition": 7066.0}
+
+    monkeypatch.setattr(peer, "_run_worker", fake_worker)
+    args = peer.build_parser().parse_args(["--rounds", "2"])
+    table, runs = peer.compare(args)
+    assert len(runs) == 4
+    ours, sb3, ratio = table
+    assert ours[1] == 45.0 and sb3[1] == 25.0  # medians of the rounds
+    # Per round 1.5 and 2.0: the median of the ratios, not the ratio of the medians (1.8).
+    assert ratio[1] == 1.75 and ratio[2] == "1.50, 2.00"
+    assert "ratio this project / Stable-Baselines3 DQN" in format_table(peer.COLUMNS, table)
