@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--fast-path", default="auto", choices=("auto", "on", "off"),
                    help="device replay + FastLearner (auto: on for CUDA)")
+    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                   help="torch.compile the optimizer step (auto: as dqn.train decides for the preset)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--env-steps", type=int, default=400, help="timed environment steps (and acting passes)")
     p.add_argument("--updates", type=int, default=30, help="timed minibatch samples and updates")
@@ -60,6 +62,7 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
     from dqn.agent import Learner, epsilon_greedy
     from dqn.atari import AtariEnv, FrameStack
     from dqn.checkpoint import Checkpointer
+    from dqn.compiled_step import compile_enabled, compile_optimizer_step
     from dqn.config import resolve
     from dqn.games import check_game
     from dqn.progress import Progress
@@ -90,6 +93,9 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
         learner = FastLearner(learner)
     else:
         replay = ReplayMemory(hp.replay_memory_size_transitions, hp.agent_history_length_frames, seed=args.seed)
+    compiled = not fast and compile_enabled(args.compile, device, hp.training_length_frames)
+    if compiled:
+        compile_optimizer_step(learner.optimizer)
     parts = {name: Stopwatch(sync if name in ("acting forward pass", "replay sample", "update", "target sync") else None)
              for name in ("environment step", "frame stack", "replay insert", "acting forward pass", "replay sample",
                           "update", "target sync", "progress check", "train log row + snapshot", "checkpoint")}
@@ -199,7 +205,7 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
                       100.0 * calls * ms_per_call[name] / total_ms])
     cpu_total = sum(row[1] * row[3] for row in table)
     table.append(["total", math.nan, math.nan, math.nan, total_ms, 100.0])
-    summary = dict(settings, device=device, fast_path=fast, game=game, heldout_batch=HELDOUT_BATCH_STATES,
+    summary = dict(settings, device=device, fast_path=fast, compiled=compiled, game=game, heldout_batch=HELDOUT_BATCH_STATES,
                    agent_steps_per_second_wall=1e3 / total_ms, agent_steps_per_second_cpu=1e3 / cpu_total,
                    replay_bytes_per_transition=replay.bytes_per_transition)
     return table, summary
@@ -214,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     table, summary = profile(args)
     print(f"# Training step profile: {summary['game']} on {summary['device']}"
-          f" ({'fast path' if summary['fast_path'] else 'plain path'}), {summary['torch_threads']} torch thread(s),"
+          f" ({'fast path' if summary['fast_path'] else 'plain path'}"
+          f"{', compiled optimizer step' if summary['compiled'] else ''}), {summary['torch_threads']} torch thread(s),"
           f" malloc thresholds {'on' if summary['malloc_thresholds'] else 'off'}")
     print(f"# {machine()}")
     print(format_table(COLUMNS, table))

@@ -149,3 +149,14 @@ class FastLearner:
         self.learner.load_state_dict(d)
         # The optimizer's averages are new tensors now: the captured update would write the old ones.
         self._update_graph = None
+
+
+def fast_path_enabled(choice: str, device: str, replay_transitions: int, frame_shape: tuple[int, ...] = (84, 84)) -> bool:
+    """The --fast-path choice resolved: "on" and "off" as asked, "auto" on for CUDA when the replay fits."""
+    from dqn.device_replay import fits_on_device
+
+    if choice not in ("auto", "on", "off"):
+        raise ValueError(f"fast path choice must be auto, on or off, got {choice!r}")
+    if choice != "auto":
+        return choice == "on"
+    return torch.device(device).type == "cuda" and fits_on_device(replay_transitions, device, frame_shape)

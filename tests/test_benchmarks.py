@@ -47,7 +47,7 @@ def test_throughput_table_has_every_row_with_positive_numbers():
 
 
 def test_profile_table_covers_the_parts_of_a_step_and_sums_to_the_total():
-    out = _run("benchmarks.profile_step", "--device", "cpu", "--env-steps", "20", "--updates", "2",
+    out = _run("benchmarks.profile_step", "--device", "cpu", "--compile", "off", "--env-steps", "20", "--updates", "2",
                "--fill-transitions", "300")
     header, rows = _table(out)
     assert header == ["part", "calls per agent step", "wall ms per call", "cpu ms per call",
