@@ -437,6 +437,8 @@ def save_checkpoint(parts: Parts, st: TrainState) -> None:
 
 def train_loop(parts: Parts, st: TrainState) -> int | None:
     """Play and learn until the training length; returns an exit code if a signal stopped it."""
+    from dqn.agent import LazyQValues
+
     hp, env, stack, replay, learner = parts.hp, parts.env, parts.stack, parts.replay, parts.learner
     total_steps = hp.training_length_steps
     checkpoint_seconds = 60.0 * hp.checkpoint_interval_minutes
@@ -451,13 +453,11 @@ def train_loop(parts: Parts, st: TrainState) -> int | None:
                         name, st.agent_steps)
             return 128 + parts.stop.signum
 
-        # Act: epsilon-greedy on the online network's Q(s_t, .).
+        # Act: epsilon-greedy on the online network's Q(s_t, .). (Plumbing: the forward pass
+        # runs only if the step turns out greedy; the actions and random draws are the same.)
         epsilon = parts.epsilon(st.agent_steps)
-        if epsilon >= 1.0:
-            # Plumbing: the action is uniform whatever Q says, so the forward pass is skipped.
-            q_t = np.zeros(learner.num_actions, dtype=np.float32)
-        else:
-            q_t = learner.q_values(st.s_t).cpu().numpy()[0]
+        s_t = st.s_t
+        q_t = LazyQValues(lambda: learner.q_values(s_t).cpu().numpy()[0], learner.num_actions)
         a_t = parts.epsilon_greedy(q_t, epsilon, parts.rng)
         step = env.step(a_t)
 
