@@ -26,11 +26,12 @@ SNAKEFILE = REPO / "Snakefile"
 PAPER_CONFIG = REPO / "config" / "config.yaml"
 
 
-def snakemake(workdir: Path, *args: str, snakefile: Path = SNAKEFILE, timeout: int = 600) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, snakefile: Path = SNAKEFILE, timeout: int = 600,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`snakemake` on the repository's Snakefile with `workdir` as working directory (so results/
     of the repository stay untouched); profiles/default applies, as for a user."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir), *args]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(env or os.environ, OMP_NUM_THREADS="1")
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -99,6 +100,27 @@ def test_subset_config_plans_the_subset_with_its_overrides(tmp_path):
     assert "mem_mb=2641" in text
     assert ("python -m dqn.aggregate --results results/subset --games pong breakout --seeds 0 1 2 3 4 --preset demo"
             " --set learning_rate=0.0001 lost_life_terminal=false --games-sheet") in text
+
+
+def test_device_auto_trains_on_cuda_when_nvidia_smi_lists_a_gpu(tmp_path):
+    # A stand-in nvidia-smi with one GPU; CUDA_VISIBLE_DEVICES="" hides it again.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: Stand-in GPU (UUID: GPU-0)'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    config = write_config(tmp_path / "auto.yaml", experiment="auto", preset="demo", games=["pong"], seeds=[0], device="auto")
+    with_gpu = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    with_gpu.pop("CUDA_VISIBLE_DEVICES", None)
+    hidden = {**with_gpu, "CUDA_VISIBLE_DEVICES": ""}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        cuda, cpu = pool.map(lambda env: snakemake(tmp_path, "-n", "--configfile", str(config), env=env), (with_gpu, hidden))
+    cuda_text, cpu_text = output_of(cuda), output_of(cpu)
+    assert cuda.returncode == 0 and cpu.returncode == 0, cuda_text + cpu_text
+    # On CUDA a training holds one `gpu` and takes a GPU of its own; evaluations stay on CPU.
+    assert re.search(r"one_gpu\.sh python -m dqn\.train --game pong .* --device cuda ", cuda_text)
+    assert "gpu=1" in cuda_text and re.search(r"python -m dqn\.evaluate .* --workers \d+ --device cpu ", cuda_text)
+    assert re.search(r"\n\s*python -m dqn\.train --game pong .* --device cpu ", cpu_text)
+    assert "gpu=0" in cpu_text and "one_gpu.sh" not in cpu_text
 
 
 # ---------------------------------------------------------------------------- config errors

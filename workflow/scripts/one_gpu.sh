@@ -15,7 +15,10 @@ fi
 if [[ -n "${CUDA_VISIBLE_DEVICES:-}" ]]; then
   IFS=, read -ra gpus <<< "$CUDA_VISIBLE_DEVICES"
 else
-  mapfile -t gpus < <(nvidia-smi -L | sed -n 's/^GPU \([0-9][0-9]*\):.*/\1/p')
+  mapfile -t gpus < <(nvidia-smi -L 2>/dev/null | sed -n 's/^GPU \([0-9][0-9]*\):.*/\1/p')
+fi
+if [[ ${#gpus[@]} -eq 0 ]]; then
+  exec "$@"  # no GPU listed: nothing to choose; dqn.train says that CUDA is missing
 fi
 lock_dir="${DQN_GPU_LOCK_DIR:-${TMPDIR:-/tmp}/dqn-gpu-locks-$(id -u)}"
 mkdir -p "$lock_dir"
