@@ -15,7 +15,8 @@
 # The node advertises a typical GPU node whatever the machine: jobs then run side by side on a
 # small CI machine and a profile's requests are accepted as on a real cluster (Slurm here
 # enforces no CPU binding and no memory limit, so the advertised resources are bookkeeping).
-# Two partitions share the node: cpu (the default) and gpu, as on a typical cluster.
+# Partitions sharing the node: cpu (the default) and gpu, as on a typical cluster, and urgent,
+# whose jobs preempt (requeue) the others'.
 #
 # The configs live in $DQN_SLURM_DIR/etc; /etc/slurm/slurm.conf is made a link to slurm.conf there
 # (Slurm's default path, which jobs' nested srun needs), so sinfo, sbatch and sacct need no setup.
@@ -178,6 +179,11 @@ AccountingStoreFlags=job_comment
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$CPUS ThreadsPerCore=1 RealMemory=$MEMORY_MB $gres_node State=UNKNOWN
 PartitionName=${PARTITIONS[0]} Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 PartitionName=${PARTITIONS[1]} Nodes=$NODE Default=NO MaxTime=INFINITE State=UP
+# A job in urgent preempts jobs of the other partitions, which Slurm requeues (as a cluster
+# with PreemptMode=REQUEUE does), e.g.: sbatch -p urgent -c $CPUS --mem 1000 --wrap 'sleep 10'
+PartitionName=urgent Nodes=$NODE Default=NO MaxTime=INFINITE State=UP PriorityTier=2
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
 EOF
 
     # slurmdbd refuses a config readable by others (it holds the database password).
