@@ -367,3 +367,100 @@ PAPER_NOTES: dict[str, dict[str, str]] = {
         "preprocessing": "max of the last two RGB frames, luminance Y = 0.299 R + 0.587 G + 0.114 B, bilinear resize of the whole frame to 84x84 (no crop), as the code did",
     }
 }
+
+
+# --- Mnih et al. (2013), "Playing Atari with Deep Reinforcement Learning" (arXiv:1312.5602) ------
+#
+# The same agent as the Nature preset, with what the 2013 paper states instead: its network and
+# preprocessing, no target network, plain squared error, one update per agent step, frame skip 3
+# for Space Invaders, 10M "frames" of training and Fig. 2's evaluation. Where the paper is silent
+# the preset keeps the Nature paper's constants (DeepMind's own, one paper later) and leaves out
+# the Nature paper's additions (no-op starts, a lost life as terminal, a long replay start). The
+# paper preset below holds only what the 2013 paper states, so deviations(NIPS2013, "nips2013")
+# lists every one of those choices.
+
+NIPS2013 = dataclasses.replace(
+    NATURE,
+    network="nips2013",
+    preprocessing="nips2013",
+    target_network_update_frequency_steps=0,
+    td_error_clip=0.0,
+    update_frequency_steps=1,
+    action_repeat_frames_per_game=(("space_invaders", 3),),
+    # "10 million frames", read as agent steps (see PAPER_NOTES): 10M steps x 4 frames.
+    training_length_frames=40_000_000,
+    replay_start_size_steps=100,
+    heldout_states=100,
+    noop_max_frames=0,
+    lost_life_terminal=False,
+    # Fig. 2: one epoch is 50,000 updates (= agent steps); each point plays 10,000 steps at eps 0.05.
+    eval_interval_frames=200_000,
+    eval_length_frames=40_000,
+)
+register_preset("nips2013", NIPS2013, "nips2013")
+
+# A value the 2013 paper does not give: deviations() then lists the preset's choice beside it.
+NOT_STATED = "not stated"
+
+PAPER_PRESETS["nips2013"] = dataclasses.replace(
+    NIPS2013,
+    # Stated as "frames" without saying whether emulator frames or agent steps.
+    replay_memory_size_transitions="1M most recent frames (unit not stated)",
+    final_exploration_frame_steps="the first 1M frames (unit not stated)",
+    training_length_frames="10M frames (unit not stated)",
+    preprocessing="gray, 110x84, an 84x84 crop (rows not stated)",
+    discount_factor=NOT_STATED,
+    learning_rate=NOT_STATED,
+    gradient_momentum=NOT_STATED,
+    squared_gradient_momentum=NOT_STATED,
+    min_squared_gradient=NOT_STATED,
+    replay_start_size_steps=NOT_STATED,
+    heldout_states=NOT_STATED,
+    final_eval_episodes="a fixed number of steps (not stated)",
+    final_eval_max_episode_frames=NOT_STATED,
+)
+
+_DEEP_Q_RL = "spragunr/deep_q_rl run_nips.py"
+_CAFFE = "muupan/dqn-in-the-caffe"
+PAPER_NOTES["nips2013"] = {
+    "network": "conv 16 8x8/4, conv 32 4x4/2, fully connected 256, one output per action (Section 4.1); no padding",
+    "preprocessing": (
+        "grayscale of the last frame of a step (no max-pool is named), bilinear 110x84, crop rows 18..101 of it: the "
+        f"paper does not say which rows; 18..101 is {_DEEP_Q_RL}'s crop (keeps Breakout's paddle, drops the score band)"
+    ),
+    "target_network_update_frequency_steps": "no target network: targets come from the weights being trained (the target network is the Nature paper's)",
+    "td_error_clip": "plain squared error (eq. 2), no error clipping (the Nature paper's)",
+    "update_frequency_steps": "Algorithm 1: one minibatch update per agent step",
+    "action_repeat_frames_per_game": "k = 4 frames, 3 for Space Invaders (at 4 its lasers blink out of sight)",
+    "training_length_frames": (
+        "'10 million frames' read as agent steps, as the Nature code counts its 'frames' and as "
+        f"{_DEEP_Q_RL} does: 40M emulator frames at k = 4. Space Invaders (k = 3) plays the same 40M emulator "
+        "frames, i.e. 13.3M agent steps, since a per-game override changes the action repeat only. Fig. 2 "
+        "(100 epochs x 50,000 updates = 5M) fits neither reading"
+    ),
+    "replay_memory_size_transitions": f"'the one million most recent frames': one stored frame per agent step, so 1M transitions (the Nature code, {_DEEP_Q_RL})",
+    "final_exploration_frame_steps": f"epsilon 1 -> 0.1 over 'the first million frames', read as agent steps ({_DEEP_Q_RL}: EPSILON_DECAY = 1,000,000 steps), counted from the replay start",
+    "replay_start_size_steps": (
+        f"none stated (Algorithm 1 learns from the first step); 100 random steps, as {_DEEP_Q_RL} "
+        f"(REPLAY_START_SIZE = 100) and {_CAFFE} (memory_threshold = 100)"
+    ),
+    "heldout_states": "Fig. 2's 'fixed set of states' collected by a random policy before training: its size is not stated; the 100 states of the replay start",
+    "discount_factor": f"not stated; 0.99 as the Nature paper ({_DEEP_Q_RL} and {_CAFFE} use 0.95)",
+    "learning_rate": (
+        "not stated; 0.00025 as the Nature paper, whose Extended Data Table 3 trains this configuration (replay, no "
+        f"target network) with it; {_DEEP_Q_RL} uses 0.0002 with its own RMSProp"
+    ),
+    "gradient_momentum": f"RMSProp is named, its constants are not; DeepMind's centered RMSProp with the Nature constants ({_DEEP_Q_RL}: uncentered, decay 0.99, epsilon 1e-6)",
+    "squared_gradient_momentum": "not stated; 0.95 as the Nature paper",
+    "min_squared_gradient": "not stated; 0.01 inside the square root with gradients summed over the minibatch, as the Nature code",
+    "noop_max_frames": f"no no-op starts: the paper has none (the Nature paper introduced them); {_DEEP_Q_RL}: MAX_START_NULLOPS = 0",
+    "lost_life_terminal": f"a lost life does not end bootstrapping: Algorithm 1's terminal is the end of the game ({_DEEP_Q_RL}: DEATH_ENDS_EPISODE = false)",
+    "eval_interval_frames": "one Fig. 2 epoch: 50,000 minibatch updates = 50,000 agent steps = 200,000 frames at k = 4",
+    "eval_length_frames": "Fig. 2: epsilon 0.05 for 10,000 agent steps = 40,000 frames at k = 4 (13,333 steps for Space Invaders)",
+    "eval_epsilon": "epsilon = 0.05 in Table 1 and Fig. 2",
+    "final_eval_episodes": (
+        "Table 1 plays epsilon 0.05 'for a fixed number of steps' (not stated) and reports the average total reward; "
+        "here 30 whole episodes. 'DQN Best' is the best single episode of that policy"
+    ),
+    "final_eval_max_episode_frames": "no episode cap stated; the Nature paper's 5 minutes (18,000 frames) keeps every evaluation finite",
+}
