@@ -146,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads of training (default: $OMP_NUM_THREADS if set, else the cores this "
                         "process may use minus one per side-evaluation worker)")
     p.add_argument("--eval-workers", type=int, default=1, help="processes of training-time evaluation")
+    p.add_argument("--fast-path", default="auto", choices=("auto", "on", "off"),
+                   help="replay memory and captured update graphs on the device (auto: on for CUDA when the "
+                        "replay fits); a run resumes on the path it started on")
+    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                   help="torch.compile the optimizer step (auto: on for CPU runs of 10M frames or more)")
     p.add_argument("--no-side-eval", action="store_true",
                    help="evaluate snapshots at the end of training instead of beside it")
     return p
@@ -267,7 +272,7 @@ class Period:
 
     start_agent_steps: int
     start_wall_seconds: float
-    loss_sum: float = 0.0
+    loss_sum: Any = 0.0  # float, or a float64 device tensor on the fast path
     updates: int = 0
     episode_returns: list[float] = field(default_factory=list)
 
@@ -336,6 +341,7 @@ class Parts:
     progress: Any  # dqn.progress.Progress
     clock: WallClock
     stop: StopSignal
+    fast_path: bool = False  # the replay's random stream differs: a checkpoint resumes on the same path
 
 
 def checkpoint_state(parts: Parts, st: TrainState) -> dict[str, Any]:
@@ -343,6 +349,7 @@ def checkpoint_state(parts: Parts, st: TrainState) -> dict[str, Any]:
 
     state = {
         "format": CHECKPOINT_FORMAT,
+        "fast_path": parts.fast_path,
         "learner": parts.learner.state_dict(),
         "replay": parts.replay.state_dict(),
         "env": parts.env.get_state(),
@@ -358,7 +365,8 @@ def checkpoint_state(parts: Parts, st: TrainState) -> dict[str, Any]:
             "heldout_states": st.heldout_states,
             "last_episode_return": st.last_episode_return,
             "rows": st.rows,
-            "period": dataclasses.asdict(st.period),
+            # float() of a float64 sum is exact: resuming adds to the same value.
+            "period": {**dataclasses.asdict(st.period), "loss_sum": float(st.period.loss_sum)},
         },
         "wall_seconds": parts.clock(),
     }
@@ -370,6 +378,10 @@ def restore(parts: Parts, state: dict[str, Any]) -> TrainState:
 
     if state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}; use a new --out")
+    if bool(state.get("fast_path")) != parts.fast_path:
+        was = "on" if state.get("fast_path") else "off"
+        raise UserError(f"this run was checkpointed with --fast-path {was} (another replay random stream); "
+                        f"resume it with --fast-path {was}")
     parts.learner.load_state_dict(state["learner"])
     parts.replay.load_state_dict(state["replay"])
     parts.env.set_state(state["env"])
@@ -417,7 +429,7 @@ def end_period(parts: Parts, st: TrainState) -> None:
         "epsilon": parts.epsilon(st.agent_steps),
         "train_episode_return_mean": float(np.mean(p.episode_returns)) if p.episode_returns else math.nan,
         "train_episodes": len(p.episode_returns),
-        "loss_mean": p.loss_sum / p.updates if p.updates else math.nan,
+        "loss_mean": float(p.loss_sum) / p.updates if p.updates else math.nan,
         "average_max_q": average_max_q(parts.learner, st.heldout_states),
         "agent_steps_per_second": (st.agent_steps - p.start_agent_steps) / elapsed if elapsed > 0 else math.nan,
         "wall_seconds": wall,
@@ -427,6 +439,12 @@ def end_period(parts: Parts, st: TrainState) -> None:
     st.period = Period(st.agent_steps, wall)
     parts.progress.update(frames, st.agent_steps, epsilon=parts.epsilon(st.agent_steps),
                           last_return=st.last_episode_return, force=True)
+
+
+def add_loss(total, loss):
+    """total + loss in float64. The fast path's loss is a device tensor: the sum stays there, so
+    the host never waits for an update; it is read once per period."""
+    return total + (loss.double() if hasattr(loss, "double") else loss)
 
 
 def save_checkpoint(parts: Parts, st: TrainState) -> None:
@@ -484,7 +502,8 @@ def train_loop(parts: Parts, st: TrainState) -> int | None:
                 # Drawn once, when learning starts, from the random policy's experience.
                 st.heldout_states = replay.sample_states(hp.heldout_states)
             if st.agent_steps % hp.update_frequency_steps == 0:
-                st.period.loss_sum += learner.update(replay.sample(hp.minibatch_size_transitions))
+                loss = learner.update(replay.sample(hp.minibatch_size_transitions))
+                st.period.loss_sum = add_loss(st.period.loss_sum, loss)
                 st.period.updates += 1
             if hp.uses_target_network and st.agent_steps % hp.target_network_update_frequency_steps == 0:
                 learner.sync_target()
@@ -565,8 +584,14 @@ def finish(parts: Parts, evaluator: subprocess.Popen | None, *, eval_workers: in
     parts.checkpointer.remove_all()
 
 
-def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: RunFiles) -> tuple[Parts, np.ndarray]:
-    """The env, stack, replay, learner and actor of one run, seeded from `seed`; and the env's first frame."""
+def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: RunFiles, *,
+                fast_path: bool = False, compile_step: bool = False) -> tuple[Parts, np.ndarray]:
+    """The env, stack, replay, learner and actor of one run, seeded from `seed`; and the env's first frame.
+
+    fast_path: the replay memory on the learner's device and the FastLearner (captured CUDA graphs,
+    no host wait per update); same algorithm, another random stream for the minibatches.
+    compile_step: torch.compile the RMSProp step (same maths up to float rounding).
+    """
     import torch
 
     from dqn.agent import Learner, epsilon_greedy
@@ -577,7 +602,8 @@ def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: R
     from dqn.schedules import LinearEpsilon
 
     # Independent streams from one seed: the env (ALE and no-op starts), the replay's sampling,
-    # the actor's epsilon-greedy draws and the network's initialisation.
+    # the actor's epsilon-greedy draws and the network's initialisation (and, on the fast path,
+    # the device replay's sampling, from torch's generator of that device).
     env_seed, replay_seed, actor_seed, torch_seed = (
         int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(4)
     )
@@ -587,11 +613,24 @@ def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: R
     first_frame = env.reset()
     frame_shape = tuple(first_frame.shape)
     history = hp.agent_history_length_frames
+    learner = Learner(hp, env.num_actions, device=device, in_shape=(history, *frame_shape))
+    if compile_step:
+        from dqn.compiled_step import compile_optimizer_step
+
+        compile_optimizer_step(learner.optimizer)
+    if fast_path:
+        from dqn.device_replay import DeviceReplay
+        from dqn.fast_learner import FastLearner
+
+        replay = DeviceReplay(hp.replay_memory_size_transitions, history, frame_shape, device=device)
+        learner = FastLearner(learner)
+    else:
+        replay = ReplayMemory(hp.replay_memory_size_transitions, history, frame_shape, seed=replay_seed)
     parts = Parts(
         hp=hp, game=game, seed=seed, env=env,
         stack=FrameStack(history, frame_shape),
-        replay=ReplayMemory(hp.replay_memory_size_transitions, history, frame_shape, seed=replay_seed),
-        learner=Learner(hp, env.num_actions, device=device, in_shape=(history, *frame_shape)),
+        replay=replay,
+        learner=learner,
         epsilon=LinearEpsilon.from_hyperparameters(hp),
         epsilon_greedy=epsilon_greedy,
         rng=np.random.default_rng(actor_seed),
@@ -600,6 +639,7 @@ def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: R
         progress=Progress(hp.training_length_frames, label=f"{game} seed {seed}: ", interval_seconds=PROGRESS_INTERVAL_SECONDS),
         clock=WallClock(),
         stop=StopSignal(),
+        fast_path=fast_path,
     )
     return parts, first_frame
 
@@ -673,14 +713,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Reproducible convolutions; the rest of the speed comes from the GPU itself.
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+    from dqn.compiled_step import compile_enabled
+    from dqn.fast_learner import fast_path_enabled
+
+    # "auto" on a resume keeps what the run started with: the fast path samples another random
+    # stream, and the compiled step rounds differently in the last bits.
+    started = existing or {}
+    if args.fast_path == "auto" and "fast_path" in started:
+        fast_path = bool(started["fast_path"])
+    else:
+        fast_path = fast_path_enabled(args.fast_path, device, hp.replay_memory_size_transitions)
+    if args.compile == "auto" and "compiled_optimizer_step" in started:
+        compile_step = bool(started["compiled_optimizer_step"])
+    else:
+        compile_step = not fast_path and compile_enabled(args.compile, device, hp.training_length_frames)
     if existing is None:
-        fileio.write_json(config, files.config)
+        fileio.write_json({**config, "fast_path": fast_path, "compiled_optimizer_step": compile_step}, files.config)
     elif existing.get("device") != device:
         log.warning("resuming on %s a run started on %s: results may differ in the last bits", device, existing.get("device"))
 
-    parts, first_frame = build_parts(hp, game, args.seed, device, files)
-    log.info("%s seed %d on %s (%d torch threads): %s frames planned, %d actions, replay memory of %s transitions",
-             game, args.seed, device, torch.get_num_threads(), f"{hp.training_length_frames:,}",
+    parts, first_frame = build_parts(hp, game, args.seed, device, files, fast_path=fast_path, compile_step=compile_step)
+    log.info("%s seed %d on %s (%d torch threads, %s path%s): %s frames planned, %d actions, replay memory of %s transitions",
+             game, args.seed, device, torch.get_num_threads(), "fast" if fast_path else "plain",
+             ", compiled optimizer step" if compile_step else "", f"{hp.training_length_frames:,}",
              parts.learner.num_actions, f"{hp.replay_memory_size_transitions:,}")
     checkpointer, stack = parts.checkpointer, parts.stack
 
