@@ -62,9 +62,10 @@ REFERENCES: dict[str, Reference] = {
         citation="Mnih et al., Playing Atari with Deep Reinforcement Learning, NIPS Deep Learning Workshop (2013)",
         table_label="Table 1",
         normalization=(
-            "human-normalized score = 100 x (score - random) / (human - random), with the random and human "
-            "scores of Table 1 of the 2013 workshop paper; the paper's DQN column is its average total reward "
-            "(Table 1 gives no standard deviation)"
+            "human-normalized score = 100 x (score - random) / (human - random): the Nature paper's formula, since "
+            "the 2013 paper defines no normalized score, applied to the random and human scores of Table 1 of the "
+            "2013 workshop paper; the paper's DQN column is its average total reward (Table 1 gives no standard "
+            "deviation)"
         ),
     ),
 }
