@@ -39,8 +39,8 @@ from benchmarks.common import format_table, machine, peak_rss_bytes, setup_proce
 from dqn.errors import UserError, cli_main
 
 SB3_ENV_ID = "{game}NoFrameskip-v4"
-COLUMNS = ("implementation", "agent steps/s while learning", "per round", "peak RSS MB", "stored transitions",
-           "replay bytes per transition")
+COLUMNS = ("implementation", "agent steps/s while learning", "per round", "cpu ms per agent step", "peak RSS MB",
+           "stored transitions", "replay bytes per transition")
 
 
 def _camel(game: str) -> str:
@@ -48,7 +48,8 @@ def _camel(game: str) -> str:
 
 
 def run_sb3(*, game: str, seed: int, threads: int, replay_transitions: int, learning_start_steps: int,
-            warmup_steps: int, measure_steps: int, optimize_memory: bool, malloc_thresholds: bool) -> dict[str, Any]:
+            warmup_steps: int, measure_steps: int, optimize_memory: bool, malloc_thresholds: bool,
+            **_: Any) -> dict[str, Any]:
     """Stable-Baselines3 DQN on the same budgets; the rate is timed by a step callback."""
     import gymnasium as gym
     import ale_py
@@ -123,10 +124,15 @@ def run_sb3(*, game: str, seed: int, threads: int, replay_transitions: int, lear
 
 
 def run_ours(*, game: str, seed: int, threads: int, replay_transitions: int, learning_start_steps: int,
-             warmup_steps: int, measure_steps: int, **_: Any) -> dict[str, Any]:
+             warmup_steps: int, measure_steps: int, compile_choice: str = "auto", **_: Any) -> dict[str, Any]:
     from benchmarks.training_run import measure_training
+    from dqn.compiled_step import compile_enabled
+    from dqn.config import NATURE
 
-    return measure_training(game=game, seed=seed, device="cpu", threads=threads, replay_transitions=replay_transitions,
+    # As dqn.train decides for a Nature run on this device (this short run stands for one).
+    compile_optimizer = compile_enabled(compile_choice, "cpu", NATURE.training_length_frames)
+    return measure_training(game=game, seed=seed, device="cpu", threads=threads, compile_optimizer=compile_optimizer,
+                            replay_transitions=replay_transitions,
                             learning_start_steps=learning_start_steps, warmup_steps=warmup_steps,
                             measure_steps=measure_steps,
                             period_steps=math.gcd(learning_start_steps, warmup_steps, measure_steps))
@@ -145,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-start-steps", type=int, default=2_000)
     p.add_argument("--warmup-steps", type=int, default=500, help="learning steps before the timed span")
     p.add_argument("--measure-steps", type=int, default=2_000, help="timed learning steps")
+    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                   help="this project's compiled optimizer step (auto: as dqn.train decides for a Nature run)")
     p.add_argument("--sb3-optimize-memory", action="store_true", help="SB3 optimize_memory_usage=True")
     p.add_argument("--sb3-malloc-thresholds", action="store_true",
                    help="also run SB3 with this project's glibc malloc thresholds (a third row)")
@@ -156,14 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _worker_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(game=args.game, seed=args.seed, threads=args.threads, replay_transitions=args.replay_transitions,
                 learning_start_steps=args.learning_start_steps, warmup_steps=args.warmup_steps,
-                measure_steps=args.measure_steps, optimize_memory=args.sb3_optimize_memory)
+                measure_steps=args.measure_steps, optimize_memory=args.sb3_optimize_memory, compile_choice=args.compile)
 
 
 def _run_worker(args: argparse.Namespace, side: str, malloc: bool) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.peer", "--worker", side, "--game", args.game, "--seed", str(args.seed),
            "--threads", str(args.threads), "--replay-transitions", str(args.replay_transitions),
            "--learning-start-steps", str(args.learning_start_steps), "--warmup-steps", str(args.warmup_steps),
-           "--measure-steps", str(args.measure_steps)]
+           "--measure-steps", str(args.measure_steps), "--compile", args.compile]
     cmd += ["--sb3-optimize-memory"] * args.sb3_optimize_memory + ["--worker-malloc"] * malloc
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -181,7 +189,8 @@ def compare(args: argparse.Namespace) -> tuple[list[list], list[dict[str, Any]]]
             result = _run_worker(args, *side)
             results[side].append(result)
             print(f"round {r + 1}: {result['implementation']}: {result['agent_steps_per_second']:.1f} agent steps/s "
-                  f"({result['measured_updates']} updates in {result['measured_seconds']:.1f} s), "
+                  f"({result['measured_updates']} updates in {result['measured_seconds']:.1f} s, "
+                  f"{result['cpu_ms_per_agent_step']:.2f} cpu ms per step), "
                   f"peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MB", file=sys.stderr, flush=True)
     table = []
     medians = {}
@@ -190,14 +199,18 @@ def compare(args: argparse.Namespace) -> tuple[list[list], list[dict[str, Any]]]
         rates = [x["agent_steps_per_second"] for x in runs]
         medians[side] = statistics.median(rates)
         table.append([runs[0]["implementation"], medians[side], ", ".join(f"{x:.1f}" for x in rates),
+                      statistics.median(x["cpu_ms_per_agent_step"] for x in runs),
                       max(x["peak_rss_bytes"] for x in runs) / 2**20, runs[0]["replay_transitions_stored"],
                       runs[0]["replay_bytes_per_transition"]])
     ours = results[("ours", False)]
     for side in sides[1:]:
         # Ratios within a round: both runs saw about the same machine load.
         per_round = [o["agent_steps_per_second"] / p["agent_steps_per_second"] for o, p in zip(ours, results[side])]
+        # CPU time per step is steadier than wall time on a shared machine (one thread each).
+        cpu_ratio = statistics.median(p["cpu_ms_per_agent_step"] / o["cpu_ms_per_agent_step"]
+                                      for o, p in zip(ours, results[side]))
         table.append([f"ratio this project / {results[side][0]['implementation']}", statistics.median(per_round),
-                      ", ".join(f"{x:.2f}" for x in per_round), float("nan"), float("nan"), float("nan")])
+                      ", ".join(f"{x:.2f}" for x in per_round), cpu_ratio, float("nan"), float("nan"), float("nan")])
     return table, [x for runs in results.values() for x in runs]
 
 

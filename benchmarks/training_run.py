@@ -65,10 +65,14 @@ class _CpuClockedProgress:
 
 
 def measure_training(*, game: str = "breakout", seed: int = 0, device: str = "cpu", threads: int = 1,
-                     fast_path: bool = False, preset: str = "nature", replay_transitions: int = 100_000,
+                     fast_path: bool = False, compile_optimizer: bool = False, preset: str = "nature", replay_transitions: int = 100_000,
                      learning_start_steps: int = 2_000, warmup_steps: int = 500, measure_steps: int = 2_000,
                      period_steps: int = 500) -> dict[str, Any]:
-    """Agent steps per second of the training loop while learning, and this process's peak RSS."""
+    """Agent steps per second of the training loop while learning, and this process's peak RSS.
+
+    `compile_optimizer` is passed explicitly: dqn.train's --compile auto decides by the run's
+    length, and this short run stands for a long one.
+    """
     import torch
 
     from dqn import train
@@ -83,8 +87,8 @@ def measure_training(*, game: str = "breakout", seed: int = 0, device: str = "cp
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dqn-bench-") as out:
         files = train.RunFiles(Path(out))
-        build_kwargs = {"fast_path": fast_path} if fast_path else {}
-        parts, first_frame = train.build_parts(hp, game, seed, device, files, **build_kwargs)
+        parts, first_frame = train.build_parts(hp, game, seed, device, files, fast_path=fast_path,
+                                               compile_step=compile_optimizer and not fast_path)
         st = train.TrainState(s_t=parts.stack.reset(first_frame), episode_start=True)
         parts.progress = clocked = _CpuClockedProgress(parts.progress)
         train.train_loop(parts, st)
@@ -99,9 +103,10 @@ def measure_training(*, game: str = "breakout", seed: int = 0, device: str = "cp
     cpu_seconds = clocked.cpu_seconds_at[end_step] - clocked.cpu_seconds_at[begin_step]
     return dict(
         settings,
-        implementation="dqn (this project)",
+        implementation="dqn (this project)" + (", compiled optimizer step" if compile_optimizer and not fast_path else ""),
         device=device,
         fast_path=fast_path,
+        compiled_optimizer_step=compile_optimizer and not fast_path,
         agent_steps_per_second=measure_steps / seconds,
         measured_agent_steps=measure_steps,
         measured_updates=end["parameter_updates"] - begin["parameter_updates"],

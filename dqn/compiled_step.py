@@ -46,6 +46,13 @@ def compile_optimizer_step(optimizer: torch.optim.Optimizer) -> torch.optim.Opti
     return optimizer
 
 
+def eager_optimizer_step(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """Undo compile_optimizer_step (a captured CUDA graph runs the step as one launch already)."""
+    if isinstance(optimizer.step, _CompiledStep):
+        optimizer.step = optimizer.step.eager  # type: ignore[method-assign]
+    return optimizer
+
+
 def is_compiled(optimizer: torch.optim.Optimizer) -> bool:
     return isinstance(optimizer.step, _CompiledStep) and optimizer.step.compiled is not None
 

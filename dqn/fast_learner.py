@@ -37,6 +37,11 @@ class FastLearner:
         self.num_actions = learner.num_actions
         self.in_shape = learner.in_shape
         self._use_graphs = bool(cuda_graphs) and self.device.type == "cuda"
+        if self._use_graphs:
+            # A compiled step would be compiled during capture; the graph makes it one launch anyway.
+            from dqn.compiled_step import eager_optimizer_step
+
+            eager_optimizer_step(learner.optimizer)
         self._update_graph: tuple[Any, DeviceBatch, torch.Tensor] | None = None
         self._act_graph: tuple[Any, torch.Tensor, torch.Tensor] | None = None
 

@@ -92,8 +92,10 @@ def test_peer_table_takes_ratios_within_rounds(monkeypatch):
 
     def fake_worker(args, side, malloc):
         name = "dqn (this project)" if side == "ours" else "Stable-Baselines3 DQN"
-        return {"implementation": name, "agent_steps_per_second": next(rates[(side, malloc)]),
+        rate = next(rates[(side, malloc)])
+        return {"implementation": name, "agent_steps_per_second": rate,
                 "measured_updates": 8, "measured_seconds": 1.0, "peak_rss_bytes": 2**30,
+                "cpu_ms_per_agent_step": 1e3 / rate,
                 "replay_transitions_stored": 100, "replay_bytes_per_transition": 7066.0}
 
     monkeypatch.setattr(peer, "_run_worker", fake_worker)
@@ -103,5 +105,5 @@ def test_peer_table_takes_ratios_within_rounds(monkeypatch):
     ours, sb3, ratio = table
     assert ours[1] == 45.0 and sb3[1] == 25.0  # medians of the rounds
     # Per round 1.5 and 2.0: the median of the ratios, not the ratio of the medians (1.8).
-    assert ratio[1] == 1.75 and ratio[2] == "1.50, 2.00"
+    assert ratio[1] == 1.75 and ratio[2] == "1.50, 2.00" and ratio[3] == 1.75  # cpu time: the same ratios here
     assert "ratio this project / Stable-Baselines3 DQN" in format_table(peer.COLUMNS, table)
