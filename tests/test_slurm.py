@@ -1,8 +1,9 @@
 """The workflow on a real one-node Slurm cluster (tests/slurm/start_cluster.sh): the tiny experiment
 submitted through profiles/slurm (layered with the test overlay tests/slurm/profile), checked in
 Slurm's own accounting (sacct) against the resources the profile asks for and in its results
-against the schemas of a local run; and a training cancelled mid-run (scancel, as a preemption or
-a time limit does it) that Snakemake resubmits and that resumes from its checkpoint.
+against the schemas of a local run; and a training stopped mid-run by SIGTERM (scancel --signal=TERM,
+what a time limit or a preemption sends first) that Snakemake resubmits and that resumes from its
+checkpoint.
 
 Needs root (the fixture installs Slurm from Debian packages when missing and starts its daemons);
 the cluster is stopped at the end, pass or fail, if this session started it.
@@ -29,6 +30,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 CLUSTER_SCRIPTS = REPO / "tests" / "slurm"
+CLUSTER_STATE = Path(os.environ.get("DQN_SLURM_DIR", "/var/lib/dqn-slurm"))
 SHIPPED_PROFILE = REPO / "profiles" / "slurm"
 OVERLAY_PROFILE = REPO / "tests" / "slurm" / "profile"
 # The cluster's default partition (start_cluster.sh): where a job without slurm_partition goes.
@@ -54,6 +56,20 @@ def slurm_cluster():
             stopped = subprocess.run(["bash", str(CLUSTER_SCRIPTS / "stop_cluster.sh")],
                                      capture_output=True, text=True, timeout=300)
             assert stopped.returncode == 0, f"stop_cluster.sh failed:\n{stopped.stdout}\n{stopped.stderr}"
+
+
+def test_starting_the_running_cluster_again_leaves_it_as_it_is(slurm_cluster):
+    pids = CLUSTER_STATE / "pids"
+    before = {path.name: path.read_text() for path in pids.iterdir()}
+    again = subprocess.run(["bash", str(CLUSTER_SCRIPTS / "start_cluster.sh")], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.rstrip().endswith("started: nothing (already running)")
+    assert {path.name: path.read_text() for path in pids.iterdir()} == before
+    assert {"slurmdbd", "slurmctld", "slurmd"} <= set(before)
+    # One node, its two GPUs backed by device files: a job asking one sees exactly one.
+    step = subprocess.run(["srun", "-p", "gpu", "--gpus=1", "printenv", "CUDA_VISIBLE_DEVICES"],
+                          capture_output=True, text=True, timeout=60)
+    assert (step.returncode, step.stdout) == (0, "0\n"), step.stderr
 
 
 def profile_arguments() -> list[str]:
@@ -226,7 +242,7 @@ def running_train_job() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def cancelled_and_resumed(slurm_cluster, tmp_path_factory):
+def stopped_and_resumed(slurm_cluster, tmp_path_factory):
     """One training, sent SIGTERM by scancel once it has a complete checkpoint and logged rows;
     it checkpoints and fails, and Snakemake's retry (profiles/slurm: preemptible-rules) submits it
     again."""
@@ -238,9 +254,9 @@ def cancelled_and_resumed(slurm_cluster, tmp_path_factory):
         snakemake = subprocess.Popen(snakemake_command(root, str(PREEMPT_RUN / "final.pt"), "--configfile", str(config)),
                                      cwd=root, env=snakemake_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
-        cancelled_job, frames_at_cancel = None, []
+        stopped_job, frames_at_cancel = None, []
         deadline = time.monotonic() + 300
-        while cancelled_job is None:
+        while stopped_job is None:
             assert snakemake.poll() is None, output.read_text()[-5000:]
             assert time.monotonic() < deadline, "no complete checkpoint within 300 s:\n" + output.read_text()[-5000:]
             job = running_train_job()
@@ -250,7 +266,7 @@ def cancelled_and_resumed(slurm_cluster, tmp_path_factory):
                 # (A plain scancel would end the job as "CANCELLED by <uid>" in sacct, a state
                 # snakemake-executor-plugin-slurm 2.8 does not recognise: it would wait forever.)
                 subprocess.run(["scancel", "--signal=TERM", job], check=True)
-                cancelled_job, frames_at_cancel = job, frames
+                stopped_job, frames_at_cancel = job, frames
             time.sleep(0.5)
         snakemake.wait(timeout=300)
     finally:
@@ -259,24 +275,24 @@ def cancelled_and_resumed(slurm_cluster, tmp_path_factory):
             snakemake.wait(timeout=120)
     text = output.read_text()
     assert snakemake.returncode == 0, text[-5000:]
-    return {"root": root, "run": run, "output": text, "cancelled_job": cancelled_job,
+    return {"root": root, "run": run, "output": text, "stopped_job": stopped_job,
             "frames_at_cancel": frames_at_cancel, "jobs": sacct_jobs(run_id_of(text), expected_jobs=2)}
 
 
-def test_stopped_training_is_resubmitted_and_resumes_from_its_checkpoint(cancelled_and_resumed):
-    jobs = cancelled_and_resumed["jobs"]
+def test_stopped_training_is_resubmitted_and_resumes_from_its_checkpoint(stopped_and_resumed):
+    jobs = stopped_and_resumed["jobs"]
     # The stopped job (the trainer exited non-zero after its checkpoint), then its resubmission,
     # which finished the training.
     assert [(job["JobID"], rule_of(job), job["State"].split()[0]) for job in jobs] == [
-        (cancelled_and_resumed["cancelled_job"], "train", "FAILED"), (jobs[1]["JobID"], "train", "COMPLETED")]
+        (stopped_and_resumed["stopped_job"], "train", "FAILED"), (jobs[1]["JobID"], "train", "COMPLETED")]
     assert int(jobs[1]["JobID"]) > int(jobs[0]["JobID"])
-    assert 0 < len(cancelled_and_resumed["frames_at_cancel"]) < PREEMPT_FRAMES // PREEMPT_PERIOD_FRAMES
+    assert 0 < len(stopped_and_resumed["frames_at_cancel"]) < PREEMPT_FRAMES // PREEMPT_PERIOD_FRAMES
 
     # The first attempt wrote a checkpoint on SIGTERM (its log, printed by Snakemake for the failed
     # job: show-failed-logs), the second resumed from exactly that agent step, not from zero.
-    log = (cancelled_and_resumed["root"] / "logs/preempt/train/pong/seed0.log").read_text()
+    log = (stopped_and_resumed["root"] / "logs/preempt/train/pong/seed0.log").read_text()
     stopped = set(re.findall(r"SIGTERM received: checkpoint at agent step (\d+) written",
-                             cancelled_and_resumed["output"] + log))
+                             stopped_and_resumed["output"] + log))
     resumed = re.findall(r"resuming from \S+ \(agent step (\d+), (\d+) train_log rows\)", log)
     assert len(stopped) == 1 and len(resumed) == 1, log[-3000:]
     steps, rows = int(resumed[0][0]), int(resumed[0][1])
@@ -285,7 +301,7 @@ def test_stopped_training_is_resubmitted_and_resumes_from_its_checkpoint(cancell
 
     # Every period once, none lost or repeated, in the train log and the learning curve.
     periods = list(range(PREEMPT_PERIOD_FRAMES, PREEMPT_FRAMES + 1, PREEMPT_PERIOD_FRAMES))
-    run = cancelled_and_resumed["run"]
+    run = stopped_and_resumed["run"]
     assert train_log_frames(run) == periods
     assert list(pd.read_parquet(run / "learning_curve.parquet")["frames"]) == periods
     assert (run / "final.pt").is_file() and (run / "best.pt").is_file()
