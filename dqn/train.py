@@ -677,6 +677,11 @@ def lock_run_folder(files: RunFiles):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from dqn.allocator import keep_freed_memory_mapped
+
+    # Before any large allocation: an update's freed buffers stay mapped for the next one
+    # (saves ~3,000 page faults and 15-40% of a CPU update; see dqn/allocator.py).
+    keep_freed_memory_mapped()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
