@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -134,8 +133,7 @@ def run_ours(*, game: str, seed: int, threads: int, replay_transitions: int, lea
     return measure_training(game=game, seed=seed, device="cpu", threads=threads, compile_optimizer=compile_optimizer,
                             replay_transitions=replay_transitions,
                             learning_start_steps=learning_start_steps, warmup_steps=warmup_steps,
-                            measure_steps=measure_steps,
-                            period_steps=math.gcd(learning_start_steps, warmup_steps, measure_steps))
+                            measure_steps=measure_steps)
 
 
 WORKERS = {"ours": run_ours, "sb3": run_sb3}

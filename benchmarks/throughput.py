@@ -1,7 +1,7 @@
 """The throughput table the README quotes: environment, evaluation, training, replay memory.
 
     python -m benchmarks.throughput [--game breakout] [--device auto|cpu|cuda] [--fast-path auto|on|off]
-        [--threads 1] [--concurrent-runs 1] [--env-steps 2000] [--eval-episodes 4]
+        [--threads 1] [--concurrent-runs 1] [--env-steps 2000] [--eval-episodes 30]
         [--learning-start-steps 2000] [--warmup-steps 500] [--measure-steps 2000]
 
 Rows:
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -73,7 +72,7 @@ def evaluation_rate(game: str, episodes: int, max_episode_frames: int, workers: 
 
 def _training_worker_command(args: argparse.Namespace, device: str, fast: bool) -> list[str]:
     return [sys.executable, "-m", "benchmarks.throughput", "--worker", "--game", args.game, "--device", device,
-            "--fast-path", "on" if fast else "off", "--threads", str(args.threads),
+            "--fast-path", "on" if fast else "off", "--compile", args.compile, "--threads", str(args.threads),
             "--replay-transitions", str(args.replay_transitions), "--learning-start-steps", str(args.learning_start_steps),
             "--warmup-steps", str(args.warmup_steps), "--measure-steps", str(args.measure_steps)]
 
@@ -109,10 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--fast-path", default="auto", choices=("auto", "on", "off"), help="auto: on for CUDA")
+    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                   help="compiled optimizer step (auto: as dqn.train decides for a Nature run on this device)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of each training run")
     p.add_argument("--concurrent-runs", type=int, default=1, help="training runs at once (one per spare core)")
     p.add_argument("--env-steps", type=int, default=2_000, help="agent steps of the environment-only row")
-    p.add_argument("--eval-episodes", type=int, default=4)
+    p.add_argument("--eval-episodes", type=int, default=30, help="the protocol's 30: the policy's batch is their count")
     p.add_argument("--eval-max-frames", type=int, default=18_000, help="frame cap of an evaluation episode")
     p.add_argument("--eval-workers", type=int, default=None, help="evaluation processes (default: every core)")
     p.add_argument("--replay-transitions", type=int, default=100_000, help="replay capacity of the training rows")
@@ -127,12 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _worker(args: argparse.Namespace) -> int:
     from benchmarks.training_run import measure_training
+    from dqn.compiled_step import compile_enabled
+    from dqn.config import NATURE
 
+    fast = args.fast_path == "on"
+    # This short run stands for a Nature run: compile as dqn.train would decide for one.
+    compiled = not fast and compile_enabled(args.compile, args.device, NATURE.training_length_frames)
     result = measure_training(game=args.game, seed=args.seed, device=args.device, threads=args.threads,
-                              fast_path=args.fast_path == "on", replay_transitions=args.replay_transitions,
+                              fast_path=fast, compile_optimizer=compiled, replay_transitions=args.replay_transitions,
                               learning_start_steps=args.learning_start_steps, warmup_steps=args.warmup_steps,
-                              measure_steps=args.measure_steps,
-                              period_steps=math.gcd(args.learning_start_steps, args.warmup_steps, args.measure_steps))
+                              measure_steps=args.measure_steps)
     print(json.dumps(result))
     return 0
 
@@ -159,7 +164,8 @@ def table(args: argparse.Namespace) -> list[list]:
                  ["evaluation", ev["frames_per_second"], "frames/s", setting]]
     if "training" not in args.skip:
         runs = training_rates(args, device, fast)
-        path = f"{device}, {'fast path' if fast else 'plain path'}, {args.threads} thread(s)"
+        path = (f"{device}, {'fast path' if fast else 'plain path'}"
+                f"{', compiled optimizer step' if runs[0].get('compiled_optimizer_step') else ''}, {args.threads} thread(s)")
         for i, run in enumerate(runs):
             rows.append([f"training while learning, run {i + 1} of {len(runs)}", run["agent_steps_per_second"],
                          "agent steps/s", f"{path}, batch 32, 1 update / 4 steps, {run['measured_updates']} updates timed"])

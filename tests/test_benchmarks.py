@@ -28,7 +28,7 @@ def _number(cell):
 
 
 def test_throughput_table_has_every_row_with_positive_numbers():
-    out = _run("benchmarks.throughput", "--device", "cpu", "--env-steps", "40", "--eval-episodes", "2",
+    out = _run("benchmarks.throughput", "--device", "cpu", "--compile", "off", "--env-steps", "40", "--eval-episodes", "2",
                "--eval-max-frames", "200", "--eval-workers", "1", "--replay-transitions", "400",
                "--learning-start-steps", "64", "--warmup-steps", "32", "--measure-steps", "32")
     header, rows = _table(out)
@@ -78,7 +78,7 @@ def test_memory_table_projects_a_full_memory_from_a_small_fill():
 
 
 def test_peer_worker_of_this_project_reports_a_learning_rate():
-    out = _run("benchmarks.peer", "--worker", "ours", "--replay-transitions", "400",
+    out = _run("benchmarks.peer", "--worker", "ours", "--compile", "off", "--replay-transitions", "400",
                "--learning-start-steps", "64", "--warmup-steps", "32", "--measure-steps", "32")
     import json
 
