@@ -3,7 +3,8 @@
 Order of the checks: the config against workflow/schemas/config.schema.yaml (unknown keys, types),
 the games sheet against workflow/schemas/games.schema.yaml, the chosen games against the sheet and
 ale-py's ROMs, then the preset and hyperparameter overrides through dqn.config.resolve, the same
-function `python -m dqn.train` calls. Every failure is one line that names the key.
+function `python -m dqn.train` calls, and last the run folders the experiment already has against
+the plan. Every failure is one line that names the key (or the folder).
 """
 
 import difflib
@@ -21,7 +22,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from dqn.config import PRESET_REFERENCE, resolve
+from dqn.config import PRESETS, resolve
 from dqn.errors import UserError
 from dqn.games import ale_rom_ids
 from dqn.train import config_difference
@@ -130,11 +131,12 @@ def training_device(choice):
 
 
 def resolved_hyperparameters(preset, overrides):
+    if preset not in PRESETS:
+        raise WorkflowError(f"config key 'preset': unknown preset {preset!r}; valid presets: {', '.join(sorted(PRESETS))}")
     try:
         return resolve(preset, overrides)
     except UserError as exc:
-        key = "preset" if "preset" in str(exc) else "hyperparameters"
-        raise WorkflowError(f"config key {key!r}: {exc}") from None
+        raise WorkflowError(f"config key 'hyperparameters': {exc}") from None
 
 
 def cli_value(value):
@@ -161,7 +163,6 @@ GAMES = chosen_games(config["games"], GAMES_TABLE)
 SEEDS = list(config["seeds"])
 HP = resolved_hyperparameters(PRESET, config["hyperparameters"])
 SET_ARGUMENTS = set_arguments(HP, config["hyperparameters"])
-REFERENCE = PRESET_REFERENCE.get(PRESET, "nature")
 TRAIN_DEVICE = training_device(config["device"])
 EVALUATION_WORKERS = config["evaluation_workers"]
 REPORT = config["report"]
@@ -172,8 +173,8 @@ def check_planned_runs():
 
     Snakemake deletes a job's outputs before running it again, and a finished training keeps no
     checkpoint: re-running one would retrain it from scratch. So a training is never re-run for a
-    changed parameter (see training_parameter); its own record, config.json, is compared with the
-    plan here instead (hyperparameters that only change how a run is kept safe do not count).
+    changed parameter (see training_preset below); its own record, config.json, is compared with
+    the plan here instead (hyperparameters that only change how a run is kept safe do not count).
     """
     for game in GAMES:
         planned = json.loads(json.dumps(HP.for_game(game).to_dict(), sort_keys=True, default=str))
@@ -293,17 +294,20 @@ def partial_report():
     results, reports = f"results/{EXPERIMENT}", f"reports/{EXPERIMENT}"
     log_path = Path("logs") / EXPERIMENT / "partial_report.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    failed = None
     with open(log_path, "w") as log:
         for command in (aggregate_command(results), report_command(results, reports)):
             log.write(f"$ {shlex.join(command)}\n")
             log.flush()
-            failed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0
-            for path in expand([*rules.aggregate.output, *rules.report.output], experiment=EXPERIMENT):
-                if os.path.exists(path):
-                    os.utime(path, (PARTIAL_MTIME_SECONDS, PARTIAL_MTIME_SECONDS))
-            if failed:
-                logger.error(f"Partial report: {shlex.join(command[1:4])} ... failed; see {log_path}")
-                return
+            if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+                failed = command
+                break
+    for path in expand([*rules.aggregate.output, *rules.report.output], experiment=EXPERIMENT):
+        if os.path.exists(path):
+            os.utime(path, (PARTIAL_MTIME_SECONDS, PARTIAL_MTIME_SECONDS))
+    if failed is not None:
+        logger.error(f"Partial report: {shlex.join(failed[1:3])} failed; see {log_path}")
+        return
     logger.error(
         f"Some jobs failed. Tables of what exists are in {results}/ (runs.parquet marks the missing runs) "
         f"and a partial report in {reports}/report.html; run snakemake again to finish what is missing."
