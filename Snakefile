@@ -3,7 +3,7 @@
 #
 #   snakemake                                       # config/config.yaml: the paper, profiles/default
 #   snakemake --configfile config/demo.yaml         # 2 games, minutes on a laptop CPU
-#   snakemake --workflow-profile profiles/slurm     # on a Slurm cluster
+#   snakemake --profile profiles/slurm              # on a Slurm cluster
 
 from snakemake.utils import min_version
 

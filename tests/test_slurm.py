@@ -73,9 +73,9 @@ def test_starting_the_running_cluster_again_leaves_it_as_it_is(slurm_cluster):
 
 
 def profile_arguments() -> list[str]:
-    # profiles/default is a workflow profile, applied last if present: keep it out. Then the
-    # shipped Slurm profile, then the overlay, whose top-level keys replace the shipped ones.
-    return ["--workflow-profile", "none", "--profile", str(SHIPPED_PROFILE), "--profile", str(OVERLAY_PROFILE)]
+    # The command users run (`--profile profiles/slurm`; profiles/default applies as well, as it
+    # does for them), then the overlay, whose top-level keys replace the shipped ones.
+    return ["--profile", str(SHIPPED_PROFILE), "--profile", str(OVERLAY_PROFILE)]
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
