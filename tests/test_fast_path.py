@@ -112,10 +112,23 @@ def test_device_replay_checkpoint_round_trip_and_host_layout():
     assert restored.size == 40
 
 
-def test_a_million_transitions_take_under_7_2_kb_each():
+def _resident_bytes():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def test_a_million_transitions_take_under_7_2_kb_each_and_cost_nothing_until_written():
     assert replay_bytes(1_000_000) / 1_000_000 == 84 * 84 + 4 + 4 + 1 + 1 == 7066
     assert DeviceReplay(10, 4, device="cpu").bytes_per_transition == ReplayMemory(10, 4, seed=0).bytes_per_transition
     assert fits_on_device(1_000_000, "cpu")
+    before = _resident_bytes()
+    memory = DeviceReplay(1_000_000, 4, device="cpu")
+    for i in range(1000):
+        memory.add(np.full((84, 84), 7, np.uint8), 0, 0.0, False, i == 0)
+    memory.flush()
+    # 1,000 frames written (7 MB); the other 999,000 slots (7 GB) stay unmapped on the host.
+    assert _resident_bytes() - before < 100 * 2**20
+    assert memory.bytes_per_transition == 7066
 
 
 def _learner(seed):
