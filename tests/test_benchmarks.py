@@ -3,15 +3,21 @@ expected columns and positive numbers. No timing is asserted (the machine is sha
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from benchmarks import peer
-from benchmarks.common import format_table
+# benchmarks/ is a folder of the repository, not an installed package.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import peer  # noqa: E402
+from benchmarks.common import format_table  # noqa: E402
 
 
 def _run(*args):
-    proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
