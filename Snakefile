@@ -3,6 +3,7 @@
 #
 #   snakemake                                       # config/config.yaml: the paper, profiles/default
 #   snakemake --configfile config/demo.yaml         # 2 games, minutes on a laptop CPU
+#   snakemake --configfile config/nips2013.yaml     # the 2013 paper: Table 1's 7 games, its preset
 #   snakemake --profile profiles/slurm              # on a Slurm cluster
 
 from snakemake.utils import min_version
