@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from dqn.errors import UserError, cli_main
+from dqn.errors import ArgumentParser, UserError, cli_main
 
 RANDOM_AGENT_ACTION_REPEAT_FRAMES = 6  # 60 Hz / 10 Hz
 RANDOM_AGENT_EPISODES = 30
@@ -62,7 +62,7 @@ def evaluate_random_agent(game: str, *, seed: int, episodes: int = RANDOM_AGENT_
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m baselines.random_agent",
         description="Score the paper's random agent (a uniform random action every 6th frame) by the DQN protocol: "
         "30 episodes of at most 5 minutes with a random no-op start; one Parquet row per episode.",

@@ -20,7 +20,6 @@ so a part's wall time includes its GPU time.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 import tempfile

@@ -29,6 +29,7 @@ import time
 from typing import Any, Sequence
 
 from benchmarks.common import format_table, machine, setup_process
+from dqn.devices import resolve_device
 from dqn.errors import UserError, cli_main
 
 COLUMNS = ("measure", "value", "unit", "setting")
@@ -92,16 +93,6 @@ def training_rates(args: argparse.Namespace, device: str, fast: bool) -> list[di
     return results
 
 
-def pick_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked but torch sees no CUDA device; use --device cpu or auto")
-    return name
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
     p.add_argument("--game", default="breakout")
@@ -147,7 +138,7 @@ def table(args: argparse.Namespace) -> list[list]:
     from dqn.replay import ReplayMemory
 
     setup_process(args.threads)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     fast = args.fast_path == "on" or (args.fast_path == "auto" and device == "cuda")
     cores = os.cpu_count() or 1
     rows: list[list] = []

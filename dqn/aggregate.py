@@ -28,7 +28,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from dqn import fileio
 from dqn.config import PRESET_REFERENCE, PRESETS, Hyperparameters, deviations, parse_overrides, resolve
-from dqn.errors import UserError, cli_main
+from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.games import PAPER_GAME_IDS
 from dqn.games import display_name as paper_display_name
 
@@ -357,13 +357,8 @@ def read_display_names(path: str | os.PathLike) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------- CLI
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, like every other user error
-        raise UserError(f"{message}; see python -m dqn.aggregate --help")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _ArgumentParser(prog="python -m dqn.aggregate", description="Build the results tables of one experiment.")
+    p = ArgumentParser(prog="python -m dqn.aggregate", description="Build the results tables of one experiment.")
     p.add_argument("--results", required=True, help="results/{experiment} folder of the workflow")
     p.add_argument("--games", nargs="+", default=None,
                    help="planned games, ALE ids (default: every game of --games-sheet, else the paper's 49)")

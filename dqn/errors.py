@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Callable, Sequence
 
@@ -10,6 +11,13 @@ EXIT_USER_ERROR = 2
 
 class UserError(Exception):
     """Bad input that the user can fix: the message is shown as one line, without a traceback."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with its usage errors as one-line UserErrors (exit code 2, like every other)."""
+
+    def error(self, message: str) -> None:
+        raise UserError(f"{message}; see {self.prog} --help")
 
 
 def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:

@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from dqn.errors import UserError, cli_main
+from dqn.devices import resolve_device
+from dqn.errors import ArgumentParser, UserError, cli_main
 
 if TYPE_CHECKING:  # pandas is imported where rows are built: worker processes never need it
     import pandas as pd
@@ -70,19 +71,6 @@ def hyperparameters_from_dict(values: dict[str, Any]):
     # resolve() applies every stored value over the nature preset, turning the per-game action
     # repeat (stored as a dict) back into the dataclass's tuple of pairs and validating the result.
     return resolve("nature", dict(values))
-
-
-def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is there, else "cpu"; "cuda" without a GPU is a UserError."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device} asked for a GPU, but torch sees none; use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise UserError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return device
 
 
 class DQNPolicy:
@@ -602,7 +590,7 @@ def check_out_path(out: str | os.PathLike) -> Path:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m dqn.evaluate",
         description="Evaluate DQN weights by the Nature protocol: 30 episodes of at most 5 minutes (18,000 frames), "
         "epsilon 0.05, random no-op start; one Parquet row per episode.",

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from dqn.errors import UserError, cli_main
+from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.evaluate import (
     DQNPolicy,
     EnvSpec,
@@ -313,7 +313,7 @@ def best_snapshot(run_dir: str | os.PathLike) -> Path | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m dqn.snapshot_eval",
         description="Evaluate the snapshots of a training run (eval_length_frames of play at eval_epsilon each), "
         "writing DIR/eval/frames_*.parquet; with --follow, keep going until training marks the run complete.",

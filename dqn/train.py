@@ -39,7 +39,8 @@ import numpy as np
 
 from dqn import fileio
 from dqn.config import PRESETS, Hyperparameters, parse_overrides, resolve
-from dqn.errors import UserError, cli_main
+from dqn.devices import resolve_device
+from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.games import check_game
 
 log = logging.getLogger("dqn.train")
@@ -128,13 +129,8 @@ def _frames_of(path: Path) -> int | None:
 
 
 # ---------------------------------------------------------------------------- checks before work
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, like every other user error
-        raise UserError(f"{message}; see python -m dqn.train --help")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _ArgumentParser(prog="python -m dqn.train", description="Train DQN on one Atari game with one seed.")
+    p = ArgumentParser(prog="python -m dqn.train", description="Train DQN on one Atari game with one seed.")
     p.add_argument("--game", required=True, help="ALE ROM id, e.g. breakout")
     p.add_argument("--seed", required=True, type=int, help="seed of the env, replay, actor and network init")
     p.add_argument("--out", required=True, help="output folder of this run (re-running resumes it)")
@@ -154,16 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-side-eval", action="store_true",
                    help="evaluate snapshots at the end of training instead of beside it")
     return p
-
-
-def pick_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked but torch sees no CUDA device; use --device cpu or auto")
-    return name
 
 
 def learner_threads(requested: int | None, side_eval_workers: int) -> int:
@@ -694,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     hp = resolve(args.preset, parse_overrides(args.set)).for_game(game)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     files = RunFiles(Path(args.out))
     config = run_config(game, args.seed, args.preset, hp, device)
     existing = read_existing_config(files)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from dqn.errors import cli_main
+from dqn.errors import ArgumentParser, cli_main
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m dqn.report",
         description="Write the self-contained HTML report of a results folder and its PNG figures.",
     )
