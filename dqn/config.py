@@ -87,9 +87,26 @@ class Hyperparameters:
         return self.target_network_update_frequency_steps > 0
 
     def for_game(self, game: str) -> "Hyperparameters":
-        """These hyperparameters with the per-game overrides of `game` applied."""
+        """These hyperparameters with the per-game overrides of `game` applied.
+
+        A game with another action repeat keeps the same budgets in agent steps (training,
+        evaluation interval and length), so its budgets in frames scale with its repeat; the
+        5-minute evaluation cap stays a number of emulator frames.
+        """
         repeat = dict(self.action_repeat_frames_per_game).get(game)
-        return self if repeat is None else dataclasses.replace(self, action_repeat_frames=repeat)
+        if repeat is None or repeat == self.action_repeat_frames:
+            return self
+
+        def same_steps(frames: int) -> int:
+            return frames // self.action_repeat_frames * repeat
+
+        return dataclasses.replace(
+            self,
+            action_repeat_frames=repeat,
+            training_length_frames=same_steps(self.training_length_frames),
+            eval_interval_frames=same_steps(self.eval_interval_frames),
+            eval_length_frames=same_steps(self.eval_length_frames),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -434,8 +451,8 @@ PAPER_NOTES["nips2013"] = {
     "action_repeat_frames_per_game": "k = 4 frames, 3 for Space Invaders (at 4 its lasers blink out of sight)",
     "training_length_frames": (
         "'10 million frames' read as agent steps, as the Nature code counts its 'frames' and as "
-        f"{_DEEP_Q_RL} does: 40M emulator frames at k = 4. Space Invaders (k = 3) plays the same 40M emulator "
-        "frames, i.e. 13.3M agent steps, since a per-game override changes the action repeat only. Fig. 2 "
+        f"{_DEEP_Q_RL} does: 40M emulator frames at k = 4; Space Invaders (k = 3) keeps the 10M agent steps, i.e. 30M "
+        "emulator frames. Fig. 2 "
         "(100 epochs x 50,000 updates = 5M) fits neither reading"
     ),
     "replay_memory_size_transitions": f"'the one million most recent frames': one stored frame per agent step, so 1M transitions (the Nature code, {_DEEP_Q_RL})",
@@ -456,7 +473,7 @@ PAPER_NOTES["nips2013"] = {
     "noop_max_frames": f"no no-op starts: the paper has none (the Nature paper introduced them); {_DEEP_Q_RL}: MAX_START_NULLOPS = 0",
     "lost_life_terminal": f"a lost life does not end bootstrapping: Algorithm 1's terminal is the end of the game ({_DEEP_Q_RL}: DEATH_ENDS_EPISODE = false)",
     "eval_interval_frames": "one Fig. 2 epoch: 50,000 minibatch updates = 50,000 agent steps = 200,000 frames at k = 4",
-    "eval_length_frames": "Fig. 2: epsilon 0.05 for 10,000 agent steps = 40,000 frames at k = 4 (13,333 steps for Space Invaders)",
+    "eval_length_frames": "Fig. 2: epsilon 0.05 for 10,000 agent steps = 40,000 frames at k = 4 (30,000 frames for Space Invaders)",
     "eval_epsilon": "epsilon = 0.05 in Table 1 and Fig. 2",
     "final_eval_episodes": (
         "Table 1 plays epsilon 0.05 'for a fixed number of steps' (not stated) and reports the average total reward; "

@@ -68,8 +68,15 @@ def test_overrides_are_coerced_to_the_field_types():
     assert hp.lost_life_terminal is False
     assert hp.network == "nips2013"
     hp = resolve("nature", {"action_repeat_frames_per_game": "space_invaders:3"})
-    assert hp.for_game("space_invaders").action_repeat_frames == 3
-    assert hp.for_game("breakout").action_repeat_frames == 4
+    assert hp.for_game("breakout") == hp
+    space_invaders = hp.for_game("space_invaders")
+    assert space_invaders.action_repeat_frames == 3
+    # Same budgets in agent steps: 50M steps = 150M frames at 3 frames a step; evaluation every
+    # 250k steps = 750k frames, for 125k steps = 375k frames; the 5-minute cap stays 18,000 frames.
+    assert space_invaders.training_length_frames == 150_000_000
+    assert space_invaders.training_length_steps == hp.training_length_steps == 50_000_000
+    assert (space_invaders.eval_interval_frames, space_invaders.eval_length_frames) == (750_000, 375_000)
+    assert space_invaders.final_eval_max_episode_frames == 18_000
 
 
 @pytest.mark.parametrize(

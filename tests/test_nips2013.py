@@ -243,7 +243,9 @@ def test_with_the_nature_target_network_targets_hold_between_syncs():
 
 def test_short_space_invaders_training_updates_at_every_step_from_the_100th_and_counts_3_frames(tmp_path):
     out = tmp_path / "run"
-    sets = ["training_length_frames=450", "eval_interval_frames=450", "eval_length_frames=150",
+    # Budgets are set at the preset's 4 frames a step and keep their agent steps for Space
+    # Invaders' 3: 600 frames = 150 steps = 450 of its frames.
+    sets = ["training_length_frames=600", "eval_interval_frames=600", "eval_length_frames=200",
             "replay_memory_size_transitions=1000"]
     done = subprocess.run(
         [sys.executable, "-m", "dqn.train", "--game", "space_invaders", "--seed", "0", "--out", str(out),
