@@ -194,8 +194,9 @@ def read_learning_curves(results: str | os.PathLike, games: Sequence[str], seeds
     return pd.concat(frames, ignore_index=True).sort_values(["game", "seed", "frames"], kind="stable", ignore_index=True)
 
 
-def runs_table(results: str | os.PathLike, games: Sequence[str], seeds: Sequence[int], frames_planned: int) -> pd.DataFrame:
-    """One row per planned (game, seed): complete or missing, frames and wall hours done, device."""
+def runs_table(results: str | os.PathLike, games: Sequence[str], seeds: Sequence[int], hp: Hyperparameters) -> pd.DataFrame:
+    """One row per planned (game, seed): complete or missing, frames done and planned (with the
+    game's own action repeat), wall hours, device."""
     rows = []
     for game in games:
         for seed in seeds:
@@ -210,7 +211,7 @@ def runs_table(results: str | os.PathLike, games: Sequence[str], seeds: Sequence
                 "seed": int(seed),
                 "status": "complete" if complete else "missing",
                 "frames_done": int(last["frames"]) if last is not None else 0,
-                "frames_planned": int(frames_planned),
+                "frames_planned": int(hp.for_game(game).training_length_frames),
                 "wall_hours": float(last["wall_seconds"]) / 3600.0 if last is not None else math.nan,
                 "device": config.get("device"),
             })
@@ -330,7 +331,7 @@ def aggregate(results: str | os.PathLike, games: Sequence[str], seeds: Sequence[
         "scores.parquet": scores_table(episodes, display_names),
         "episodes.parquet": episodes,
         "learning_curves.parquet": read_learning_curves(results, games, seeds),
-        "runs.parquet": runs_table(results, games, seeds, hp.training_length_frames),
+        "runs.parquet": runs_table(results, games, seeds, hp),
         "deviations.parquet": deviations_table(hp, reference),
     }
     info = provenance(results, preset=preset, reference=reference, overrides=overrides, games=games, seeds=seeds,

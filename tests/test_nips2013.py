@@ -313,3 +313,14 @@ def _table_rows(html_text: str, table_id: str) -> list[list[str]]:
     body = html_text[html_text.index("<tbody>", start):html_text.index("</tbody>", start)]
     return [[unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
             for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+
+
+def test_runs_table_plans_each_game_with_its_own_action_repeat(tmp_path):
+    from dqn.aggregate import runs_table
+    from dqn.config import PRESETS
+
+    runs = runs_table(tmp_path, ["breakout", "space_invaders"], [0], PRESETS["nips2013"]).set_index("game")
+    # 10M agent steps each: 40M frames at k = 4, 30M at Space Invaders' k = 3; nothing done yet.
+    assert runs.loc["breakout", "frames_planned"] == 40_000_000
+    assert runs.loc["space_invaders", "frames_planned"] == 30_000_000
+    assert list(runs["status"]) == ["missing", "missing"] and list(runs["frames_done"]) == [0, 0]
