@@ -347,7 +347,11 @@ def test_deviations_table_is_deviations_parquet(small):
     deviations = pd.read_parquet(folder / "deviations.parquet")
     assert len(deviations) > 0  # the demo preset deviates
     rows = [[c["text"] for c in r["cells"]] for r in parsed.tables["deviations"]["body"]]
-    assert rows == deviations.astype(str).values.tolist()
+    # Values are shown with thousands separators (1,000,000); otherwise exactly the Parquet text.
+    assert [[cell.replace(",", "") if i in (1, 2) else cell for i, cell in enumerate(row)] for row in rows] \
+        == deviations.astype(str).values.tolist()
+    paper_replay = next(row for row in rows if row[0] == "replay_memory_size_transitions")[1]
+    assert paper_replay == "1,000,000"
     assert [c["text"] for c in parsed.tables["deviations"]["head"][0]["cells"]] == ["field", "paper", "this run", "unit", "note"]
 
 

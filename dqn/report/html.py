@@ -281,6 +281,18 @@ def _plain(value: Any) -> str:
     return MISSING if value is None or value == "" else str(value)
 
 
+def setting_text(value: Any) -> str:
+    """A config value as read in a table: whole numbers with thousands separators (200,000,000)."""
+    text = str(value)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if number.is_integer() and abs(number) >= 1000 and "e" not in text.lower():
+        return f"{int(number):,}"
+    return text
+
+
 def provenance_html(content: ReportContent) -> str:
     prov = dict(content.provenance)
     parts = ["<h3>Deviations of the resolved config from the paper</h3>"]
@@ -288,15 +300,20 @@ def provenance_html(content: ReportContent) -> str:
         parts.append("<p>None: every hyperparameter equals the paper's (deviations.parquet has no rows).</p>")
     else:
         parts.append("<p>Generated from the config that ran (<code>deviations.parquet</code>), one row per field that differs.</p>")
+        readable = content.deviations.assign(
+            paper_value=content.deviations["paper_value"].map(setting_text),
+            this_value=content.deviations["this_value"].map(setting_text),
+        )
         columns = [("field", "field", None), ("paper_value", "paper", None), ("this_value", "this run", None),
                    ("unit", "unit", None), ("note", "note", None)]
-        parts.append(simple_table(content.deviations, columns, table_id="deviations"))
+        parts.append(simple_table(readable, columns, table_id="deviations"))
 
     parts.append("<h3>Protocol notes</h3>")
     if content.protocol_notes:
         parts.append("<p>Where the paper's text, its code or its silence leave a choice, the reading the preset follows "
                      "(from <code>dqn.config.protocol_notes</code>).</p>")
         notes = pd.DataFrame(content.protocol_notes)
+        notes["value"] = notes["value"].map(setting_text)
         parts.append(simple_table(notes, [("field", "field", None), ("value", "value", None), ("unit", "unit", None),
                                           ("note", "note", None)], table_id="protocol-notes"))
     else:
