@@ -113,3 +113,22 @@ def test_peer_table_takes_ratios_within_rounds(monkeypatch):
     # Per round 1.5 and 2.0: the median of the ratios, not the ratio of the medians (1.8).
     assert ratio[1] == 1.75 and ratio[2] == "1.50, 2.00" and ratio[3] == 1.75  # cpu time: the same ratios here
     assert "ratio this project / Stable-Baselines3 DQN" in format_table(peer.COLUMNS, table)
+
+
+def test_side_eval_table_compares_the_three_evaluation_modes_against_none():
+    out = _run("benchmarks.side_eval", "--frames", "800", "--eval-interval-frames", "400", "--eval-length-frames", "160",
+               "--learning-start-steps", "64", "--rounds", "1", "--device", "cpu")
+    header, rows = _table(out)
+    assert header == ["mode", "training phase s", "agent steps/s while learning", "total s to final outputs",
+                      "evaluation s", "training phase vs (a) %", "total vs (a) %", "total vs (a) % per round"]
+    assert [r[0] for r in rows] == ["(a) no training-time evaluation", "(b) side evaluation (default)",
+                                    "(c) evaluation after training (--no-side-eval)"]
+    for row in rows:
+        phase, rate, total = _number(row[1]), _number(row[2]), _number(row[3])
+        assert 0 < phase < total and rate > 0
+    none, side, after = rows
+    assert none[5] == none[6] == "baseline"
+    # (a) plays zero evaluation frames; (b) and (c) play 2 snapshots x 160 frames each.
+    assert _number(none[4]) < 0.5 * min(_number(side[4]), _number(after[4]))
+    assert side[7] and after[7]  # one overhead per round, as a signed percentage
+    assert "evaluation takes at most" in out
