@@ -91,7 +91,7 @@ def run_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dqn-side-eval-") as tmp:
         files = RunFiles(Path(tmp) / "run")
         started = time.perf_counter()
-        proc = subprocess.run(train_command(args, mode, files.root), capture_output=True, text=True, env=env)
+        proc = subprocess.run(train_command(args, mode, files.root), capture_output=True, text=True, env=env, check=False)
         total_seconds = time.perf_counter() - started
         if proc.returncode != 0:
             raise RuntimeError(f"dqn.train in mode {mode!r} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
