@@ -525,7 +525,9 @@ def _die_with_parent() -> None:
 def start_side_evaluator(run_dir: Path, workers: int) -> subprocess.Popen:
     """Training-time evaluation of snapshots as they appear, in a process of its own (one thread)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "dqn.snapshot_eval", "--run", str(run_dir), "--follow", "--workers", str(workers)]
+    # A 1 s poll: the end of training waits for the evaluator to notice the last snapshot.
+    cmd = [sys.executable, "-m", "dqn.snapshot_eval", "--run", str(run_dir), "--follow", "--workers", str(workers),
+           "--poll-seconds", "1"]
     log.info("side evaluation: %s", " ".join(cmd))
     kwargs: dict[str, Any] = {"env": env}
     if sys.platform.startswith("linux"):
