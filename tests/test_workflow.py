@@ -289,11 +289,20 @@ def test_each_training_takes_a_gpu_no_other_holds(tmp_path):
     deadline = time.monotonic() + 30
     while not all((tmp_path / f"got{i}").exists() for i in range(2)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    third = subprocess.run(["bash", str(script), "true"], env=env, capture_output=True, text=True)
+    # A third training waits for a GPU (here at most 0 s, so it gives up at once with the advice).
+    third = subprocess.run(["bash", str(script), "true"], env={**env, "DQN_GPU_WAIT_SECONDS": "0"},
+                           capture_output=True, text=True)
     for holder in holders:
         holder.wait()
     assert sorted((tmp_path / f"got{i}").read_text().strip() for i in range(2)) == ["0", "1"]
     assert third.returncode == 1 and "every GPU (0 1) is held by another training" in third.stderr
+    # Without a bound it waits, and runs once a GPU is free.
+    holder = subprocess.Popen(["bash", str(script), "sh", "-c", "sleep 2"], env={**env, "CUDA_VISIBLE_DEVICES": "0"})
+    time.sleep(0.5)
+    waiter = subprocess.run(["bash", str(script), "sh", "-c", "echo $CUDA_VISIBLE_DEVICES"],
+                            env={**env, "CUDA_VISIBLE_DEVICES": "0"}, capture_output=True, text=True, timeout=30)
+    holder.wait()
+    assert waiter.returncode == 0 and waiter.stdout.strip() == "0" and "waiting for one" in waiter.stderr
     # Released when the commands exit; under Slurm the allocation's GPUs are kept as they are.
     again = subprocess.run(["bash", str(script), "sh", "-c", "echo $CUDA_VISIBLE_DEVICES"], env=env, capture_output=True, text=True)
     assert again.stdout.strip() == "0"

@@ -225,14 +225,6 @@ def training_gpus(wildcards):
     return 1 if TRAIN_DEVICE == "cuda" else 0
 
 
-# Run locally, a machine with N GPUs trains at most N runs at once: unless --resources gpu=... says
-# otherwise, the workflow itself caps the `gpu` resource at the GPUs it sees. The cap is not set in
-# profiles/default, since that profile also applies under `--profile profiles/slurm` and would cap
-# a cluster's trainings too; under Slurm the scheduler hands out the GPUs.
-if workflow.is_main_process and workflow.local_exec and "gpu" not in workflow.global_resources:
-    workflow.register_resource("gpu", visible_gpus())
-
-
 def training_mem_mb(wildcards):
     replay_mb = HP.replay_memory_size_transitions * REPLAY_BYTES_PER_TRANSITION // 1_000_000
     return replay_mb + TRAIN_BASE_MEM_MB

@@ -22,14 +22,28 @@ if [[ ${#gpus[@]} -eq 0 ]]; then
 fi
 lock_dir="${DQN_GPU_LOCK_DIR:-${TMPDIR:-/tmp}/dqn-gpu-locks-$(id -u)}"
 mkdir -p "$lock_dir"
-for gpu in "${gpus[@]}"; do
-  exec {lock_fd}>"$lock_dir/gpu-${gpu// /}.lock"
-  if flock --nonblock "$lock_fd"; then
-    export CUDA_VISIBLE_DEVICES="${gpu// /}"
-    exec "$@"
+# With no free GPU, wait for one: without --resources gpu=N, Snakemake may start more trainings
+# than there are GPUs, and the extra ones queue here, so at most one training runs per GPU.
+# DQN_GPU_WAIT_SECONDS bounds the wait (default: forever).
+waited=0
+limit="${DQN_GPU_WAIT_SECONDS:-}"
+while :; do
+  for gpu in "${gpus[@]}"; do
+    exec {lock_fd}>"$lock_dir/gpu-${gpu// /}.lock"
+    if flock --nonblock "$lock_fd"; then
+      export CUDA_VISIBLE_DEVICES="${gpu// /}"
+      exec "$@"
+    fi
+    exec {lock_fd}>&-
+  done
+  if [[ ${#gpus[@]} -eq 0 ]] || [[ -n "$limit" && "$waited" -ge "$limit" ]]; then
+    echo "one_gpu.sh: every GPU (${gpus[*]:-none}) is held by another training;" \
+      "give snakemake --resources gpu=N with N at most ${#gpus[@]}" >&2
+    exit 1
   fi
-  exec {lock_fd}>&-
+  if [[ "$waited" -eq 0 ]]; then
+    echo "one_gpu.sh: every GPU (${gpus[*]}) is held by another training; waiting for one" >&2
+  fi
+  sleep 1
+  waited=$((waited + 1))
 done
-echo "one_gpu.sh: every GPU (${gpus[*]:-none}) is held by another training;" \
-  "give snakemake --resources gpu=N with N at most ${#gpus[@]}" >&2
-exit 1
