@@ -114,3 +114,18 @@ class FakeALE:
     def restoreState(self, state: FakeALEState) -> None:
         self.frame = state.fields["frame"]
         self.game = state.fields["game"]
+
+
+class FakeGames:
+    """env_factory: AtariEnv on a FakeALE, keeping every ALE it built (in-process runs only)."""
+
+    def __init__(self, **fake_ale_kwargs):
+        self.fake_ale_kwargs = fake_ale_kwargs
+        self.ales: list[FakeALE] = []
+
+    def __call__(self, game, **kwargs):
+        from dqn.atari import AtariEnv
+
+        ale = FakeALE(**self.fake_ale_kwargs)
+        self.ales.append(ale)
+        return AtariEnv(game, ale=ale, **kwargs)

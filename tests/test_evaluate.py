@@ -8,12 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from dqn.atari import AtariEnv
 from dqn.config import NATURE
 from dqn.errors import UserError, cli_main
 from dqn.evaluate import EPISODE_COLUMNS, DQNPolicy, evaluate, main
 from dqn.networks import build_network
-from fake_ale import MINIMAL_ACTIONS, FakeALE
+from fake_ale import MINIMAL_ACTIONS, FakeALE, FakeGames
 
 
 class FixedQ(nn.Module):
@@ -27,19 +26,6 @@ class FixedQ(nn.Module):
 
     def forward(self, x):
         return self.q.expand(x.shape[0], -1)
-
-
-class FakeGames:
-    """env_factory: AtariEnv on a FakeALE, keeping every ALE it built (in-process runs only)."""
-
-    def __init__(self, **fake_ale_kwargs):
-        self.fake_ale_kwargs = fake_ale_kwargs
-        self.ales: list[FakeALE] = []
-
-    def __call__(self, game, **kwargs):
-        ale = FakeALE(**self.fake_ale_kwargs)
-        self.ales.append(ale)
-        return AtariEnv(game, ale=ale, **kwargs)
 
 
 def agent_actions(ale: FakeALE, noop_frames: int, action_repeat_frames: int) -> list[int]:

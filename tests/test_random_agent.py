@@ -7,21 +7,9 @@ import pandas as pd
 import pytest
 
 from baselines.random_agent import RandomPolicy, evaluate_random_agent, main
-from dqn.atari import AtariEnv
 from dqn.errors import cli_main
 from dqn.evaluate import EPISODE_COLUMNS
-from fake_ale import MINIMAL_ACTIONS, FakeALE
-
-
-class FakeGames:
-    def __init__(self, **fake_ale_kwargs):
-        self.fake_ale_kwargs = fake_ale_kwargs
-        self.ales: list[FakeALE] = []
-
-    def __call__(self, game, **kwargs):
-        ale = FakeALE(**self.fake_ale_kwargs)
-        self.ales.append(ale)
-        return AtariEnv(game, ale=ale, **kwargs)
+from fake_ale import MINIMAL_ACTIONS, FakeGames
 
 
 def test_action_changes_only_on_every_6th_frame_and_the_cut_is_3000_choices():
