@@ -1,10 +1,10 @@
 # Reproduce Mnih et al. (2015): DQN and the random agent on the paper's 49 Atari games, several
 # seeds each, then tidy results tables and a report. See the README ("How to run").
 #
-#   snakemake                                       # config/config.yaml: the paper, profiles/default
-#   snakemake --configfile config/demo.yaml         # 2 games, minutes on a laptop CPU
-#   snakemake --configfile config/nips2013.yaml     # the 2013 paper: Table 1's 7 games, its preset
-#   snakemake --profile profiles/slurm              # on a Slurm cluster
+#   snakemake --cores all                                    # config/config.yaml: the paper
+#   snakemake --cores all --configfile config/demo.yaml      # 2 games, minutes on a laptop CPU
+#   snakemake --cores all --configfile config/nips2013.yaml  # the 2013 paper: Table 1's 7 games
+#   snakemake --profile profiles/slurm                       # on a Slurm cluster
 
 from snakemake.utils import min_version
 
