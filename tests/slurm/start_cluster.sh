@@ -78,15 +78,7 @@ export SLURM_CONF=$ETC/slurm.conf
 # The order daemons start in; stop_cluster.sh stops them in reverse.
 DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
 
-# Prints the recorded PID of a daemon if that process is alive and is that program.
-alive_pid() {
-    local name=$1 pid
-    [[ -f $PIDS/$name ]] || return 1
-    pid=$(<"$PIDS/$name")
-    [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/comm ]] || return 1
-    [[ $(</proc/"$pid"/comm) == "$name" ]] || return 1
-    echo "$pid"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/pids.sh"
 
 # True while a process exists and is not a zombie (its program may still be exec'ing).
 running() { [[ -r /proc/$1/stat ]] && [[ $(awk '{print $3}' /proc/"$1"/stat) != Z ]]; }

@@ -11,14 +11,7 @@ PIDS=$STATE/pids
 export SLURM_CONF=$STATE/etc/slurm.conf
 EXIT_WAIT_SECONDS=30
 
-alive_pid() {
-    local name=$1 pid
-    [[ -f $PIDS/$name ]] || return 1
-    pid=$(<"$PIDS/$name")
-    [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/comm ]] || return 1
-    [[ $(</proc/"$pid"/comm) == "$name" ]] || return 1
-    echo "$pid"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/pids.sh"
 
 # Jobs would outlive slurmd (their slurmstepd is a separate process): cancel them first, while
 # slurmctld can still do it, and give them KillWait to end.
