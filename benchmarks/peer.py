@@ -123,14 +123,18 @@ def run_sb3(*, game: str, seed: int, threads: int, replay_transitions: int, lear
 
 
 def run_ours(*, game: str, seed: int, threads: int, replay_transitions: int, learning_start_steps: int,
-             warmup_steps: int, measure_steps: int, compile_choice: str = "auto", **_: Any) -> dict[str, Any]:
+             warmup_steps: int, measure_steps: int, compile_choice: str = "auto", channels_last_choice: str = "auto",
+             **_: Any) -> dict[str, Any]:
     from benchmarks.training_run import measure_training
     from dqn.compiled_step import compile_enabled
     from dqn.config import NATURE
+    from dqn.networks import channels_last_enabled
 
     # As dqn.train decides for a Nature run on this device (this short run stands for one).
     compile_optimizer = compile_enabled(compile_choice, "cpu", NATURE.training_length_frames)
+    channels_last = channels_last_enabled(channels_last_choice, "cpu", NATURE.network)
     return measure_training(game=game, seed=seed, device="cpu", threads=threads, compile_optimizer=compile_optimizer,
+                            channels_last=channels_last,
                             replay_transitions=replay_transitions,
                             learning_start_steps=learning_start_steps, warmup_steps=warmup_steps,
                             measure_steps=measure_steps)
@@ -151,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measure-steps", type=int, default=2_000, help="timed learning steps")
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                    help="this project's compiled optimizer step (auto: as dqn.train decides for a Nature run)")
+    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
+                   help="this project's memory format (auto: as dqn.train decides on the CPU, channels-last)")
     p.add_argument("--sb3-optimize-memory", action="store_true", help="SB3 optimize_memory_usage=True")
     p.add_argument("--sb3-malloc-thresholds", action="store_true",
                    help="also run SB3 with this project's glibc malloc thresholds (a third row)")
@@ -162,14 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _worker_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(game=args.game, seed=args.seed, threads=args.threads, replay_transitions=args.replay_transitions,
                 learning_start_steps=args.learning_start_steps, warmup_steps=args.warmup_steps,
-                measure_steps=args.measure_steps, optimize_memory=args.sb3_optimize_memory, compile_choice=args.compile)
+                measure_steps=args.measure_steps, optimize_memory=args.sb3_optimize_memory, compile_choice=args.compile,
+                channels_last_choice=args.channels_last)
 
 
 def _run_worker(args: argparse.Namespace, side: str, malloc: bool) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.peer", "--worker", side, "--game", args.game, "--seed", str(args.seed),
            "--threads", str(args.threads), "--replay-transitions", str(args.replay_transitions),
            "--learning-start-steps", str(args.learning_start_steps), "--warmup-steps", str(args.warmup_steps),
-           "--measure-steps", str(args.measure_steps), "--compile", args.compile]
+           "--measure-steps", str(args.measure_steps), "--compile", args.compile, "--channels-last", args.channels_last]
     cmd += ["--sb3-optimize-memory"] * args.sb3_optimize_memory + ["--worker-malloc"] * malloc
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)

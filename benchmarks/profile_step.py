@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="device replay + FastLearner (auto: on for CUDA)")
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                    help="torch.compile the optimizer step (auto: as dqn.train decides for the preset)")
+    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
+                   help="the CNN's memory format (auto: as dqn.train decides on this device)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--env-steps", type=int, default=400, help="timed environment steps (and acting passes)")
     p.add_argument("--updates", type=int, default=30, help="timed minibatch samples and updates")
@@ -64,6 +66,7 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
     from dqn.compiled_step import compile_enabled, compile_optimizer_step
     from dqn.config import resolve
     from dqn.games import check_game
+    from dqn.networks import channels_last_enabled
     from dqn.progress import Progress
     from dqn.replay import ReplayMemory
     from dqn.train import HELDOUT_BATCH_STATES, average_max_q, weights_file, write_train_log
@@ -83,7 +86,8 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
                    noop_max_frames=hp.noop_max_frames, preprocessing=hp.preprocessing)
     stack = FrameStack(hp.agent_history_length_frames, (84, 84))
     in_shape = (hp.agent_history_length_frames, 84, 84)
-    learner = Learner(hp, env.num_actions, device=device, in_shape=in_shape)
+    channels_last = not fast and channels_last_enabled(args.channels_last, device, hp.network)
+    learner = Learner(hp, env.num_actions, device=device, in_shape=in_shape, channels_last=channels_last)
     if fast:
         from dqn.device_replay import DeviceReplay
         from dqn.fast_learner import FastLearner
@@ -204,7 +208,8 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
                       100.0 * calls * ms_per_call[name] / total_ms])
     cpu_total = sum(row[1] * row[3] for row in table)
     table.append(["total", math.nan, math.nan, math.nan, total_ms, 100.0])
-    summary = dict(settings, device=device, fast_path=fast, compiled=compiled, game=game, heldout_batch=HELDOUT_BATCH_STATES,
+    summary = dict(settings, device=device, fast_path=fast, compiled=compiled, channels_last=channels_last,
+                   game=game, heldout_batch=HELDOUT_BATCH_STATES,
                    agent_steps_per_second_wall=1e3 / total_ms, agent_steps_per_second_cpu=1e3 / cpu_total,
                    replay_bytes_per_transition=replay.bytes_per_transition)
     return table, summary
@@ -220,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table, summary = profile(args)
     print(f"# Training step profile: {summary['game']} on {summary['device']}"
           f" ({'fast path' if summary['fast_path'] else 'plain path'}"
-          f"{', compiled optimizer step' if summary['compiled'] else ''}), {summary['torch_threads']} torch thread(s),"
+          f"{', compiled optimizer step' if summary['compiled'] else ''}"
+          f"{', channels-last' if summary['channels_last'] else ''}), {summary['torch_threads']} torch thread(s),"
           f" malloc thresholds {'on' if summary['malloc_thresholds'] else 'off'}")
     print(f"# {machine()}")
     print(format_table(COLUMNS, table))

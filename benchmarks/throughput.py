@@ -73,7 +73,8 @@ def evaluation_rate(game: str, episodes: int, max_episode_frames: int, workers: 
 
 def _training_worker_command(args: argparse.Namespace, device: str, fast: bool) -> list[str]:
     return [sys.executable, "-m", "benchmarks.throughput", "--worker", "--game", args.game, "--device", device,
-            "--fast-path", "on" if fast else "off", "--compile", args.compile, "--threads", str(args.threads),
+            "--fast-path", "on" if fast else "off", "--compile", args.compile, "--channels-last", args.channels_last,
+            "--threads", str(args.threads),
             "--replay-transitions", str(args.replay_transitions), "--learning-start-steps", str(args.learning_start_steps),
             "--warmup-steps", str(args.warmup_steps), "--measure-steps", str(args.measure_steps)]
 
@@ -101,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast-path", default="auto", choices=("auto", "on", "off"), help="auto: on for CUDA")
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                    help="compiled optimizer step (auto: as dqn.train decides for a Nature run on this device)")
+    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
+                   help="the CNN's memory format (auto: as dqn.train decides on this device)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of each training run")
     p.add_argument("--concurrent-runs", type=int, default=1, help="training runs at once (one per spare core)")
     p.add_argument("--env-steps", type=int, default=2_000, help="agent steps of the environment-only row")
@@ -121,12 +124,15 @@ def _worker(args: argparse.Namespace) -> int:
     from benchmarks.training_run import measure_training
     from dqn.compiled_step import compile_enabled
     from dqn.config import NATURE
+    from dqn.networks import channels_last_enabled
 
     fast = args.fast_path == "on"
     # This short run stands for a Nature run: compile as dqn.train would decide for one.
     compiled = not fast and compile_enabled(args.compile, args.device, NATURE.training_length_frames)
+    channels_last = not fast and channels_last_enabled(args.channels_last, args.device, NATURE.network)
     result = measure_training(game=args.game, seed=args.seed, device=args.device, threads=args.threads,
-                              fast_path=fast, compile_optimizer=compiled, replay_transitions=args.replay_transitions,
+                              fast_path=fast, compile_optimizer=compiled, channels_last=channels_last,
+                              replay_transitions=args.replay_transitions,
                               learning_start_steps=args.learning_start_steps, warmup_steps=args.warmup_steps,
                               measure_steps=args.measure_steps)
     print(json.dumps(result))
@@ -156,7 +162,8 @@ def table(args: argparse.Namespace) -> list[list]:
     if "training" not in args.skip:
         runs = training_rates(args, device, fast)
         path = (f"{device}, {'fast path' if fast else 'plain path'}"
-                f"{', compiled optimizer step' if runs[0].get('compiled_optimizer_step') else ''}, {args.threads} thread(s)")
+                f"{', compiled optimizer step' if runs[0].get('compiled_optimizer_step') else ''}"
+                f"{', channels-last' if runs[0].get('channels_last') else ''}, {args.threads} thread(s)")
         for i, run in enumerate(runs):
             rows.append([f"training while learning, run {i + 1} of {len(runs)}", run["agent_steps_per_second"],
                          "agent steps/s", f"{path}, batch 32, 1 update / 4 steps, {run['measured_updates']} updates timed"])

@@ -59,13 +59,14 @@ class _ClockedSchedule:
 
 
 def measure_training(*, game: str = "breakout", seed: int = 0, device: str = "cpu", threads: int = 1,
-                     fast_path: bool = False, compile_optimizer: bool = False, preset: str = "nature", replay_transitions: int = 100_000,
+                     fast_path: bool = False, compile_optimizer: bool = False, channels_last: bool = False,
+                     preset: str = "nature", replay_transitions: int = 100_000,
                      learning_start_steps: int = 2_000, warmup_steps: int = 500,
                      measure_steps: int = 2_000) -> dict[str, Any]:
     """Agent steps per second of the training loop while learning, and this process's peak RSS.
 
-    `compile_optimizer` is passed explicitly: dqn.train's --compile auto decides by the run's
-    length, and this short run stands for a long one.
+    `compile_optimizer` and `channels_last` are passed explicitly: dqn.train's "auto" decides
+    them by the run's length and device, and this short run stands for a long one.
     """
     import torch
 
@@ -84,7 +85,8 @@ def measure_training(*, game: str = "breakout", seed: int = 0, device: str = "cp
     with tempfile.TemporaryDirectory(prefix="dqn-bench-") as out:
         files = train.RunFiles(Path(out))
         parts, first_frame = train.build_parts(hp, game, seed, device, files, fast_path=fast_path,
-                                               compile_step=compile_optimizer and not fast_path)
+                                               compile_step=compile_optimizer and not fast_path,
+                                               channels_last=channels_last and not fast_path)
         st = train.TrainState(s_t=parts.stack.reset(first_frame), episode_start=True)
         parts.epsilon = clock = _ClockedSchedule(parts.epsilon, begin_step, end_step,
                                                  lambda: parts.learner.parameter_updates)
@@ -97,10 +99,12 @@ def measure_training(*, game: str = "breakout", seed: int = 0, device: str = "cp
     seconds, cpu_seconds = wall1 - wall0, cpu1 - cpu0
     return dict(
         settings,
-        implementation="dqn (this project)" + (", compiled optimizer step" if compile_optimizer and not fast_path else ""),
+        implementation="dqn (this project)" + (", compiled optimizer step" if compile_optimizer and not fast_path else "")
+        + (", channels-last" if channels_last and not fast_path else ""),
         device=device,
         fast_path=fast_path,
         compiled_optimizer_step=compile_optimizer and not fast_path,
+        channels_last=channels_last and not fast_path,
         agent_steps_per_second=measure_steps / seconds,
         measured_agent_steps=measure_steps,
         measured_updates=updates1 - updates0,

@@ -40,13 +40,19 @@ class Learner:
     """Online network, optional target network and DeepMind's RMSProp; one update per call."""
 
     def __init__(self, hp: Hyperparameters, num_actions: int, *, device: str | torch.device,
-                 in_shape: tuple[int, ...] = (4, 84, 84)):
+                 in_shape: tuple[int, ...] = (4, 84, 84), channels_last: bool = False):
         self.device = torch.device(device)
         self.in_shape = tuple(in_shape)
         self.num_actions = int(num_actions)
         self.discount = float(hp.discount_factor)
         self.td_error_clip = float(hp.td_error_clip)
         self.online: nn.Module = build_network(hp.network, self.in_shape, self.num_actions).to(self.device)
+        if channels_last:
+            if not hasattr(self.online, "to_channels_last"):
+                raise ValueError(f"channels_last needs a convolutional network, not {hp.network!r}")
+            # Before the target copy and the optimizer's state, which then follow the same layout.
+            self.online.to_channels_last()
+        self.channels_last = bool(channels_last)
         self.target: nn.Module | None = None
         if hp.uses_target_network:
             self.target = copy.deepcopy(self.online)

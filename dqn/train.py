@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "replay fits); a run resumes on the path it started on")
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
                    help="torch.compile the optimizer step (auto: on for CPU runs of 10M frames or more)")
+    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
+                   help="run the CNN in channels-last (NHWC) memory format (auto: on for the CPU); a run resumes "
+                        "in the format it started with")
     p.add_argument("--no-side-eval", action="store_true",
                    help="evaluate snapshots at the end of training instead of beside it")
     return p
@@ -573,12 +576,14 @@ def finish(parts: Parts, evaluator: subprocess.Popen | None, *, eval_workers: in
 
 
 def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: RunFiles, *,
-                fast_path: bool = False, compile_step: bool = False) -> tuple[Parts, np.ndarray]:
+                fast_path: bool = False, compile_step: bool = False,
+                channels_last: bool = False) -> tuple[Parts, np.ndarray]:
     """The env, stack, replay, learner and actor of one run, seeded from `seed`; and the env's first frame.
 
     fast_path: the replay memory on the learner's device and the FastLearner (captured CUDA graphs,
     no host wait per update); same algorithm, another random stream for the minibatches.
     compile_step: torch.compile the RMSProp step (same maths up to float rounding).
+    channels_last: the CNN in NHWC memory format (same maths up to float rounding).
     """
     import torch
 
@@ -601,7 +606,8 @@ def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: R
     first_frame = env.reset()
     frame_shape = tuple(first_frame.shape)
     history = hp.agent_history_length_frames
-    learner = Learner(hp, env.num_actions, device=device, in_shape=(history, *frame_shape))
+    learner = Learner(hp, env.num_actions, device=device, in_shape=(history, *frame_shape),
+                      channels_last=channels_last)
     if compile_step:
         from dqn.compiled_step import compile_optimizer_step
 
@@ -633,6 +639,33 @@ def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: R
 
 
 # ---------------------------------------------------------------------------- entry point
+# config.json keys of the speed choices: each changes float rounding (the fast path also the
+# replay's random stream), so "auto" on a resume keeps what the run started with.
+SPEED_CHOICE_KEYS = ("fast_path", "compiled_optimizer_step", "channels_last")
+
+
+def speed_choices(args: argparse.Namespace, started: dict[str, Any], device: str,
+                  hp: Hyperparameters) -> tuple[bool, bool, bool]:
+    """--fast-path, --compile and --channels-last resolved; `started` is the config.json of the run so far."""
+    from dqn.compiled_step import compile_enabled
+    from dqn.fast_learner import fast_path_enabled
+    from dqn.networks import channels_last_enabled
+
+    def kept(choice: str, key: str) -> bool | None:
+        return bool(started[key]) if choice == "auto" and key in started else None
+
+    fast_path = kept(args.fast_path, "fast_path")
+    if fast_path is None:
+        fast_path = fast_path_enabled(args.fast_path, device, hp.replay_memory_size_transitions)
+    compile_step = kept(args.compile, "compiled_optimizer_step")
+    if compile_step is None:
+        compile_step = not fast_path and compile_enabled(args.compile, device, hp.training_length_frames)
+    channels_last = kept(args.channels_last, "channels_last")
+    if channels_last is None:
+        channels_last = not fast_path and channels_last_enabled(args.channels_last, device, hp.network)
+    return fast_path, compile_step, channels_last
+
+
 def remove_stale_outputs(files: RunFiles, rows: list[dict[str, Any]], frames_kept: int, training_done: bool) -> None:
     """On (re)start, drop outputs from after the checkpoint: they are recomputed, never duplicated."""
     for folder, suffix in ((files.snapshots, ".pt"), (files.eval, ".parquet")):
@@ -706,29 +739,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Reproducible convolutions; the rest of the speed comes from the GPU itself.
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    from dqn.compiled_step import compile_enabled
-    from dqn.fast_learner import fast_path_enabled
-
-    # "auto" on a resume keeps what the run started with: the fast path samples another random
-    # stream, and the compiled step rounds differently in the last bits.
-    started = existing or {}
-    if args.fast_path == "auto" and "fast_path" in started:
-        fast_path = bool(started["fast_path"])
-    else:
-        fast_path = fast_path_enabled(args.fast_path, device, hp.replay_memory_size_transitions)
-    if args.compile == "auto" and "compiled_optimizer_step" in started:
-        compile_step = bool(started["compiled_optimizer_step"])
-    else:
-        compile_step = not fast_path and compile_enabled(args.compile, device, hp.training_length_frames)
+    choices = speed_choices(args, existing or {}, device, hp)
+    fast_path, compile_step, channels_last = choices
     if existing is None:
-        fileio.write_json({**config, "fast_path": fast_path, "compiled_optimizer_step": compile_step}, files.config)
+        fileio.write_json({**config, **dict(zip(SPEED_CHOICE_KEYS, choices))}, files.config)
     elif existing.get("device") != device:
         log.warning("resuming on %s a run started on %s: results may differ in the last bits", device, existing.get("device"))
 
-    parts, first_frame = build_parts(hp, game, args.seed, device, files, fast_path=fast_path, compile_step=compile_step)
-    log.info("%s seed %d on %s (%d torch threads, %s path%s): %s frames planned, %d actions, replay memory of %s transitions",
+    parts, first_frame = build_parts(hp, game, args.seed, device, files, fast_path=fast_path, compile_step=compile_step,
+                                     channels_last=channels_last)
+    log.info("%s seed %d on %s (%d torch threads, %s path%s%s): %s frames planned, %d actions, replay memory of %s transitions",
              game, args.seed, device, torch.get_num_threads(), "fast" if fast_path else "plain",
-             ", compiled optimizer step" if compile_step else "", f"{hp.training_length_frames:,}",
+             ", compiled optimizer step" if compile_step else "", ", channels-last" if channels_last else "",
+             f"{hp.training_length_frames:,}",
              parts.learner.num_actions, f"{hp.replay_memory_size_transitions:,}")
     checkpointer, stack = parts.checkpointer, parts.stack
 

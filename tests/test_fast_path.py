@@ -211,3 +211,39 @@ def test_compiled_optimizer_step_is_the_eager_step_up_to_rounding():
     for a, b, w in zip(eager, fused, weights):
         torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
         assert not torch.equal(a, w)
+
+
+def test_channels_last_learner_gives_the_nchw_losses_and_weights():
+    """The CPU default (NHWC convolutions) against NCHW: 16 updates with target syncs, the same
+    minibatches, losses and weights equal to float rounding; its weights load into an NCHW net."""
+    host, _ = _fill_both(capacity=500, adds=700, frame_shape=(84, 84), seed=11)
+    torch.manual_seed(0)
+    nchw = Learner(NATURE, 4, device="cpu")
+    torch.manual_seed(0)
+    nhwc = Learner(NATURE, 4, device="cpu", channels_last=True)
+    conv1 = nhwc.online.torso[0].weight
+    # The format really is in use (else this test would compare NCHW with itself).
+    assert conv1.is_contiguous(memory_format=torch.channels_last) and not conv1.is_contiguous()
+    assert nhwc.target.torso[0].weight.is_contiguous(memory_format=torch.channels_last)
+    positions = np.random.default_rng(5).integers(0, 496, size=(16, 32))
+    nchw_losses, nhwc_losses = [], []
+    for k, rows in enumerate(positions):
+        batch = host.batch_at(rows)
+        nchw_losses.append(nchw.update(batch))
+        nhwc_losses.append(nhwc.update(batch))
+        if k % 6 == 5:
+            nchw.sync_target()
+            nhwc.sync_target()
+    assert nhwc_losses == pytest.approx(nchw_losses, rel=1e-5, abs=1e-7)
+    assert len(set(nhwc_losses)) == 16  # every update saw another minibatch
+    for p, q in zip(nchw.online.parameters(), nhwc.online.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
+    for p, q in zip(nchw.target.parameters(), nhwc.target.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
+    states = host.sample_states(3)
+    torch.testing.assert_close(nhwc.q_values(states[0]), nchw.q_values(states[0]), rtol=1e-5, atol=1e-6)
+    # A checkpoint or weights file of a channels-last run evaluates in an NCHW network.
+    fresh = Learner(NATURE, 4, device="cpu")
+    fresh.load_state_dict(nhwc.state_dict())
+    assert fresh.online.torso[0].weight.is_contiguous()
+    torch.testing.assert_close(fresh.q_values(states), nhwc.q_values(states), rtol=1e-5, atol=1e-6)

@@ -1,5 +1,6 @@
 """Q-network shapes, parameter counts checked by hand, input scaling and initialisation."""
 
+import copy
 import math
 
 import pytest
@@ -100,3 +101,21 @@ def test_mlp_takes_float_inputs_without_scaling():
 def test_unknown_network_name_is_refused():
     with pytest.raises(ValueError, match="unknown network 'resnet'"):
         build_network("resnet", (4, 84, 84), 4)
+
+
+def test_channels_last_is_the_cpu_default_for_cnns_only():
+    from dqn.networks import channels_last_enabled
+
+    assert channels_last_enabled("auto", "cpu", "nature") and channels_last_enabled("auto", "cpu", "nips2013")
+    assert not channels_last_enabled("auto", "cuda", "nature")
+    assert channels_last_enabled("on", "cuda", "nature") and not channels_last_enabled("off", "cpu", "nature")
+    # A fully connected network has no memory format to choose.
+    assert not channels_last_enabled("on", "cpu", "mlp")
+    with pytest.raises(ValueError, match="auto, on or off"):
+        channels_last_enabled("yes", "cpu", "nature")
+    torch.manual_seed(0)
+    nchw = NatureCNN(4)
+    nhwc = copy.deepcopy(nchw).to_channels_last()
+    assert nhwc.channels_last and nhwc.torso[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    torch.testing.assert_close(nhwc(x), nchw(x), rtol=1e-5, atol=1e-6)

@@ -84,6 +84,8 @@ def test_config_json_records_the_run(runs):
     config = json.loads((runs["side"] / "config.json").read_text())
     assert config["game"] == GAME and config["seed"] == 0 and config["preset"] == "nature"
     assert config["device"] == "cpu"
+    # The speed choices a resume must keep: 6,000 frames is too short to compile the optimizer step.
+    assert (config["fast_path"], config["compiled_optimizer_step"], config["channels_last"]) == (False, False, True)
     hp = config["hyperparameters"]
     assert hp["replay_start_size_steps"] == 200 and hp["training_length_frames"] == 6000
     assert hp["learning_rate"] == 0.00025  # untouched fields keep the preset's value
@@ -277,3 +279,22 @@ def test_learner_threads_leave_a_core_to_each_side_evaluation_worker(monkeypatch
     assert learner_threads(None, side_eval_workers=1) == max(1, cores - 1)
     assert learner_threads(None, side_eval_workers=0) == cores
     assert learner_threads(None, side_eval_workers=cores + 5) == 1
+
+
+def test_speed_choices_follow_the_device_and_a_resume_keeps_what_the_run_started_with():
+    from dqn.config import NATURE
+    from dqn.train import build_parser, speed_choices
+
+    def choices(*argv, started=None, device="cpu"):
+        args = build_parser().parse_args(["--game", GAME, "--seed", "0", "--out", "x", *argv])
+        return speed_choices(args, started or {}, device, NATURE)
+
+    # A Nature run on the CPU: plain path, compiled optimizer step, channels-last.
+    assert choices() == (False, True, True)
+    assert choices("--channels-last", "off", "--compile", "off") == (False, False, False)
+    # "auto" on a resume keeps the run's own choices, an explicit flag overrides them.
+    started = {"fast_path": False, "compiled_optimizer_step": False, "channels_last": False}
+    assert choices(started=started) == (False, False, False)
+    assert choices("--channels-last", "on", started=started) == (False, False, True)
+    # A run from before the memory-format choice existed resolves it afresh.
+    assert choices(started={"fast_path": False, "compiled_optimizer_step": True}) == (False, True, True)
