@@ -132,3 +132,13 @@ def test_side_eval_table_compares_the_three_evaluation_modes_against_none():
     assert _number(none[4]) < 0.5 * min(_number(side[4]), _number(after[4]))
     assert side[7] and after[7]  # one overhead per round, as a signed percentage
     assert "evaluation takes at most" in out
+
+
+def test_layers_table_has_both_formats_of_every_layer_and_the_update():
+    out = _run("benchmarks.layers", "--batch", "2", "--repeats", "2")
+    header, rows = _table(out)
+    assert header[:2] == ["layer", "format"]
+    layers = ["conv 4->32, 8x8/4", "conv 32->64, 4x4/2", "conv 64->64, 3x3/1", "linear 3136->512", "linear 512->4"]
+    assert [(r[0], r[1]) for r in rows] == [(name, fmt) for fmt in ("NCHW", "channels-last") for name in layers]
+    assert all(_number(cell) > 0 for r in rows for cell in r[2:])
+    assert "whole update" in out and "channels-last" in out.splitlines()[-3]
