@@ -9,8 +9,9 @@ Two processes, as in a real run and its resume:
 Each reports its resident-set high-water mark (VmHWM). The memory's pages are mapped as they are
 first written, so the peak with a full memory is projected as the measured peak plus the
 unfilled transitions at their exact size (7,066 bytes each). A resume maps the checkpoint's
-frames file and copies it into the memory, so the file's pages count in its peak as well: its
-projection adds 7,066 + 7,056 bytes per unfilled transition.
+frames file and copies it into the memory in 64 MB chunks, handing each chunk's mapped pages
+back once copied (`dqn.checkpoint.released_chunks`), so its projection adds the same 7,066 bytes
+per unfilled transition.
 """
 
 from __future__ import annotations
@@ -119,7 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dqn.replay import ReplayMemory
 
     per_transition = ReplayMemory(5, 4, seed=0).bytes_per_transition
-    frame_bytes = 84 * 84
     started = time.monotonic()
     rows = []
     with tempfile.TemporaryDirectory(prefix="dqn-memory-", dir=os.environ.get("TMPDIR")) as tmp:
@@ -127,8 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(_row("training (updates, held-out states" + (", checkpoint)" if checkpoint_dir else ")"),
                          _phase(args, "train", checkpoint_dir), per_transition))
         if checkpoint_dir:
-            rows.append(_row("resume from that checkpoint", _phase(args, "resume", checkpoint_dir),
-                             per_transition + frame_bytes))
+            rows.append(_row("resume from that checkpoint", _phase(args, "resume", checkpoint_dir), per_transition))
     print(f"# Peak memory of a Nature run (1M-transition replay filled to {args.fill_fraction:.0%}, projected to 100%)")
     print(f"# {machine()}")
     print(format_table(COLUMNS, rows))

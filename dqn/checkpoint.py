@@ -14,13 +14,16 @@ a new checkpoint is complete the older ones are removed.
 Big arrays bypass pickling: the replay memory's frames (~7 GB for 1M transitions) are written by
 np.save straight from the memory's own buffer and read back memory-mapped, so neither saving nor
 loading holds a second copy in RAM. Loaded arrays are therefore read-only maps: a consumer copies
-what it keeps (ReplayMemory.load_state_dict copies into its own buffers).
+what it keeps, through `released_chunks`, which hands each mapped page back once copied. Without
+that a resume's resident set peaks at the memory plus the whole mapped file (~14 GiB for a
+Nature run), which a scheduler that counts resident pages against the job's limit can kill.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import re
 import shutil
@@ -78,6 +81,42 @@ def _join_arrays(tree: Any, folder: Path) -> Any:
     if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
         return tuple(_join_arrays(v, folder) for v in tree)
     return tree
+
+
+def _file_map(array: np.ndarray) -> mmap.mmap | None:
+    """The mmap under `array` (a loaded array or a slice of one), or None for an in-memory array."""
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    return base
+
+
+def released_chunks(source: np.ndarray, chunk_bytes: int = 64 << 20):
+    """Yield (start, stop, source[start:stop]) along the first axis; for a memory-mapped `source`,
+    each chunk's pages leave this process's resident set once the consumer has copied it.
+
+    The consumer must copy a chunk before asking for the next one: its pages are dropped then
+    (a later read would fault them in again from the file, so nothing is lost, only re-read).
+    """
+    rows = len(source)
+    row_bytes = max(source[:1].nbytes, 1)
+    step = max(1, chunk_bytes // row_bytes)
+    file_map = _file_map(source) if source.flags.c_contiguous else None
+    offset = 0
+    if file_map is not None:
+        # Where the array's data starts inside the mapping (numpy aligns the map, not the array).
+        map_start = np.frombuffer(file_map, dtype=np.uint8).__array_interface__["data"][0]
+        offset = source.__array_interface__["data"][0] - map_start
+    released = 0  # bytes of the mapping already handed back, a multiple of the page size
+    for start in range(0, rows, step):
+        stop = min(start + step, rows)
+        yield start, stop, source[start:stop]
+        if file_map is not None and hasattr(mmap, "MADV_DONTNEED"):
+            end = offset + stop * row_bytes
+            until = end if stop == rows else end - end % mmap.PAGESIZE
+            if until > released:
+                file_map.madvise(mmap.MADV_DONTNEED, released, until - released)
+                released = until
 
 
 class Checkpointer:

@@ -28,6 +28,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from dqn.checkpoint import released_chunks
+
 DEFAULT_REJECTION_ROUNDS = 8
 # Entries staged on the host before a forced copy to the device (reads flush earlier).
 DEFAULT_STAGING_TRANSITIONS = 64
@@ -332,8 +334,10 @@ class DeviceReplay:
             raise ValueError(f"replay state has layout {layout}, this memory is {ours}")
         self._staged = 0
         for name, target in self._arrays().items():
-            source = torch.from_numpy(np.array(d[name]))
-            target[: len(source)].copy_(source)
+            source = np.asarray(d[name])
+            # Chunk by chunk: the host never holds the mapped file and a copy of it at once.
+            for start, stop, chunk in released_chunks(source):
+                target[start:stop].copy_(torch.from_numpy(np.array(chunk)))
             if name != "frames":
                 target[len(source):] = 0
         self._adds = int(d["adds"])

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dqn.checkpoint import released_chunks
+
 # Rejection rounds before sample() falls back to listing the valid positions explicitly. Invalid
 # positions are rare (the newest entry, a few entries near the write pointer, truncated games),
 # so one round almost always suffices.
@@ -214,7 +216,8 @@ class ReplayMemory:
             raise ValueError(f"replay state has layout {layout}, this memory is {ours}")
         for name, array in self._arrays().items():
             source = np.asarray(d[name])
-            array[: len(source)] = source
+            for start, stop, chunk in released_chunks(source):
+                array[start:stop] = chunk
             # Slots past the filled prefix are never read as stored data; leaving the frames
             # untouched keeps their pages unmapped, and the flags are cheap to clear.
             if name != "frames":

@@ -97,3 +97,63 @@ def test_remove_all(tmp_path):
     ckpt.remove_all()
     assert not (tmp_path / "checkpoint").exists()
     assert ckpt.load_latest() is None
+
+
+def _rss_file_bytes() -> int:
+    """Resident pages of this process that map files (Linux)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssFile:"))
+
+
+def test_released_chunks_copy_a_mapped_array_without_holding_its_pages(tmp_path):
+    from dqn.checkpoint import released_chunks
+
+    rows = np.random.default_rng(0).integers(0, 256, (1024, 84, 84), dtype=np.uint8)  # 7.2 MB
+    frames = np.concatenate([rows] * 9)  # 65 MB, as a checkpoint's frames file
+    np.save(tmp_path / "frames.npy", frames)
+    del frames
+
+    def peak_growth(copy) -> tuple[int, np.ndarray]:
+        source = np.load(tmp_path / "frames.npy", mmap_mode="r")  # data starts 128 bytes into the file
+        target = np.zeros(source.shape, np.uint8)
+        target.fill(1)  # the target's own pages resident before measuring
+        before, peak = _rss_file_bytes(), 0
+        for _ in copy(source, target):
+            peak = max(peak, _rss_file_bytes() - before)
+        return peak, target
+
+    def plain(source, target):
+        for start in range(0, len(source), 1024):
+            target[start:start + 1024] = source[start:start + 1024]
+            yield
+
+    def released(source, target):
+        for start, stop, chunk in released_chunks(source, chunk_bytes=4 << 20):
+            target[start:stop] = chunk
+            yield
+
+    plain_peak, plain_copy = peak_growth(plain)
+    released_peak, released_copy = peak_growth(released)
+    # The measurement sees a plain copy keep the whole file resident...
+    assert plain_peak > 50 << 20
+    # ...and the released copy hold at most about one 4 MB chunk of it, with the same contents.
+    assert released_peak < 12 << 20
+    assert np.array_equal(released_copy, plain_copy) and np.array_equal(released_copy[-1024:], rows)
+
+
+def test_released_chunks_cover_odd_sizes_slices_and_in_memory_arrays(tmp_path):
+    from dqn.checkpoint import released_chunks
+
+    data = np.arange(1001 * 37, dtype=np.int32).reshape(1001, 37)
+    np.save(tmp_path / "a.npy", data)
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")
+    for source in (mapped, mapped[:500], data):
+        target = np.empty_like(np.asarray(source))
+        spans = []
+        for start, stop, chunk in released_chunks(source, chunk_bytes=1000):
+            target[start:stop] = chunk
+            spans.append((start, stop))
+        assert np.array_equal(target, source)
+        # 1000 bytes hold 6 rows of 148 bytes: consecutive spans cover every row exactly once.
+        assert spans[0] == (0, 6) and spans[-1][1] == len(source)
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
