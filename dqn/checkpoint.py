@@ -15,8 +15,9 @@ Big arrays bypass pickling: the replay memory's frames (~7 GB for 1M transitions
 np.save straight from the memory's own buffer and read back memory-mapped, so neither saving nor
 loading holds a second copy in RAM. Loaded arrays are therefore read-only maps: a consumer copies
 what it keeps, through `released_chunks`, which hands each mapped page back once copied. Without
-that a resume's resident set peaks at the memory plus the whole mapped file (~14 GiB for a
-Nature run), which a scheduler that counts resident pages against the job's limit can kill.
+that a resume's resident set peaks at the memory plus the whole mapped file (13.8 GiB against
+7.0 GiB for a Nature run, benchmarks/README.md), which a scheduler that counts resident pages
+against the job's limit can kill.
 """
 
 from __future__ import annotations
