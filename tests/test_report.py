@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import re
 import shutil
 import struct
 import subprocess
 import sys
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -20,8 +22,10 @@ import scipy.stats
 from baselines.reference import nature_table, nips2013_table
 from dqn.errors import UserError
 from dqn.report import FIGURE_FILES, build_report, metrics
-from dqn.report.html import format_percent, format_score
-from dqn.report.paper import human_normalized, paper_columns
+from dqn.report import tables as report_tables
+from dqn.report.html import MISSING, format_percent, format_score
+from dqn.report.paper import human_normalized, paper_best_episodes, paper_columns
+from dqn.report.results import load_results
 from synthetic_results import SMALL_GAMES, SMALL_MISSING, write_full, write_results, write_small
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,6 +140,17 @@ def test_reference_columns_of_both_papers_come_from_the_csvs():
     assert nips["paper_dqn_std"].isna().all()  # Table 1 gives no s.d.
     with pytest.raises(UserError, match="unknown reference"):
         paper_columns("atari100k")
+
+
+def test_best_episode_columns_come_from_table_1_and_the_nature_paper_has_none():
+    best = paper_best_episodes("nips2013").set_index("game")
+    table13 = nips2013_table().set_index("ale_id")
+    assert list(best.index) == list(table13.index)
+    assert (best.loc["breakout", "paper_dqn_best"], best.loc["breakout", "paper_hneat_best"]) == (225.0, 52.0)
+    assert (best.loc["pong", "paper_dqn_best"], best.loc["pong", "paper_hneat_best"]) == (21.0, 19.0)
+    np.testing.assert_array_equal(best["paper_dqn_best"], table13["dqn_best"])
+    np.testing.assert_array_equal(best["paper_hneat_best"], table13["hneat_best"])
+    assert paper_best_episodes("nature") is None  # Extended Data Table 2 reports averages only
 
 
 # ---------------------------------------------------------------- parsing the rendered HTML
@@ -438,6 +453,111 @@ def test_partial_seeds_and_the_2013_reference(tmp_path):
     aggregates = {r["cells"][0]["text"]: r["cells"] for r in parsed.tables["aggregates"]["body"]}
     assert int(aggregates["This run, best-intermediate weights"][2]["text"]) == 13  # 7 games x 2 seeds - 1
     assert "Paper, all 7 games (as published)" in aggregates
+
+
+# ---------------------------------------------------------------- the 2013 single best episode
+
+
+def _hand_episodes() -> pd.DataFrame:
+    """Episodes small enough to check by hand: each maximum is in a different seed than the mean suggests."""
+    rows = [
+        ("breakout", "dqn", 0, "best", [10.0, 300.0, 20.0]),
+        ("breakout", "dqn", 1, "best", [250.0, 5.0]),
+        ("breakout", "dqn", 0, "final", [7.0, 8.0]),
+        ("breakout", "dqn", 1, "final", [400.0, 1.0]),
+        ("breakout", "random", 0, "none", [9999.0]),  # the random agent (weights "none"): not a DQN episode
+        ("pong", "dqn", 0, "best", [-21.0, 21.0, 3.0]),
+        ("pong", "dqn", 0, "final", [-5.0, 19.0]),
+        ("seaquest", "random", 0, "none", [100.0]),
+    ]
+    frames = [
+        pd.DataFrame({"game": game, "agent": agent, "seed": np.int64(seed), "weights": weights,
+                      "episode": np.arange(len(scores), dtype=np.int64), "score": scores})
+        for game, agent, seed, weights, scores in rows
+    ]  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_best_episode_table_is_the_max_over_seeds_and_episodes_of_each_weights(tmp_path):
+    folder = write_results(tmp_path / "nips", games=("breakout", "pong", "seaquest"), seeds=(0, 1),
+                           missing_games=("seaquest",), missing_runs=[("pong", 1)], preset="nips2013", reference="nips2013")
+    results = dataclasses.replace(load_results(folder), episodes=_hand_episodes())
+    table = report_tables.best_episode_table(results).set_index("game")
+    assert list(table.index) == ["breakout", "pong", "seaquest"]
+    # Breakout: best 300 (seed 0; mean 117), final 400 (seed 1; mean 104); the random agent's 9999 ignored.
+    assert (table.loc["breakout", "best_max_score"], table.loc["breakout", "final_max_score"]) == (300.0, 400.0)
+    assert (table.loc["breakout", "best_episodes"], table.loc["breakout", "final_episodes"]) == (5, 4)
+    assert (table.loc["pong", "best_max_score"], table.loc["pong", "final_max_score"]) == (21.0, 19.0)
+    assert (table.loc["pong", "best_episodes"], table.loc["pong", "final_episodes"]) == (3, 2)
+    assert math.isnan(table.loc["seaquest", "best_max_score"]) and math.isnan(table.loc["seaquest", "final_max_score"])
+    assert table.loc["seaquest", "best_episodes"] == table.loc["seaquest", "final_episodes"] == 0
+    assert list(table["status"]) == ["complete", "partial", "missing"]
+    assert (table.loc["breakout", "paper_dqn_best"], table.loc["breakout", "paper_hneat_best"]) == (225.0, 52.0)
+    assert (table.loc["pong", "paper_dqn_best"], table.loc["pong", "paper_hneat_best"]) == (21.0, 19.0)
+    assert report_tables.best_episode_table(results, "nature") is None
+
+
+@pytest.fixture(scope="module")
+def nips(tmp_path_factory):
+    """All 7 games of Table 1 x 2 seeds: Enduro never scored, Pong's seed 1 unfinished."""
+    folder = write_results(tmp_path_factory.mktemp("results") / "nips", games=tuple(nips2013_table()["ale_id"]), seeds=(0, 1),
+                           missing_games=("enduro",), missing_runs=[("pong", 1)], preset="nips2013", reference="nips2013")
+    out = tmp_path_factory.mktemp("report-nips")
+    text, parsed = render(folder, out)
+    return folder, out, text, parsed
+
+
+def test_2013_report_shows_the_single_best_episodes_beside_table_1(nips):
+    folder, _, text, parsed = nips
+    assert "<h3>Single best episode (Table 1, lower part)</h3>" in text
+    table = parsed.tables["best-episodes"]
+    rows = {r["attrs"]["data-game"]: r for r in table["body"]}
+    assert list(rows) == list(nips2013_table()["ale_id"])
+    reference = nips2013_table().set_index("ale_id")
+    episodes = pd.read_parquet(folder / "episodes.parquet")
+    dqn = episodes[episodes["agent"] == "dqn"]
+    for game, row in rows.items():
+        cells = row["cells"]
+        assert number(cells[column_index(table, "DQN Best")]) == reference.loc[game, "dqn_best"]
+        assert number(cells[column_index(table, "HNeat Best")]) == reference.loc[game, "hneat_best"]
+        for header, weights in (("Best-intermediate weights", "best"), ("Final weights", "final")):
+            cell = cells[column_index(table, header)]
+            scores = dqn[(dqn["game"] == game) & (dqn["weights"] == weights)]["score"]
+            if scores.empty:
+                assert cell["attrs"]["data-value"] == "" and cell["text"] == MISSING, (game, weights)
+                continue
+            assert number(cell) == scores.max() and cell["text"] == format_score(scores.max()), (game, weights)
+            assert scores.max() > scores.mean()  # so a mean in its place would fail the line above
+    breakout, pong = rows["breakout"]["cells"], rows["pong"]["cells"]
+    assert [breakout[column_index(table, h)]["text"] for h in ("DQN Best", "HNeat Best")] == ["225.0", "52.0"]
+    assert [pong[column_index(table, h)]["text"] for h in ("DQN Best", "HNeat Best")] == ["21.0", "19.0"]
+
+
+def test_2013_best_episodes_of_missing_and_partial_games_look_so(nips):
+    folder, _, text, parsed = nips
+    table = parsed.tables["best-episodes"]
+    rows = {r["attrs"]["data-game"]: r for r in table["body"]}
+    assert rows["enduro"]["attrs"]["class"] == "status-missing"
+    assert rows["enduro"]["cells"][column_index(table, "Status")]["text"] == "missing (0 of 2 seeds scored)"
+    assert rows["pong"]["attrs"]["class"] == "status-partial"
+    assert rows["pong"]["cells"][column_index(table, "Status")]["text"] == "partial (1 of 2 seeds scored)"
+    assert rows["breakout"]["cells"][column_index(table, "Status")]["text"] == "complete"
+    # Pong's maximum is over its one scored seed's 30 episodes, the others' over 2 x 30.
+    pong = pd.read_parquet(folder / "episodes.parquet").query("game == 'pong' and agent == 'dqn'")
+    assert set(pong["seed"]) == {0} and len(pong[pong["weights"] == "best"]) == 30
+    note = re.search(r'id="best-episodes".*?</table></div>\s*<p>(.*?)</p>', text, re.DOTALL).group(1)
+    assert unescape(note) == (
+        "The NIPS 2013 workshop paper reports the score of the single best episode; this run's columns are the maximum "
+        "over all its evaluation episodes of a game and weights, over every seed (60 episodes per game and weights, "
+        "except 30 for Pong), so unlike a mean they grow with the number of episodes and seeds evaluated."
+    )
+
+
+def test_nature_report_has_no_best_episode_table(small):
+    folder, _, text, parsed = small
+    assert "best-episodes" not in parsed.tables
+    assert "Single best episode" not in text and "HNeat" not in text
+    assert report_tables.best_episode_table(load_results(folder)) is None
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

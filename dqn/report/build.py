@@ -113,6 +113,8 @@ def build_report(results_dir: str | Path, out: str | Path, figures_dir: str | Pa
         bootstrap_seed=seed,
         results_path=str(results.path),
         warnings=warnings,
+        best_episodes=tables.best_episode_table(results),
+        best_episodes_where=reference.best_episodes.where if reference.best_episodes else "",
     )
     document = render_report(content)
     for item in figure_items:

@@ -53,6 +53,8 @@ class ReportContent:
     bootstrap_seed: int
     results_path: str
     warnings: list[str] = field(default_factory=list)
+    best_episodes: pd.DataFrame | None = None  # tables.best_episode_table; None: the paper reports none
+    best_episodes_where: str = ""  # where the paper prints them, e.g. "Table 1, lower part"
 
 
 # ---------------------------------------------------------------- number formats
@@ -169,29 +171,106 @@ def status_text(row: pd.Series) -> str:
     return f"{row['status']} ({scored} of {int(row['seeds_planned'])} seeds scored)"
 
 
-def game_table_html(table: pd.DataFrame, reference_label: str) -> str:
-    groups = "".join(
-        f'<th colspan="{span}" class="{css}">{escape(label.replace("Paper", reference_label) if label == "Paper" else label)}</th>'
-        for label, span, css in GAME_GROUPS
+def _group_row(groups: Sequence[tuple[str, int, str]], reference_label: str) -> str:
+    return "".join(
+        f'<th colspan="{span}" class="{css}">{escape(reference_label if label == "Paper" else label)}</th>'
+        for label, span, css in groups
     )
+
+
+def _game_cell(row: pd.Series, column: str) -> str | None:
+    """The game and status cells every per-game table shares; None for any other column."""
+    if column == "display_name":
+        return text_cell(row["display_name"], sort_value=str(row["display_name"]))
+    if column == "status":
+        return text_cell(status_text(row), css="text status", sort_value=str(row["status"]))
+    return None
+
+
+def _game_row(row: pd.Series, cells: Sequence[str]) -> str:
+    # The status class colours a partial or missing game the same in every per-game table.
+    return f'<tr class="status-{escape(str(row["status"]))}" data-game="{escape(str(row["game"]))}">{"".join(cells)}</tr>'
+
+
+def game_table_html(table: pd.DataFrame, reference_label: str) -> str:
+    groups = _group_row(GAME_GROUPS, reference_label)
     head = "".join(header_cell(h, numeric=fmt is not None, title=tip) for _, h, fmt, tip, _ in GAME_COLUMNS)
     body = []
     for _, row in table.iterrows():
         cells = []
         for column, _, fmt, _, css in GAME_COLUMNS:
-            if column == "display_name":
-                cells.append(text_cell(row["display_name"], sort_value=str(row["display_name"])))
-            elif column == "status":
-                cells.append(text_cell(status_text(row), css="text status", sort_value=str(row["status"])))
+            shared = _game_cell(row, column)
+            if shared is not None:
+                cells.append(shared)
             elif column == "higher":
                 higher = str(row["higher"])
                 cells.append(text_cell(higher, css=f"text higher-{higher.replace(' ', '-')}" if higher else "text"))
             else:
                 cells.append(num_cell(row[column], fmt, css=f"num {css}".strip()))
-        body.append(f'<tr class="status-{escape(str(row["status"]))}" data-game="{escape(str(row["game"]))}">{"".join(cells)}</tr>')
+        body.append(_game_row(row, cells))
     return (
         '<table id="game-table" class="sortable">'
         f'<thead><tr class="group">{groups}</tr><tr>{head}</tr></thead><tbody>\n' + "\n".join(body) + "\n</tbody></table>"
+    )
+
+
+# The best-episode table: (column of tables.best_episode_table, header, formatter or None for text, tooltip).
+BEST_EPISODE_COLUMNS: list[tuple[str, str, Callable[[Any], str] | None, str]] = [
+    ("display_name", "Game", None, "game as printed in the paper"),
+    ("status", "Status", None, GAME_COLUMNS[1][3]),
+    ("paper_dqn_best", "DQN Best", format_score, "the paper's DQN: score of its single best episode"),
+    ("paper_hneat_best", "HNeat Best", format_score, "the paper's HyperNEAT (HNeat Best row): score of its single best episode"),
+    # Not "DQN best": beside the paper's "DQN Best" that would read as the same quantity.
+    ("best_max_score", "Best-intermediate weights", format_score, "highest score of any evaluation episode, over every seed"),
+    ("final_max_score", "Final weights", format_score, "highest score of any evaluation episode, over every seed"),
+]
+BEST_EPISODE_GROUPS = [("", 2, ""), ("Paper", 2, "group-paper"), ("This run, best single episode", 2, "group-ours")]
+
+
+def _episode_counts_text(table: pd.DataFrame) -> str:
+    """How many episodes each game's maximum is over, e.g. "60 episodes per game and weights, except 30 for Pong"."""
+    games_by_count: dict[str, list[str]] = {}
+    for _, row in table.iterrows():
+        best, final = int(row["best_episodes"]), int(row["final_episodes"])
+        if best == final == 0:
+            continue
+        count = f"{best:,}" if best == final else f"{best:,} (best-intermediate) and {final:,} (final)"
+        games_by_count.setdefault(count, []).append(str(row["display_name"]))
+    if not games_by_count:
+        return "no DQN episode has been evaluated yet"
+    # The most common count first; the others name their games.
+    (common, _), *others = sorted(games_by_count.items(), key=lambda item: -len(item[1]))
+    text = f"{common} episodes per game and weights"
+    if others:
+        text += ", except " + "; ".join(f"{count} for {', '.join(games)}" for count, games in others)
+    return text
+
+
+def best_episode_note(table: pd.DataFrame, paper_label: str) -> str:
+    return (
+        f"The {paper_label} reports the score of the single best episode; this run's columns are the maximum over "
+        f"all its evaluation episodes of a game and weights, over every seed ({_episode_counts_text(table)}), so "
+        "unlike a mean they grow with the number of episodes and seeds evaluated."
+    )
+
+
+def best_episodes_html(content: ReportContent) -> str:
+    """The single-best-episode comparison, or "" when the reference paper reports none."""
+    table = content.best_episodes
+    if table is None:
+        return ""
+    paper_label = content.reference_label.split(" (")[0]
+    groups = _group_row(BEST_EPISODE_GROUPS, paper_label)
+    head = "".join(header_cell(h, numeric=fmt is not None, title=tip) for _, h, fmt, tip in BEST_EPISODE_COLUMNS)
+    body = []
+    for _, row in table.iterrows():
+        cells = [_game_cell(row, column) or num_cell(row[column], fmt) for column, _, fmt, _ in BEST_EPISODE_COLUMNS]
+        body.append(_game_row(row, cells))
+    return (
+        f"<h3>Single best episode ({escape(content.best_episodes_where)})</h3>\n"
+        '<div class="table-wrap"><table id="best-episodes" class="sortable">'
+        f'<thead><tr class="group">{groups}</tr><tr>{head}</tr></thead><tbody>\n' + "\n".join(body) + "\n</tbody></table></div>\n"
+        f"<p>{escape(best_episode_note(table, paper_label))}</p>"
     )
 
 
@@ -425,6 +504,7 @@ def render_report(content: ReportContent) -> str:
         "aggregates": aggregates_html(content.aggregates),
         "table_note": table_note,
         "game_table": game_table_html(content.game_table, content.reference_label.split(" (")[0]),
+        "best_episodes": best_episodes_html(content),
         "missing": missing_html(content.missing_runs, content.game_table),
         "figures": figures_html(content.figures),
         "provenance": provenance_html(content),

@@ -2,7 +2,8 @@
 
 Every reference is read from the tables shipped in `baselines/data/` (through
 `baselines.reference`), so each number in the report's paper columns is traceable to a CSV row.
-A new reference is one entry in `REFERENCES`.
+A new reference is one entry in `REFERENCES`; one that prints single best episodes (the 2013
+Table 1) names their columns in `best_episodes`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ from dqn.errors import UserError
 
 # The columns every reference yields, one row per game.
 COLUMNS = ("game", "display_name", "random_score", "human_score", "paper_dqn_mean", "paper_dqn_std")
+# The columns of a reference that also prints each method's single best episode (the 2013 Table 1).
+BEST_EPISODE_COLUMNS = ("paper_dqn_best", "paper_hneat_best")
+
+
+@dataclass(frozen=True)
+class BestEpisodes:
+    """Where a paper prints the score of its single best episode per game, and in which table columns."""
+
+    columns: dict[str, str]  # BEST_EPISODE_COLUMNS name -> the table's column; one may be absent
+    where: str  # how the report names the place, e.g. "Table 1, lower part"
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,7 @@ class Reference:
     citation: str
     table_label: str
     normalization: str
+    best_episodes: BestEpisodes | None = None  # None: the paper reports averages only
 
 
 REFERENCES: dict[str, Reference] = {
@@ -67,6 +79,10 @@ REFERENCES: dict[str, Reference] = {
             "2013 workshop paper; the paper's DQN column is its average total reward (Table 1 gives no standard "
             "deviation)"
         ),
+        best_episodes=BestEpisodes(
+            columns={"paper_dqn_best": "dqn_best", "paper_hneat_best": "hneat_best"},
+            where="Table 1, lower part",
+        ),
     ),
 }
 
@@ -88,6 +104,20 @@ def paper_columns(reference: str) -> pd.DataFrame:
         out[column] = table[source].to_numpy() if source else np.nan
     for column in COLUMNS[2:]:
         out[column] = out[column].astype(np.float64)
+    return out.reset_index(drop=True)
+
+
+def paper_best_episodes(reference: str) -> pd.DataFrame | None:
+    """One row per game of the reference's table: game (ALE id), paper_dqn_best, paper_hneat_best
+    (NaN where the paper gives none), in the table's order; None when the paper reports no best episode."""
+    ref = get_reference(reference)
+    if ref.best_episodes is None:
+        return None
+    table = tables.reference_table(ref.table)
+    out = pd.DataFrame({"game": table["ale_id"].astype(str)})
+    for column in BEST_EPISODE_COLUMNS:
+        source = ref.best_episodes.columns.get(column)
+        out[column] = table[source].to_numpy(dtype=np.float64) if source else np.nan
     return out.reset_index(drop=True)
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from dqn.games import display_name
 from dqn.report import metrics
-from dqn.report.paper import human_normalized, paper_columns
+from dqn.report.paper import human_normalized, paper_best_episodes, paper_columns
 from dqn.report.results import Results
 
 WEIGHTS = ("best", "final")
@@ -102,6 +102,32 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
         "paper_normalized", "best_normalized", "final_normalized", "higher",
     ]  # fmt: skip
     return table[columns].reset_index()
+
+
+def best_episode_table(results: Results, reference: str | None = None) -> pd.DataFrame | None:
+    """The paper's single best episodes beside this run's, one row per game of the experiment; None
+    when the reference reports no best episode.
+
+    Columns: game, display_name, status, seeds_planned, best_seeds, final_seeds (as game_table),
+    paper_dqn_best, paper_hneat_best (the reference's), and for each weights ("best", "final")
+    {weights}_max_score, the highest score of any DQN evaluation episode of the game with those
+    weights over every seed in episodes.parquet (NaN without one), and {weights}_episodes, how many
+    episodes that maximum is over.
+    """
+    reference = reference or results.reference
+    paper = paper_best_episodes(reference)
+    if paper is None:
+        return None
+    # The same rows, names and status as the per-game table, so a partial game reads the same in both.
+    table = game_table(results, reference)[["game", "display_name", "status", "seeds_planned", "best_seeds", "final_seeds"]]
+    table = table.merge(paper, on="game", how="left").set_index("game")
+    episodes = results.episodes[results.episodes["agent"] == "dqn"]
+    episodes = episodes.assign(game=episodes["game"].astype(str))
+    for weights in WEIGHTS:
+        scores = episodes[episodes["weights"] == weights].groupby("game")["score"]
+        table[f"{weights}_max_score"] = scores.max().reindex(table.index).astype(np.float64)
+        table[f"{weights}_episodes"] = scores.count().reindex(table.index).fillna(0).astype(np.int64)
+    return table.reset_index()
 
 
 def normalization_mismatches(results: Results, *, tolerance_percent: float = 1e-6) -> list[str]:
