@@ -79,6 +79,13 @@ def device_sync(device: str):
     return None
 
 
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A benchmark's output: its title and the machine it ran on as `#` lines, then the table."""
+    print(f"# {title}")
+    print(f"# {machine()}")
+    print(format_table(columns, rows))
+
+
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table (pipes), numbers formatted to 3-4 significant digits."""
 

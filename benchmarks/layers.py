@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Callable, Sequence
 
-from benchmarks.common import format_table, machine, setup_process
+from benchmarks.common import print_table, setup_process
 from dqn.errors import cli_main
 
 COLUMNS = ("layer", "format", "forward ms", "forward GFLOP/s", "backward ms", "backward GFLOP/s")
@@ -118,10 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     rows = layer_rows(args.preset, args.batch, args.repeats)
     update = update_ms(args.preset, args.batch, args.repeats)
-    print(f"# Layers of the {args.preset} CNN at batch {args.batch}, CPU milliseconds of this process, "
-          f"{settings['torch_threads']} torch thread(s)")
-    print(f"# {machine()}")
-    print(format_table(COLUMNS, rows))
+    print_table(f"Layers of the {args.preset} CNN at batch {args.batch}, CPU milliseconds of this process, "
+                f"{settings['torch_threads']} torch thread(s)", COLUMNS, rows)
     print(f"\nwhole update (target forward, online forward and backward, compiled RMSProp step): "
           f"NCHW {update['NCHW']:.2f} ms, channels-last {update['channels-last']:.2f} ms "
           f"({update['channels-last'] / update['NCHW']:.2f}x)")

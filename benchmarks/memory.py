@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks.common import format_table, machine, peak_rss_bytes, setup_process
+from benchmarks.common import peak_rss_bytes, print_table, setup_process
 from dqn.errors import UserError, cli_main
 
 COLUMNS = ("process", "peak RSS before storing (MiB)", "peak RSS measured (MiB)", "stored transitions",
@@ -128,9 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          _phase(args, "train", checkpoint_dir), per_transition))
         if checkpoint_dir:
             rows.append(_row("resume from that checkpoint", _phase(args, "resume", checkpoint_dir), per_transition))
-    print(f"# Peak memory of a Nature run (1M-transition replay filled to {args.fill_fraction:.0%}, projected to 100%)")
-    print(f"# {machine()}")
-    print(format_table(COLUMNS, rows))
+    print_table(f"Peak memory of a Nature run (1M-transition replay filled to {args.fill_fraction:.0%}, "
+                "projected to 100%)", COLUMNS, rows)
     print(f"\n(total {time.monotonic() - started:.0f} s)")
     return 0
 

@@ -34,7 +34,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from benchmarks.common import format_table, machine, peak_rss_bytes, setup_process
+from benchmarks.common import peak_rss_bytes, print_table, setup_process
 from dqn.errors import UserError, cli_main
 
 SB3_ENV_ID = "{game}NoFrameskip-v4"
@@ -236,11 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("Stable-Baselines3 is not installed; pip install -e '.[benchmark]'") from None
     started = time.monotonic()
     table, runs = compare(args)
-    print(f"# Side by side on {args.game}: {args.rounds} round(s), {args.threads} torch thread(s) each, replay "
-          f"{args.replay_transitions:,}, learning from step {args.learning_start_steps:,}, {args.warmup_steps:,} "
-          f"warm-up + {args.measure_steps:,} timed learning steps")
-    print(f"# {machine()}")
-    print(format_table(COLUMNS, table))
+    print_table(f"Side by side on {args.game}: {args.rounds} round(s), {args.threads} torch thread(s) each, replay "
+                f"{args.replay_transitions:,}, learning from step {args.learning_start_steps:,}, {args.warmup_steps:,} "
+                f"warm-up + {args.measure_steps:,} timed learning steps", COLUMNS, table)
     print(f"\n(total {time.monotonic() - started:.0f} s)")
     return 0
 

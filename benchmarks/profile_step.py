@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmarks.common import Stopwatch, device_sync, format_table, machine, setup_process
+from benchmarks.common import Stopwatch, device_sync, print_table, setup_process
 from dqn.errors import UserError, cli_main
 
 COLUMNS = ("part", "calls per agent step", "wall ms per call", "cpu ms per call", "wall ms per agent step", "share %")
@@ -223,13 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--epsilon must lie in [0, 1], got {args.epsilon}")
     started = time.monotonic()
     table, summary = profile(args)
-    print(f"# Training step profile: {summary['game']} on {summary['device']}"
-          f" ({'fast path' if summary['fast_path'] else 'plain path'}"
-          f"{', compiled optimizer step' if summary['compiled'] else ''}"
-          f"{', channels-last' if summary['channels_last'] else ''}), {summary['torch_threads']} torch thread(s),"
-          f" malloc thresholds {'on' if summary['malloc_thresholds'] else 'off'}")
-    print(f"# {machine()}")
-    print(format_table(COLUMNS, table))
+    print_table(f"Training step profile: {summary['game']} on {summary['device']}"
+                f" ({'fast path' if summary['fast_path'] else 'plain path'}"
+                f"{', compiled optimizer step' if summary['compiled'] else ''}"
+                f"{', channels-last' if summary['channels_last'] else ''}), {summary['torch_threads']} torch thread(s),"
+                f" malloc thresholds {'on' if summary['malloc_thresholds'] else 'off'}", COLUMNS, table)
     print(f"\nimplied agent steps/s: {summary['agent_steps_per_second_wall']:.1f} (wall), "
           f"{summary['agent_steps_per_second_cpu']:.1f} (cpu time of this process); "
           f"replay {summary['replay_bytes_per_transition']:.0f} bytes per transition; "

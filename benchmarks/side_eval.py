@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from benchmarks.common import format_table, machine
+from benchmarks.common import print_table
 from dqn.errors import UserError, cli_main
 
 PRESET = "demo"
@@ -200,11 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{result['learning_agent_steps_per_second']:.1f} agent steps/s while learning, total "
                   f"{result['total_seconds']:.1f} s, {result['snapshots_evaluated']} snapshots evaluated in "
                   f"{result['evaluation_seconds']:.1f} s", file=sys.stderr, flush=True)
-    print(f"# Training-time evaluation on {args.game}: {args.rounds} round(s), {args.frames:,} frames, a snapshot "
-          f"every {args.eval_interval_frames:,} frames evaluated for {args.eval_length_frames:,} frames, learning "
-          f"from agent step {args.learning_start_steps:,}, {args.threads} torch thread(s)")
-    print(f"# {machine()}")
-    print(format_table(COLUMNS, summarize(runs)))
+    print_table(f"Training-time evaluation on {args.game}: {args.rounds} round(s), {args.frames:,} frames, a snapshot "
+                f"every {args.eval_interval_frames:,} frames evaluated for {args.eval_length_frames:,} frames, learning "
+                f"from agent step {args.learning_start_steps:,}, {args.threads} torch thread(s)", COLUMNS, summarize(runs))
     projection = nature_projection(runs, action_repeat_frames)
     print(f"\nAt the Nature preset's budgets ({projection['steps_ratio']:g} evaluation agent steps per training step), "
           f"training at {projection['training_rate']:.1f} agent steps/s and evaluating at "

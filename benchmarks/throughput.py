@@ -28,7 +28,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from benchmarks.common import format_table, machine, setup_process
+from benchmarks.common import print_table, setup_process
 from dqn.devices import resolve_device
 from dqn.errors import UserError, cli_main
 
@@ -196,9 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--learning-start-steps must be at least 32 (one minibatch)")
     started = time.monotonic()
     rows = table(args)
-    print(f"# Throughput on {args.game}")
-    print(f"# {machine()}")
-    print(format_table(COLUMNS, rows))
+    print_table(f"Throughput on {args.game}", COLUMNS, rows)
     print(f"\n(total {time.monotonic() - started:.0f} s)")
     return 0
 
