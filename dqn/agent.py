@@ -52,7 +52,6 @@ class Learner:
                 raise ValueError(f"channels_last needs a convolutional network, not {hp.network!r}")
             # Before the target copy and the optimizer's state, which then follow the same layout.
             self.online.to_channels_last()
-        self.channels_last = bool(channels_last)
         self.target: nn.Module | None = None
         if hp.uses_target_network:
             self.target = copy.deepcopy(self.online)
