@@ -9,20 +9,22 @@ Lua code reported 0 then). It writes one row per snapshot to `DIR/eval/frames_{f
 atomically, so the evaluator can be killed and restarted at any time and evaluates only what is
 missing.
 
-Choices where the protocol is silent:
+As DeepMind's code played it (`train_agent.lua`'s evaluation loop):
 
-- No cap on episode length here. `train_agent.lua` played its `eval_steps` with no per-episode
-  limit (the 5-minute cut belongs to the final evaluation of Extended Data Table 2); the budget
-  itself bounds the play, and an episode still running when it ends is not counted.
-- The budget is split over `num_envs` environments (8 by default) that play side by side, so the
-  forward pass is batched; each plays episodes back to back for 1/num_envs of the agent steps.
-  DeepMind used one environment for the same agent steps. More environments lose more
-  unfinished episodes at the end of the budget; with 8, each still plays 62,500 frames (17 minutes
-  of game), so every episode shorter than that can complete. The number is fixed (not the
-  number of cores) because it is part of the result.
-- Each new episode starts with a random no-op start, as `nextRandomGame` did in the Lua code.
-- Seeds come from (run seed, snapshot frames, environment index): re-evaluating a snapshot
-  gives the same score, whatever the number of worker processes.
+- One environment plays the whole budget, episodes back to back, each starting with a random
+  no-op start (`nextRandomGame`); an episode still running when the budget ends is discarded.
+  Splitting the budget over several environments would lose more unfinished episodes, bias the
+  mean towards short episodes and, with the 2013 budget, complete none on a long game: the
+  number of environments is therefore not a parameter. Parallelism is across snapshots
+  (`--workers`), never within one.
+- No cap on episode length: the 5-minute cut belongs to the final evaluation of Extended Data
+  Table 2; the budget itself bounds the play.
+- The best snapshot is the first one with the highest score: a later one replaces it only when
+  strictly higher (`total_reward > max(reward_history)`), and an evaluation with no completed
+  episode counts as 0 there (`total_reward / max(1, nepisodes)`). The learning curve keeps NaN
+  and the episode count for such a point, so the report can mark it.
+- Seeds come from (run seed, snapshot frames): re-evaluating a snapshot gives the same score,
+  whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ from dqn.evaluate import (
     slot_seeds,
 )
 
-TRAINING_EVAL_ENVS = 8
 SNAPSHOT_NAME = re.compile(r"^frames_(\d{12})\.pt$")
 EVAL_NAME = re.compile(r"^frames_(\d{12})\.parquet$")
 COMPLETE_MARKER = "COMPLETE"
@@ -96,46 +97,40 @@ def play_for_frames(
     seed: int | Sequence[int],
     total_frames: int,
     epsilon: float = 0.05,
-    num_workers: int | None = 1,
-    num_envs: int = TRAINING_EVAL_ENVS,
     action_repeat_frames: int = 4,
     noop_max_frames: int = 30,
     preprocessing: str = "nature",
-    max_episode_frames: int | None = None,
     env_factory: Callable[..., Any] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Play total_frames // action_repeat_frames agent steps, split over `num_envs` environments.
-
-    Environment i gets an equal share of the agent steps (the first ones one more when they do
-    not divide) and is seeded by (*seed, i).
-    """
-    if num_envs < 1:
-        raise UserError(f"the number of evaluation environments must be at least 1, got {num_envs}")
+    """Play total_frames // action_repeat_frames agent steps in one environment seeded by `seed`,
+    episodes back to back; the episode running when the budget ends is not completed."""
     entropy = (seed,) if isinstance(seed, (int, np.integer)) else tuple(seed)
     if any(e < 0 for e in entropy):
         raise UserError(f"seeds must be 0 or more, got {entropy}")
     total_steps = total_frames // action_repeat_frames
-    share, extra = divmod(total_steps, num_envs)
-    slots = [
-        Slot(i, *slot_seeds(*entropy, i), max_episodes=None, budget_steps=share + (1 if i < extra else 0))
-        for i in range(num_envs)
-    ]
-    spec = EnvSpec(game, action_repeat_frames, noop_max_frames, preprocessing, max_episode_frames, env_factory)
-    return run_slots(policy, spec, slots, epsilon=epsilon, num_workers=num_workers, log=log, label=f"{game}: ")
+    slots = [Slot(0, *slot_seeds(*entropy, 0), max_episodes=None, budget_steps=total_steps)]
+    spec = EnvSpec(game, action_repeat_frames, noop_max_frames, preprocessing, None, env_factory)
+    # One environment in this process: a worker process would only add a pipe round trip per step.
+    return run_slots(policy, spec, slots, epsilon=epsilon, num_workers=1, log=log, label=f"{game}: ")
 
 
 def evaluate_for_frames(policy: Policy, game: str, *, seed: int | Sequence[int], total_frames: int,
-                        epsilon: float = 0.05, num_workers: int | None = 1, **kwargs) -> tuple[float, int]:
+                        epsilon: float = 0.05, **kwargs) -> tuple[float, int]:
     """(mean raw score of the completed episodes or NaN, number of completed episodes) after
     total_frames of play at `epsilon`; the keyword arguments are those of `play_for_frames`."""
-    result = play_for_frames(policy, game, seed=seed, total_frames=total_frames, epsilon=epsilon,
-                             num_workers=num_workers, **kwargs)
+    result = play_for_frames(policy, game, seed=seed, total_frames=total_frames, epsilon=epsilon, **kwargs)
     return _mean_score(result), len(result.episodes)
 
 
 def _mean_score(result: RunResult) -> float:
     return float(np.mean([e.score for e in result.episodes])) if result.episodes else math.nan
+
+
+def best_choice_score(score_mean: float, episodes: int) -> float:
+    """The score that competes for the best snapshot: the mean, or 0 when no episode completed
+    (DeepMind's `total_reward / math.max(1, nepisodes)` with a total of 0)."""
+    return float(score_mean) if episodes > 0 and math.isfinite(score_mean) else 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,8 +171,8 @@ def _evaluator_lock(run_dir: Path, log: Callable[[str], None] | None) -> Iterato
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def evaluate_snapshot(run_dir: str | os.PathLike, frames: int, *, num_workers: int | None = 1, device: str = "cpu",
-                      num_envs: int = TRAINING_EVAL_ENVS, log: Callable[[str], None] | None = None,
+def evaluate_snapshot(run_dir: str | os.PathLike, frames: int, *, device: str = "cpu",
+                      log: Callable[[str], None] | None = None,
                       env_factory: Callable[..., Any] | None = None) -> "pd.DataFrame":
     """Score one snapshot and write its row to DIR/eval/; return the row."""
     import pandas as pd
@@ -190,8 +185,8 @@ def evaluate_snapshot(run_dir: str | os.PathLike, frames: int, *, num_workers: i
         raise UserError(f"snapshot {snapshot_path(run_dir, frames)} is for {policy.game!r}, the run for {game!r}")
     result = play_for_frames(
         policy, game, seed=(seed, frames), total_frames=hp.eval_length_frames, epsilon=hp.eval_epsilon,
-        num_workers=num_workers, num_envs=num_envs, action_repeat_frames=hp.action_repeat_frames,
-        noop_max_frames=hp.noop_max_frames, preprocessing=hp.preprocessing, env_factory=env_factory,
+        action_repeat_frames=hp.action_repeat_frames, noop_max_frames=hp.noop_max_frames,
+        preprocessing=hp.preprocessing, env_factory=env_factory,
     )
     row = pd.DataFrame(
         {
@@ -214,46 +209,125 @@ def evaluate_snapshot(run_dir: str | os.PathLike, frames: int, *, num_workers: i
     return row
 
 
+def _evaluate_in_worker(run_dir: str, frames: int, device: str) -> int:
+    """evaluate_snapshot in a worker process, with its log lines on the worker's stderr."""
+    import torch
+
+    torch.set_num_threads(1)
+    evaluate_snapshot(run_dir, frames, device=device, log=log_to_stderr)
+    return frames
+
+
+class _InlineEvaluator:
+    """One snapshot at a time in this process (one worker)."""
+
+    in_flight: frozenset = frozenset()
+    free_workers = 1
+
+    def __init__(self, run_dir: Path, device: str, log, env_factory):
+        self.run_dir, self.device, self.log, self.env_factory = run_dir, device, log, env_factory
+
+    def submit(self, frames: int) -> int:
+        evaluate_snapshot(self.run_dir, frames, device=self.device, log=self.log, env_factory=self.env_factory)
+        return 1
+
+    def collect(self, timeout_seconds: float) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+class _PoolEvaluator:
+    """Up to `workers` snapshots at once, one process (and one core) each."""
+
+    def __init__(self, run_dir: Path, device: str, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.run_dir, self.device, self.workers = run_dir, device, workers
+        # spawn: a forked child would inherit torch's thread pools and locks mid-use.
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self._futures: dict[int, Any] = {}
+
+    @property
+    def in_flight(self) -> frozenset:
+        return frozenset(self._futures)
+
+    @property
+    def free_workers(self) -> int:
+        return self.workers - len(self._futures)
+
+    def submit(self, frames: int) -> int:
+        self._futures[frames] = self._pool.submit(_evaluate_in_worker, str(self.run_dir), frames, self.device)
+        return 0
+
+    def collect(self, timeout_seconds: float) -> int:
+        """Wait up to timeout_seconds for an evaluation to end; return how many did (re-raising their errors)."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(list(self._futures.values()), timeout=timeout_seconds, return_when=FIRST_COMPLETED)
+        for frames in [f for f, future in self._futures.items() if future in done]:
+            self._futures.pop(frames).result()
+        return len(done)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def evaluate_pending(
     run_dir: str | os.PathLike,
     *,
     follow: bool = False,
     poll_seconds: float = 5.0,
-    num_workers: int | None = 1,
+    num_workers: int = 1,
     device: str = "cpu",
-    num_envs: int = TRAINING_EVAL_ENVS,
     parent_pid: int | None = None,
     log: Callable[[str], None] | None = None,
     env_factory: Callable[..., Any] | None = None,
 ) -> int:
-    """Evaluate every snapshot without a result, oldest first; return how many were evaluated.
+    """Evaluate every snapshot without a result, oldest first, `num_workers` at once; return how
+    many were evaluated.
 
     follow=True keeps polling every `poll_seconds` until `snapshots/COMPLETE` exists and every
     snapshot has its result. `parent_pid`: stop following (after the snapshots already there)
     when this process is no longer our parent, i.e. the training that spawned us has died.
+    `env_factory` (tests) needs num_workers=1: it is not sent to worker processes.
     """
     run_dir = Path(run_dir)
     read_run_config(run_dir)  # refuse a folder that is not a run before waiting on anything
+    if num_workers < 1:
+        raise UserError(f"the number of evaluation workers must be at least 1, got {num_workers}")
     evaluated = 0
     with _evaluator_lock(run_dir, log):
-        while True:
-            # The marker is read before the listing: training writes it after its last snapshot,
-            # so when it was there, this listing holds every snapshot there will ever be.
-            complete = (run_dir / "snapshots" / COMPLETE_MARKER).exists()
-            orphaned = parent_pid is not None and os.getppid() != parent_pid
-            pending = pending_snapshots(run_dir)
-            for frames, _ in pending:
-                evaluate_snapshot(run_dir, frames, num_workers=num_workers, device=device, num_envs=num_envs,
-                                  log=log, env_factory=env_factory)
-                evaluated += 1
-            if not follow or complete:
-                return evaluated
-            if orphaned:
-                if log:
-                    log(f"the training process {parent_pid} is gone; stopping after {evaluated} snapshots")
-                return evaluated
-            if not pending:
-                time.sleep(poll_seconds)
+        evaluator = (_InlineEvaluator(run_dir, device, log, env_factory) if num_workers == 1
+                     else _PoolEvaluator(run_dir, device, num_workers))
+        try:
+            while True:
+                # The marker is read before the listing: training writes it after its last
+                # snapshot, so when it was there, this listing holds every snapshot there will be.
+                complete = (run_dir / "snapshots" / COMPLETE_MARKER).exists()
+                orphaned = parent_pid is not None and os.getppid() != parent_pid
+                listed = [frames for frames, _ in pending_snapshots(run_dir) if frames not in evaluator.in_flight]
+                started = listed[:evaluator.free_workers]
+                for frames in started:
+                    evaluated += evaluator.submit(frames)
+                if evaluator.in_flight:
+                    # Back after an evaluation ends, or after a poll to start a new snapshot on a free worker.
+                    evaluated += evaluator.collect(timeout_seconds=poll_seconds)
+                    continue
+                if len(listed) > len(started):
+                    continue
+                if not follow or complete:
+                    return evaluated
+                if orphaned:
+                    if log:
+                        log(f"the training process {parent_pid} is gone; stopping after {evaluated} snapshots")
+                    return evaluated
+                if not started:
+                    time.sleep(poll_seconds)
+        finally:
+            evaluator.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,16 +370,19 @@ def learning_curve(run_dir: str | os.PathLike) -> "pd.DataFrame":
 
 
 def best_snapshot(run_dir: str | os.PathLike) -> Path | None:
-    """The snapshot with the highest eval_score_mean (ties: the later one), as DeepMind's code kept
-    its best network; None when no snapshot that still exists has a score."""
+    """The snapshot DeepMind's code would have kept as its best network: in order of frames, a
+    snapshot replaces the best only with a strictly higher `best_choice_score` (ties keep the
+    earlier one; no completed episode scores 0). Only snapshots that still exist compete; None
+    when none has a result."""
     evals = read_eval_results(run_dir)
-    evals = evals[np.isfinite(evals["eval_score_mean"].to_numpy(dtype=np.float64))]
-    candidates = [(score, frames) for score, frames in zip(evals["eval_score_mean"], evals["frames"])
-                  if snapshot_path(run_dir, int(frames)).is_file()]
-    if not candidates:
-        return None
-    _, frames = max(candidates)
-    return snapshot_path(run_dir, int(frames))
+    best_frames, best_score = None, -math.inf
+    for frames, score, episodes in zip(evals["frames"], evals["eval_score_mean"], evals["eval_episodes"]):
+        if not snapshot_path(run_dir, int(frames)).is_file():
+            continue
+        score = best_choice_score(score, int(episodes))
+        if score > best_score:
+            best_frames, best_score = int(frames), score
+    return None if best_frames is None else snapshot_path(run_dir, best_frames)
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,10 +397,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--run", required=True, help="the run folder written by dqn.train")
     parser.add_argument("--follow", action="store_true", help="poll for new snapshots until snapshots/COMPLETE exists")
-    parser.add_argument("--workers", type=int, default=1, help="environment processes (default 1: in-process, one core)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="snapshots evaluated at once, one process and one core each (default 1: in this process)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
-    parser.add_argument("--envs", type=int, default=TRAINING_EVAL_ENVS,
-                        help=f"environments played side by side (default {TRAINING_EVAL_ENVS}); part of the result, not of speed alone")
     parser.add_argument("--poll-seconds", type=float, default=5.0, help="seconds between looks for new snapshots (default 5)")
     return parser
 
@@ -332,16 +408,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     args = _parser().parse_args(argv)
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if args.poll_seconds <= 0:
+        raise UserError(f"--poll-seconds must be positive, got {args.poll_seconds}")
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise UserError(f"run folder {args.run!r} does not exist; pass the --out folder of dqn.train")
     read_run_config(run_dir)
     device = resolve_device(args.device)
     # One intra-op thread: the evaluator runs beside training and must not take its cores; a
-    # batch of 8 states is too small for more threads to pay anyway.
+    # batch of one state is too small for more threads to pay anyway.
     torch.set_num_threads(1)
     count = evaluate_pending(run_dir, follow=args.follow, poll_seconds=args.poll_seconds, num_workers=args.workers,
-                             device=device, num_envs=args.envs, parent_pid=os.getppid() if args.follow else None,
+                             device=device, parent_pid=os.getppid() if args.follow else None,
                              log=log_to_stderr)
     log_to_stderr(f"{run_dir}: evaluated {count} snapshots")
     return 0

@@ -17,6 +17,7 @@ from dqn.fileio import write_torch
 from dqn.networks import build_network
 from dqn.snapshot_eval import (
     EVAL_COLUMNS,
+    best_choice_score,
     best_snapshot,
     eval_path,
     evaluate_for_frames,
@@ -24,21 +25,14 @@ from dqn.snapshot_eval import (
     learning_curve,
     main,
     play_for_frames,
+    read_eval_results,
     snapshot_path,
 )
-from fake_ale import FakeALE
+from fake_ale import FakeGames
 
 # Fake games alternate between 100 and 60 frames; a reward of 1 on every 10th frame gives scores
 # 10 and 6. With no no-op start (noop_max_frames 0) and 4 frames a step, they last 25 and 15 steps.
 EPISODE_LENGTHS = [100, 60] * 50
-
-
-class FakeGames:
-    def __init__(self, **fake_ale_kwargs):
-        self.fake_ale_kwargs = fake_ale_kwargs
-
-    def __call__(self, game, **kwargs):
-        return AtariEnv(game, ale=FakeALE(**self.fake_ale_kwargs), **kwargs)
 
 
 def alternating_games():
@@ -50,24 +44,54 @@ def random_policy(seed=0):
     return DQNPolicy(build_network("nature", (4, 84, 84), 4), 4)
 
 
+class ConstantPolicy:
+    """Always action 0, with no network: long budgets cost only the emulation."""
+
+    num_actions = 4
+    history_length_frames = 4
+
+    def act(self, states, rngs, epsilon):
+        return np.zeros(len(states), dtype=np.int64)
+
+
 def test_budget_counts_only_completed_episodes():
-    # 480 frames = 120 steps over 2 envs: each plays 25 + 15 steps (scores 10 and 6), then 20
-    # steps of an episode that the budget ends: 4 completed episodes, mean 8.
-    result = play_for_frames(random_policy(), "breakout", seed=1, total_frames=480, num_envs=2,
-                             noop_max_frames=0, env_factory=alternating_games())
-    assert sorted(e.score for e in result.episodes) == [6.0, 6.0, 10.0, 10.0]
-    assert (result.frames, result.agent_steps, result.unfinished_episodes) == (480, 120, 2)
-    assert evaluate_for_frames(random_policy(), "breakout", seed=1, total_frames=480, num_envs=2,
-                               noop_max_frames=0, env_factory=alternating_games()) == (8.0, 4)
-    # One env: 25+15+25+15+25 = 105 steps, then a 15-step episode ends on the 120th, last, step:
-    # it is complete and counts.
-    assert evaluate_for_frames(random_policy(), "breakout", seed=1, total_frames=480, num_envs=1,
-                               noop_max_frames=0, env_factory=alternating_games()) == (8.0, 6)
+    # 480 frames = 120 steps in one env: 25+15+25+15+25 = 105 steps, then a 15-step episode ends
+    # on the 120th, last, step: it is complete and counts; 6 episodes, mean (10+6)/2 = 8.
+    result = play_for_frames(random_policy(), "breakout", seed=1, total_frames=480, noop_max_frames=0,
+                             env_factory=alternating_games())
+    assert [e.score for e in result.episodes] == [10.0, 6.0] * 3
+    assert (result.frames, result.agent_steps, result.unfinished_episodes) == (480, 120, 0)
+    assert evaluate_for_frames(random_policy(), "breakout", seed=1, total_frames=480, noop_max_frames=0,
+                               env_factory=alternating_games()) == (8.0, 6)
+    # 400 frames = 100 steps: 25+15+25+15 = 80, then 20 steps of a 25-step episode: discarded.
+    result = play_for_frames(random_policy(), "breakout", seed=1, total_frames=400, noop_max_frames=0,
+                             env_factory=alternating_games())
+    assert [e.score for e in result.episodes] == [10.0, 6.0, 10.0, 6.0] and result.unfinished_episodes == 1
+
+
+def test_one_environment_plays_the_whole_budget_and_discards_the_last_episode():
+    # Episodes of 3,000 agent steps (12,000 frames, no no-op start), a budget of 10,000 steps:
+    # exactly 3 complete (9,000 steps) and the 4th, 1,000 steps in, is discarded.
+    games = FakeGames(episode_lengths_frames=[12_000] * 10, reward=lambda f: 1 if f % 1_000 == 0 else 0)
+    result = play_for_frames(ConstantPolicy(), "breakout", seed=2, total_frames=40_000, noop_max_frames=0,
+                             env_factory=games)
+    assert len(result.episodes) == 3 and result.unfinished_episodes == 1
+    assert [e.length_frames for e in result.episodes] == [12_000] * 3
+    assert [e.score for e in result.episodes] == [12.0] * 3
+    assert (result.agent_steps, result.frames) == (10_000, 40_000)
+    assert len(games.ales) == 1  # one environment, not a budget cut into pieces
+
+    # Episodes of 12,000 agent steps: none completes; the best choice counts such a score as 0.
+    mean, episodes = evaluate_for_frames(ConstantPolicy(), "breakout", seed=2, total_frames=40_000,
+                                         noop_max_frames=0, env_factory=FakeGames(episode_lengths_frames=[48_000] * 2))
+    assert math.isnan(mean) and episodes == 0
+    assert best_choice_score(mean, episodes) == 0.0
+    assert best_choice_score(-3.5, 2) == -3.5
 
 
 def test_no_episode_cap_during_training_time_evaluation():
     # A game that never ends: no episode completes within the budget, and none is cut into a score.
-    mean, episodes = evaluate_for_frames(random_policy(), "breakout", seed=1, total_frames=4_000, num_envs=2,
+    mean, episodes = evaluate_for_frames(ConstantPolicy(), "breakout", seed=1, total_frames=4_000,
                                          env_factory=FakeGames())
     assert math.isnan(mean) and episodes == 0
 
@@ -94,46 +118,49 @@ def add_snapshot(run_dir, frames, hp=None, *, game="breakout", seed=0):
 def test_evaluate_pending_writes_one_result_per_snapshot_and_resumes(tmp_path):
     run = make_run(tmp_path / "run", [40_000, 80_000, 120_000])
     games = alternating_games()
-    assert evaluate_pending(run, num_envs=2, env_factory=games) == 3
+    assert evaluate_pending(run, env_factory=games) == 3
     rows = pd.concat([pd.read_parquet(eval_path(run, f)) for f in (40_000, 80_000, 120_000)], ignore_index=True)
     assert tuple(rows.columns) == EVAL_COLUMNS
     assert list(rows["frames"]) == [40_000, 80_000, 120_000]
     assert set(rows["game"]) == {"breakout"} and set(rows["seed"]) == {3}
-    assert list(rows["eval_score_mean"]) == [8.0] * 3 and list(rows["eval_episodes"]) == [4] * 3
+    assert list(rows["eval_score_mean"]) == [8.0] * 3 and list(rows["eval_episodes"]) == [6] * 3
     assert list(rows["eval_frames"]) == [480] * 3
     assert str(rows["eval_episodes"].dtype) == "int64" and (rows["wall_seconds"] > 0).all()
 
     # A second call finds nothing to do and rewrites nothing.
     mtimes = [eval_path(run, f).stat().st_mtime_ns for f in (40_000, 80_000, 120_000)]
-    assert evaluate_pending(run, num_envs=2, env_factory=games) == 0
+    assert evaluate_pending(run, env_factory=games) == 0
     assert mtimes == [eval_path(run, f).stat().st_mtime_ns for f in (40_000, 80_000, 120_000)]
 
     # A lost result (an evaluator killed before its write) is redone alone, with the same numbers.
     eval_path(run, 80_000).unlink()
     add_snapshot(run, 160_000)
-    assert evaluate_pending(run, num_envs=2, env_factory=games) == 2
+    assert evaluate_pending(run, env_factory=games) == 2
     redone = pd.read_parquet(eval_path(run, 80_000))
     pd.testing.assert_frame_equal(redone.drop(columns="wall_seconds"), rows.iloc[[1]].reset_index(drop=True).drop(columns="wall_seconds"))
     assert mtimes[0] == eval_path(run, 40_000).stat().st_mtime_ns
 
 
-def test_re_evaluation_on_a_real_game_is_reproducible(tmp_path):
-    run = make_run(tmp_path / "run", [40_000], eval_length_frames=800, noop_max_frames=30)
-    evaluate_pending(run, num_envs=2)
-    first = pd.read_parquet(eval_path(run, 40_000))
-    eval_path(run, 40_000).unlink()
-    evaluate_pending(run, num_envs=2, num_workers=2)
-    second = pd.read_parquet(eval_path(run, 40_000))
+def test_re_evaluation_on_a_real_game_is_reproducible_across_worker_counts(tmp_path):
+    run = make_run(tmp_path / "run", [40_000, 80_000], eval_length_frames=800, noop_max_frames=30)
+    assert evaluate_pending(run) == 2
+    first = read_eval_results(run)
+    for frames in (40_000, 80_000):
+        eval_path(run, frames).unlink()
+    # Two snapshots at once, each in a worker process of its own: the same rows.
+    assert evaluate_pending(run, num_workers=2) == 2
+    second = read_eval_results(run)
     pd.testing.assert_frame_equal(first.drop(columns="wall_seconds"), second.drop(columns="wall_seconds"))
-    # 800 frames of agent steps, plus each env's no-op start of 1..30 frames (and any later ones).
-    assert 802 <= first["eval_frames"][0] <= 800 + 2 * 30 * (1 + first["eval_episodes"][0])
+    # 800 frames of agent steps, plus the no-op start of 1..30 frames of each episode started.
+    assert (802 <= first["eval_frames"]).all()
+    assert (first["eval_frames"] <= 800 + 30 * (1 + first["eval_episodes"])).all()
 
 
 def test_follow_waits_for_new_snapshots_until_training_is_complete(tmp_path):
     run = make_run(tmp_path / "run", [40_000])
     counts = []
     thread = threading.Thread(target=lambda: counts.append(
-        evaluate_pending(run, follow=True, poll_seconds=0.02, num_envs=2, env_factory=alternating_games())))
+        evaluate_pending(run, follow=True, poll_seconds=0.02, env_factory=alternating_games())))
     thread.start()
     try:
         assert _wait_for(lambda: eval_path(run, 40_000).exists())
@@ -166,16 +193,30 @@ def write_eval(run, frames, score, episodes):
                   "eval_frames": np.array([500_000]), "wall_seconds": [60.0]}).to_parquet(eval_path(run, frames))
 
 
-def test_best_snapshot_is_the_highest_score_and_the_later_one_on_ties(tmp_path):
+def test_best_snapshot_keeps_the_earlier_one_on_ties_and_scores_no_episode_as_zero(tmp_path):
     run = make_run(tmp_path / "run", [40_000, 80_000, 120_000, 160_000])
     assert best_snapshot(run) is None  # nothing evaluated yet
     write_eval(run, 40_000, math.nan, 0)
-    assert best_snapshot(run) is None  # no completed episode: no score
-    write_eval(run, 80_000, 9.0, 3)
-    write_eval(run, 120_000, 9.0, 4)
-    write_eval(run, 160_000, 5.0, 5)
+    # DeepMind's code: the first evaluation is always the best so far, at 0 without an episode.
+    assert best_snapshot(run) == snapshot_path(run, 40_000)
+    write_eval(run, 80_000, 5.0, 3)
+    write_eval(run, 120_000, 7.0, 4)
+    write_eval(run, 160_000, 7.0, 5)
+    # Scores 0, 5, 7, 7: the first 7 (the 3rd snapshot) wins; the later tie does not replace it.
     assert best_snapshot(run) == snapshot_path(run, 120_000)
     snapshot_path(run, 120_000).unlink()  # a best snapshot that is gone cannot be chosen
+    assert best_snapshot(run) == snapshot_path(run, 160_000)
+
+
+def test_best_snapshot_ties_keep_the_second_of_scores_5_7_7(tmp_path):
+    run = make_run(tmp_path / "run", [40_000, 80_000, 120_000])
+    for frames, score in ((40_000, 5.0), (80_000, 7.0), (120_000, 7.0)):
+        write_eval(run, frames, score, 2)
+    assert best_snapshot(run) == snapshot_path(run, 80_000)
+    # A score of 0 beats a negative mean: "no episode" is 0, not minus infinity.
+    run = make_run(tmp_path / "negative", [40_000, 80_000])
+    write_eval(run, 40_000, -21.0, 3)
+    write_eval(run, 80_000, math.nan, 0)
     assert best_snapshot(run) == snapshot_path(run, 80_000)
 
 
@@ -204,7 +245,7 @@ def test_cli_evaluates_a_run_and_refuses_a_missing_folder(tmp_path, capsys):
     run = make_run(tmp_path / "run", [40_000], eval_length_frames=400)
     (run / "snapshots" / "COMPLETE").write_text("training complete\n")
     with pytest.raises(SystemExit) as exit_info:
-        cli_main(main, ["--run", str(run), "--follow", "--envs", "2"])
+        cli_main(main, ["--run", str(run), "--follow"])
     assert exit_info.value.code == 0
     row = pd.read_parquet(eval_path(run, 40_000))
     assert row["frames"][0] == 40_000 and row["eval_frames"][0] >= 400
