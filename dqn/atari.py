@@ -4,8 +4,10 @@ The agent does the action repeat itself (ALE's `frame_skip` is 1 and sticky acti
 every emulator frame, every screen grab and every frame count is under this module's control:
 
 - `AtariEnv.step` plays one action for `action_repeat_frames` frames, sums the raw rewards, and
-  returns one preprocessed 84x84 uint8 frame. A lost life is reported, never acted upon: the game
-  goes on, and `episode_return` is the raw score of the whole game.
+  returns one preprocessed 84x84 uint8 frame. A lost life is reported, and the game goes on:
+  `episode_return` is the raw score of the whole game. With `end_step_at_life_loss` (training,
+  where a lost life is terminal) the action repeat stops at the frame where the life was lost,
+  as alewrap's `step(action, training)` did; evaluation plays all the frames of the step.
 - `AtariEnv.reset` starts a game with a uniform random number of no-op frames (1..noop_max).
 - `max_episode_frames` cuts an episode at exactly that many emulator frames (the no-op start
   included), even in the middle of an action repeat: the 5-minute cut of the paper's evaluation.
@@ -128,6 +130,7 @@ class AtariEnv:
         preprocessing: str = "nature",
         max_episode_frames: int | None = None,
         ale: Any = None,
+        end_step_at_life_loss: bool = False,
     ):
         self.game = check_game(game)
         if preprocessing not in PREPROCESSINGS:
@@ -146,6 +149,7 @@ class AtariEnv:
         self.noop_max_frames = int(noop_max_frames)
         self.preprocessing = preprocessing
         self.max_episode_frames = None if max_episode_frames is None else int(max_episode_frames)
+        self.end_step_at_life_loss = bool(end_step_at_life_loss)
         self._frames_pooled = _FRAMES_POOLED[preprocessing]
 
         # One seed, two independent streams: ALE's own RNG and the no-op starts.
@@ -235,7 +239,8 @@ class AtariEnv:
         return self._observe()
 
     def step(self, action: int) -> Step:
-        """Play `action` for action_repeat_frames frames (fewer at game over or at the frame limit)."""
+        """Play `action` for action_repeat_frames frames (fewer at game over, at the frame limit, or
+        with end_step_at_life_loss at a lost life)."""
         if self._needs_reset:
             raise RuntimeError("the episode is over (or never started): call reset() before step()")
         if not 0 <= action < self.num_actions:
@@ -249,6 +254,7 @@ class AtariEnv:
         start_frame = self.episode_frames
         reward = 0
         game_over = False
+        life_lost = False
         frames_played = 0
         while frames_played < frames_planned:
             reward += ale.act(ale_action)
@@ -257,13 +263,17 @@ class AtariEnv:
                 game_over = True
                 self._grab_screen(start_frame + frames_played)
                 break
+            if self.end_step_at_life_loss and ale.lives() < self._lives:
+                life_lost = True
+                self._grab_screen(start_frame + frames_played)
+                break
             if frames_played >= first_grabbed:
                 self._grab_screen(start_frame + frames_played)
         self.episode_frames = start_frame + frames_played
         self.total_frames += frames_played
         self.episode_return += reward
         lives = ale.lives()
-        life_lost = lives < self._lives
+        life_lost = life_lost or lives < self._lives
         self._lives = lives
         truncated = (
             not game_over and self.max_episode_frames is not None and self.episode_frames >= self.max_episode_frames

@@ -241,6 +241,31 @@ def test_lost_life_is_reported_once_and_the_game_goes_on():
     assert env.episode_frames == 16
 
 
+def test_a_lost_life_ends_the_action_repeat_in_training_only():
+    # The life counter drops on frame 2 of the second step (frames 5-8): frame 6.
+    rewards = {5: 3, 7: 5}
+    training = FakeALE(reward=lambda f: rewards.get(f, 0), life_lost_at_frames=[6], start_lives=3)
+    env = fake_env(training, noop_max_frames=0, end_step_at_life_loss=True)
+    env.reset()
+    env.step(1)
+    step = env.step(1)
+    assert step.life_lost and not step.game_over
+    assert env.episode_frames == 6  # 2 frames of the step played, not 4
+    assert step.reward == 3.0  # frame 7's reward is not reached
+    assert (step.frame == 6).all()  # the frame of the lost life is observed (it stands alone)
+    assert [f for _, f, _ in training.actions] == [1, 2, 3, 4, 5, 6]
+    following = env.step(1)  # the game goes on with a full step
+    assert not following.life_lost and env.episode_frames == 10 and following.reward == 5.0
+
+    evaluation = FakeALE(reward=lambda f: rewards.get(f, 0), life_lost_at_frames=[6], start_lives=3)
+    env = fake_env(evaluation, noop_max_frames=0)
+    env.reset()
+    env.step(1)
+    step = env.step(1)
+    assert step.life_lost and env.episode_frames == 8  # all 4 frames: a lost life is not terminal here
+    assert step.reward == 8.0
+
+
 # --- no-op starts ----------------------------------------------------------------------------
 
 
