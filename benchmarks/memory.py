@@ -52,6 +52,7 @@ def _parts(threads: int, seed: int = 0):
 
 def train_phase(fill_fraction: float, checkpoint_dir: str | None, threads: int) -> dict[str, Any]:
     from dqn.checkpoint import Checkpointer
+    from dqn.train import heldout_transitions
 
     hp, learner, replay = _parts(threads)
     base = peak_rss_bytes()
@@ -62,10 +63,10 @@ def train_phase(fill_fraction: float, checkpoint_dir: str | None, threads: int) 
         replay.add(pool[i % 256], int(i % 4), 0.0, i % 5000 == 4999, i % 5000 == 0)
     for _ in range(20):
         learner.update(replay.sample(hp.minibatch_size_transitions))
-    heldout = replay.sample_states(hp.heldout_states)
+    heldout = heldout_transitions(replay.sample(hp.heldout_states))
     if checkpoint_dir:
         Checkpointer(checkpoint_dir).save(stored, {"learner": learner.state_dict(), "replay": replay.state_dict(),
-                                                    "heldout_states": heldout})
+                                                    "heldout": heldout})
     return {"base": base, "peak": peak_rss_bytes(), "stored": stored}
 
 

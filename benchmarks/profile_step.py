@@ -69,7 +69,7 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
     from dqn.networks import channels_last_enabled
     from dqn.progress import Progress
     from dqn.replay import ReplayMemory
-    from dqn.train import HELDOUT_BATCH_STATES, average_max_q, weights_file, write_train_log
+    from dqn.train import HELDOUT_BATCH_TRANSITIONS, heldout_statistics, heldout_transitions, weights_file, write_train_log
 
     settings = setup_process(args.threads)
     game = check_game(args.game)
@@ -155,15 +155,16 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
     for _ in range(1000):
         with parts["progress check"]:
             progress.due()
-    heldout = replay.sample_states(hp.heldout_states)
+    heldout = heldout_transitions(replay.sample(hp.heldout_states))
     with tempfile.TemporaryDirectory(prefix="dqn-profile-") as tmp:
         tmp = Path(tmp)
         rows = [{"game": game, "seed": 0, "frames": 4, "agent_steps": 1, "parameter_updates": 0, "epsilon": 1.0,
                  "train_episode_return_mean": math.nan, "train_episodes": 0, "loss_mean": math.nan,
-                 "average_max_q": math.nan, "agent_steps_per_second": math.nan, "wall_seconds": 0.0}]
+                 "average_max_q": math.nan, "heldout_td_error_abs_mean": math.nan,
+                 "agent_steps_per_second": math.nan, "wall_seconds": 0.0}]
         for i in range(3):
             with parts["train log row + snapshot"]:
-                rows[0]["average_max_q"] = average_max_q(learner, heldout)
+                rows[0].update(heldout_statistics(learner, heldout))
                 fileio.write_torch(weights_file(learner, hp, game, 4 * i), tmp / f"frames_{i:012d}.pt")
                 write_train_log(rows, tmp / "train_log.parquet")
         checkpoint_scale = math.nan
@@ -209,7 +210,7 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
     cpu_total = sum(row[1] * row[3] for row in table)
     table.append(["total", math.nan, math.nan, math.nan, total_ms, 100.0])
     summary = dict(settings, device=device, fast_path=fast, compiled=compiled, channels_last=channels_last,
-                   game=game, heldout_batch=HELDOUT_BATCH_STATES,
+                   game=game, heldout_batch=HELDOUT_BATCH_TRANSITIONS,
                    agent_steps_per_second_wall=1e3 / total_ms, agent_steps_per_second_cpu=1e3 / cpu_total,
                    replay_bytes_per_transition=replay.bytes_per_transition)
     return table, summary

@@ -101,6 +101,27 @@ class Learner:
         q_t = self.online(s_t).gather(1, a_t.unsqueeze(1)).squeeze(1)
         return td_loss(q_t, y, self.td_error_clip)
 
+    @torch.no_grad()
+    def heldout_statistics(self, batch: Batch, chunk_transitions: int = 256) -> tuple[float, float]:
+        """(average max Q, mean absolute TD error) on held-out transitions, as DeepMind's
+        `compute_validation_statistics` computed Fig. 2's second index of learning: the mean over
+        the transitions of max_a Q_target(s', a) (`v_avg`), and of |r + discount * (1 - terminal) *
+        max_a Q_target(s', a) - Q(s, a)| with the TD error clipped as in the update (`tderr_avg`).
+        Without a target network (2013) the online network bootstraps, as in the update."""
+        bootstrap_net = self.target if self.target is not None else self.online
+        q_max_sum = td_error_abs_sum = 0.0
+        count = len(batch.action)
+        for start in range(0, count, chunk_transitions):
+            s_t, a_t, r_t, terminal_t, s_tp1 = (self._as_tensor(x[start:start + chunk_transitions]) for x in batch)
+            q_tp1_max = bootstrap_net(s_tp1).max(dim=1).values
+            td_error = r_t + self.discount * (1.0 - terminal_t) * q_tp1_max
+            td_error = td_error - self.online(s_t).gather(1, a_t.unsqueeze(1)).squeeze(1)
+            if self.td_error_clip > 0:
+                td_error = td_error.clamp(-self.td_error_clip, self.td_error_clip)
+            q_max_sum += q_tp1_max.double().sum().item()
+            td_error_abs_sum += td_error.abs().double().sum().item()
+        return q_max_sum / count, td_error_abs_sum / count
+
     def descend(self, losses: torch.Tensor) -> None:
         """One RMSProp step on the gradient of the summed `losses` (does not count the update)."""
         self.optimizer.zero_grad(set_to_none=True)

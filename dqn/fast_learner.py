@@ -58,6 +58,10 @@ class FastLearner:
     def parameter_updates(self) -> int:
         return self.learner.parameter_updates
 
+    def heldout_statistics(self, batch, chunk_transitions: int = 256) -> tuple[float, float]:
+        """Learner.heldout_statistics, off the captured graphs (once per period)."""
+        return self.learner.heldout_statistics(batch, chunk_transitions)
+
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
     def q_values(self, states: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -57,6 +57,7 @@ TRAIN_LOG_COLUMNS: tuple[tuple[str, str], ...] = (
     ("train_episodes", "int64"),
     ("loss_mean", "float64"),
     ("average_max_q", "float64"),
+    ("heldout_td_error_abs_mean", "float64"),
     ("agent_steps_per_second", "float64"),
     ("wall_seconds", "float64"),
 )
@@ -65,8 +66,9 @@ TIMING_COLUMNS = ("agent_steps_per_second", "wall_seconds")
 # Hyperparameters that change how a run is kept safe, not what it computes: a resume may change them.
 PLUMBING_HYPERPARAMETERS = ("checkpoint_interval_minutes",)
 PROGRESS_INTERVAL_SECONDS = 30.0
-HELDOUT_BATCH_STATES = 256
-CHECKPOINT_FORMAT = 1
+HELDOUT_BATCH_TRANSITIONS = 256
+# 2: held-out transitions (s, a, r, terminal, s') instead of held-out states.
+CHECKPOINT_FORMAT = 2
 
 
 # ---------------------------------------------------------------------------- the run folder
@@ -274,7 +276,7 @@ class TrainState:
     episodes: int = 0
     s_t: np.ndarray | None = None  # the stacked state the next action is chosen on
     episode_start: bool = True  # s_t's newest frame is the first of a game
-    heldout_states: np.ndarray | None = None
+    heldout: dict[str, np.ndarray] | None = None  # held-out transitions, the fields of dqn.replay.Batch
     last_episode_return: float = math.nan
     rows: list[dict[str, Any]] = field(default_factory=list)
     period: Period = field(default_factory=lambda: Period(0, 0.0))
@@ -351,7 +353,7 @@ def checkpoint_state(parts: Parts, st: TrainState) -> dict[str, Any]:
             "episodes": st.episodes,
             "s_t": st.s_t,
             "episode_start": st.episode_start,
-            "heldout_states": st.heldout_states,
+            "heldout": st.heldout,
             "last_episode_return": st.last_episode_return,
             "rows": st.rows,
             # float() of a float64 sum is exact: resuming adds to the same value.
@@ -380,13 +382,14 @@ def restore(parts: Parts, state: dict[str, Any]) -> TrainState:
     if state["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     t = state["train"]
-    heldout = t["heldout_states"]
+    heldout = t["heldout"]
     return TrainState(
         agent_steps=int(t["agent_steps"]),
         episodes=int(t["episodes"]),
         s_t=np.array(t["s_t"]),
         episode_start=bool(t["episode_start"]),
-        heldout_states=None if heldout is None else np.array(heldout),  # copy out of the memory map
+        # Copied out of the checkpoint's memory maps.
+        heldout=None if heldout is None else {name: np.array(values) for name, values in heldout.items()},
         last_episode_return=float(t["last_episode_return"]),
         rows=list(t["rows"]),
         period=Period(**t["period"]),
@@ -394,13 +397,21 @@ def restore(parts: Parts, state: dict[str, Any]) -> TrainState:
 
 
 # ---------------------------------------------------------------------------- the loop
-def average_max_q(learner, states: np.ndarray | None) -> float:
-    """Mean over the held-out states of max_a Q(s, a) (Fig. 2's second index of learning)."""
-    if states is None or len(states) == 0:
-        return math.nan
-    maxima = [learner.q_values(states[i:i + HELDOUT_BATCH_STATES]).max(dim=1).values.double().sum().item()
-              for i in range(0, len(states), HELDOUT_BATCH_STATES)]
-    return sum(maxima) / len(states)
+def heldout_transitions(batch) -> dict[str, np.ndarray]:
+    """A minibatch (numpy or device tensors) as host arrays, kept for the whole run."""
+    return {name: (values.cpu().numpy() if hasattr(values, "cpu") else np.array(values))
+            for name, values in batch._asdict().items()}
+
+
+def heldout_statistics(learner, heldout: dict[str, np.ndarray] | None) -> dict[str, float]:
+    """The train_log's average_max_q and heldout_td_error_abs_mean (Fig. 2's second index of
+    learning, as DeepMind's code computed it: see Learner.heldout_statistics); NaN before learning."""
+    if heldout is None or len(heldout["action"]) == 0:
+        return {"average_max_q": math.nan, "heldout_td_error_abs_mean": math.nan}
+    from dqn.replay import Batch
+
+    q_max, td_error_abs = learner.heldout_statistics(Batch(**heldout), HELDOUT_BATCH_TRANSITIONS)
+    return {"average_max_q": q_max, "heldout_td_error_abs_mean": td_error_abs}
 
 
 def end_period(parts: Parts, st: TrainState) -> None:
@@ -419,7 +430,7 @@ def end_period(parts: Parts, st: TrainState) -> None:
         "train_episode_return_mean": float(np.mean(p.episode_returns)) if p.episode_returns else math.nan,
         "train_episodes": len(p.episode_returns),
         "loss_mean": float(p.loss_sum) / p.updates if p.updates else math.nan,
-        "average_max_q": average_max_q(parts.learner, st.heldout_states),
+        **heldout_statistics(parts.learner, st.heldout),
         "agent_steps_per_second": (st.agent_steps - p.start_agent_steps) / elapsed if elapsed > 0 else math.nan,
         "wall_seconds": wall,
     })
@@ -487,9 +498,9 @@ def train_loop(parts: Parts, st: TrainState) -> int | None:
         # Learn: after the replay start, one minibatch update every update_frequency_steps and a
         # target-network sync every target_network_update_frequency_steps agent steps.
         if st.agent_steps >= hp.replay_start_size_steps:
-            if st.heldout_states is None and hp.heldout_states > 0:
+            if st.heldout is None and hp.heldout_states > 0:
                 # Drawn once, when learning starts, from the random policy's experience.
-                st.heldout_states = replay.sample_states(hp.heldout_states)
+                st.heldout = heldout_transitions(replay.sample(hp.heldout_states))
             if st.agent_steps % hp.update_frequency_steps == 0:
                 loss = learner.update(replay.sample(hp.minibatch_size_transitions))
                 st.period.loss_sum = add_loss(st.period.loss_sum, loss)
@@ -601,8 +612,10 @@ def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: R
         int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(4)
     )
     torch.manual_seed(torch_seed)
+    # A lost life that is terminal for learning also ends the action repeat at that frame.
     env = AtariEnv(game, seed=env_seed, action_repeat_frames=hp.action_repeat_frames,
-                   noop_max_frames=hp.noop_max_frames, preprocessing=hp.preprocessing)
+                   noop_max_frames=hp.noop_max_frames, preprocessing=hp.preprocessing,
+                   end_step_at_life_loss=hp.lost_life_terminal)
     first_frame = env.reset()
     frame_shape = tuple(first_frame.shape)
     history = hp.agent_history_length_frames

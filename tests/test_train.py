@@ -40,6 +40,7 @@ TRAIN_LOG_SCHEMA = {
     "train_episodes": pa.int64(),
     "loss_mean": pa.float64(),
     "average_max_q": pa.float64(),
+    "heldout_td_error_abs_mean": pa.float64(),
     "agent_steps_per_second": pa.float64(),
     "wall_seconds": pa.float64(),
 }
@@ -112,6 +113,8 @@ def test_train_log_columns_dtypes_and_hand_counted_values(runs):
     # Learning starts at step 200 < 500: every period has updates, a loss and the held-out Q.
     assert np.isfinite(log["loss_mean"]).all() and (log["loss_mean"] > 0).all()
     assert np.isfinite(log["average_max_q"]).all()
+    # Clipped TD errors: |delta| <= 1, and not all zero once the networks have moved.
+    assert ((log["heldout_td_error_abs_mean"] > 0) & (log["heldout_td_error_abs_mean"] <= 1)).all()
     # Episodes: a mean return exactly when an episode completed; Breakout scores are whole points.
     has_episodes = log["train_episodes"] > 0
     assert (np.isfinite(log["train_episode_return_mean"]) == has_episodes).all()
