@@ -1,12 +1,22 @@
-"""Checkpoints are complete or ignored: the sentinel, the choice of the newest, the pruning."""
+"""Checkpoints are complete or ignored, verified on load, kept in two generations, and a full disk
+leaves the previous one intact: the sentinel, the checksums, the choice of the newest, the pruning."""
 
+import errno
 import json
+import logging
+import os
 import shutil
+import subprocess
+import zlib
 
 import numpy as np
+import pytest
 import torch
 
-from dqn.checkpoint import SENTINEL, STATE_FILE, Checkpointer, step_dir_name
+from dqn import checkpoint
+from dqn.checkpoint import (REJECTED_NOTE, SENTINEL, STATE_FILE, CheckpointWriteError, Checkpointer,
+                            NoValidCheckpointError, step_dir_name)
+from dqn.errors import UserError
 
 
 def _state(step: int) -> dict:
@@ -29,8 +39,17 @@ def test_round_trip_keeps_values_types_and_big_arrays_as_npy(tmp_path):
     manifest = json.loads((folder / SENTINEL).read_text())
     assert manifest["agent_steps"] == 7
 
+    # Sizes and checksums by hand: a (1000, 600) int32 array is 2,400,000 bytes after a 128-byte
+    # .npy header; the CRC32 is zlib's over the whole file.
+    npy = manifest["files"]["replay.frames.npy"]
+    assert npy["bytes"] == 2_400_128
+    assert int(npy["crc32"], 16) == zlib.crc32((folder / "replay.frames.npy").read_bytes())
+    state_bytes = (folder / STATE_FILE).read_bytes()
+    assert manifest["files"][STATE_FILE] == {"bytes": len(state_bytes), "crc32": f"{zlib.crc32(state_bytes):08x}"}
+    assert ckpt.last_save_bytes == 2_400_128 + len(state_bytes)
+
     path, state = ckpt.load_latest()
-    assert path == folder
+    assert path == folder and ckpt.rejected == []
     frames = state["replay"]["frames"]
     assert frames.dtype == np.int32 and frames.shape == (1000, 600)
     assert frames[999, 599] == 599_999 + 7
@@ -44,7 +63,7 @@ def test_round_trip_keeps_values_types_and_big_arrays_as_npy(tmp_path):
     assert state["env"]["ale_state"] == b"\x00\x01" * 10
 
 
-def test_newer_checkpoint_without_sentinel_is_ignored_and_removed(tmp_path):
+def test_newer_checkpoint_without_sentinel_is_ignored_and_moved_aside(tmp_path):
     ckpt = Checkpointer(tmp_path)
     ckpt.save(100, _state(100))
     # Two newer saves killed before their sentinel: one with all its files, one cut mid-file.
@@ -60,6 +79,8 @@ def test_newer_checkpoint_without_sentinel_is_ignored_and_removed(tmp_path):
     assert path.name == step_dir_name(100)
     assert state["counters"]["agent_steps"] == 100
     assert not whole.exists() and not cut.exists()
+    # A step_ folder is renamed into place only once complete: without a sentinel it is damaged.
+    assert [p.name for p in ckpt.corrupt_folders()] == [f"corrupt_{step_dir_name(s)}" for s in (200, 300)]
 
 
 def test_sentinel_with_wrong_sizes_is_not_complete(tmp_path):
@@ -76,7 +97,8 @@ def test_older_complete_checkpoints_are_pruned_after_a_new_one_completes(tmp_pat
     ckpt = Checkpointer(tmp_path)
     for step in (10, 20, 30):
         ckpt.save(step, _state(step))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [step_dir_name(30)]
+    # Two generations: the new one and the previous one, in case the new one turns out damaged.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [step_dir_name(20), step_dir_name(30)]
     _, state = ckpt.load_latest()
     assert state["counters"]["agent_steps"] == 30
     assert state["replay"]["frames"][0, 0] == 30
@@ -97,6 +119,292 @@ def test_remove_all(tmp_path):
     ckpt.remove_all()
     assert not (tmp_path / "checkpoint").exists()
     assert ckpt.load_latest() is None
+
+
+# ---------------------------------------------------------------- damage found on load
+
+def _zero_fill(path):
+    path.write_bytes(bytes(path.stat().st_size))
+
+
+def _truncate(path):
+    with open(path, "r+b") as f:
+        f.truncate(1000)
+
+
+def _flip_middle_byte(path):
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        byte = f.read(1)[0]
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte ^ 0xFF]))
+
+
+# (file to damage, how, words the warning and the rejection must hold)
+DAMAGE = {
+    "zero-filled npy": ("replay.frames.npy", _zero_fill, "replay.frames.npy checksum mismatch"),
+    "zero-filled state.pt": (STATE_FILE, _zero_fill, "state.pt checksum mismatch"),
+    "truncated npy": ("replay.frames.npy", _truncate, "replay.frames.npy is 1,000 bytes, COMPLETE says 2,400,128"),
+    "truncated state.pt": (STATE_FILE, _truncate, "state.pt is 1,000 bytes, COMPLETE says"),
+    "flipped byte in npy": ("replay.frames.npy", _flip_middle_byte, "replay.frames.npy checksum mismatch"),
+    "flipped byte in state.pt": (STATE_FILE, _flip_middle_byte, "state.pt checksum mismatch"),
+    "sentinel deleted": (SENTINEL, lambda p: p.unlink(), "no COMPLETE sentinel"),
+    "sentinel malformed": (SENTINEL, lambda p: p.write_text('{"format": 2, "agent_st'), "COMPLETE sentinel malformed"),
+    "sentinel without file list": (SENTINEL, lambda p: p.write_text('{"format": 2}'), "COMPLETE sentinel malformed"),
+}
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == "dqn.checkpoint" and r.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_newest_checkpoint_is_moved_aside_and_the_previous_one_loads(tmp_path, caplog, damage):
+    file_name, damage_file, reason = DAMAGE[damage]
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(10, _state(10))
+    newest = ckpt.save(20, _state(20))
+    damage_file(newest / file_name)
+
+    caplog.set_level(logging.WARNING, logger="dqn.checkpoint")
+    path, state = ckpt.load_latest()
+    assert path.name == step_dir_name(10)
+    assert state["counters"] == {"agent_steps": 10, "frames": 40}
+    assert state["replay"]["frames"][999, 599] == 599_999 + 10
+    assert torch.equal(state["learner"]["w"], torch.full((3,), 10.0))
+
+    moved = tmp_path / ("corrupt_" + step_dir_name(20))
+    [warning] = _warnings(caplog)
+    assert warning.startswith(f"checkpoint {newest}: {reason}")
+    assert warning.endswith(f"moved aside to {moved.name}; using {step_dir_name(10)}")
+    # Moved aside with its files as they were, never deleted; a note says why.
+    assert not newest.exists() and moved.is_dir()
+    assert (moved / REJECTED_NOTE).read_text().startswith(reason)
+    [rejection] = ckpt.rejected
+    assert rejection.folder == newest and rejection.moved_to == moved and rejection.reason.startswith(reason)
+    ckpt.check_fresh_start()  # a valid checkpoint remains: nothing to refuse
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_single_damaged_checkpoint_loads_nothing_and_a_fresh_start_is_refused(tmp_path, caplog, damage):
+    file_name, damage_file, reason = DAMAGE[damage]
+    ckpt = Checkpointer(tmp_path)
+    only = ckpt.save(10, _state(10))
+    damage_file(only / file_name)
+
+    caplog.set_level(logging.WARNING, logger="dqn.checkpoint")
+    assert ckpt.load_latest() is None
+    [warning] = _warnings(caplog)
+    assert warning.startswith(f"checkpoint {only}: {reason}") and warning.endswith("no valid checkpoint is left")
+    assert [r.reason[:len(reason)] for r in ckpt.rejected] == [reason]
+    assert ckpt.corrupt_folders() == [tmp_path / ("corrupt_" + step_dir_name(10))]
+
+    with pytest.raises(NoValidCheckpointError) as refused:
+        ckpt.check_fresh_start()
+    message = str(refused.value)
+    assert isinstance(refused.value, UserError) and "\n" not in message
+    assert f"corrupt_{step_dir_name(10)} ({reason}" in message
+    assert "delete them to start this run again from zero" in message
+
+    # A rerun (a new process) finds no step_ folder but still refuses, reading the note left behind.
+    rerun = Checkpointer(tmp_path)
+    assert rerun.load_latest() is None and rerun.rejected == []
+    with pytest.raises(NoValidCheckpointError, match=f"corrupt_{step_dir_name(10)} \\({reason}"):
+        rerun.check_fresh_start()
+
+
+def test_state_file_that_does_not_unpickle_is_rejected_like_damage(tmp_path, caplog):
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(10, _state(10))
+    newest = ckpt.save(20, _state(20))
+    # Garbage whose size and checksum the sentinel records: only unpickling can find it.
+    garbage = b"not a torch file at all"
+    (newest / STATE_FILE).write_bytes(garbage)
+    manifest = json.loads((newest / SENTINEL).read_text())
+    manifest["files"][STATE_FILE] = {"bytes": len(garbage), "crc32": f"{zlib.crc32(garbage):08x}"}
+    (newest / SENTINEL).write_text(json.dumps(manifest))
+    assert Checkpointer.verify(newest) is None
+
+    caplog.set_level(logging.WARNING, logger="dqn.checkpoint")
+    path, state = ckpt.load_latest()
+    assert path.name == step_dir_name(10) and state["counters"]["agent_steps"] == 10
+    [warning] = _warnings(caplog)
+    assert warning.startswith(f"checkpoint {newest}: state.pt does not load (")
+    assert ckpt.rejected[0].moved_to == tmp_path / ("corrupt_" + step_dir_name(20))
+
+
+def test_both_generations_damaged_are_both_moved_aside_and_named_in_the_refusal(tmp_path, caplog):
+    ckpt = Checkpointer(tmp_path)
+    for step in (10, 20):
+        _flip_middle_byte(ckpt.save(step, _state(step)) / "replay.frames.npy")
+    caplog.set_level(logging.WARNING, logger="dqn.checkpoint")
+    assert ckpt.load_latest() is None
+    assert len(_warnings(caplog)) == 2
+    assert [r.folder.name for r in ckpt.rejected] == [step_dir_name(20), step_dir_name(10)]
+    with pytest.raises(NoValidCheckpointError) as refused:
+        ckpt.check_fresh_start()
+    assert (f"corrupt_{step_dir_name(10)} (replay.frames.npy checksum mismatch); "
+            f"corrupt_{step_dir_name(20)} (replay.frames.npy checksum mismatch)") in str(refused.value)
+
+
+def test_a_sentinel_of_format_1_with_sizes_only_still_loads(tmp_path):
+    ckpt = Checkpointer(tmp_path)
+    folder = ckpt.save(10, _state(10))
+    files = json.loads((folder / SENTINEL).read_text())["files"]
+    (folder / SENTINEL).write_text(json.dumps({"agent_steps": 10, "files": {n: e["bytes"] for n, e in files.items()}}))
+    path, state = ckpt.load_latest()
+    assert path == folder and state["counters"]["agent_steps"] == 10
+
+
+def test_remove_all_keeps_moved_aside_folders(tmp_path):
+    ckpt = Checkpointer(tmp_path / "checkpoint")
+    _truncate(ckpt.save(1, _state(1)) / STATE_FILE)
+    assert ckpt.load_latest() is None
+    ckpt.save(2, _state(2))
+    ckpt.remove_all()
+    assert [p.name for p in (tmp_path / "checkpoint").iterdir()] == ["corrupt_" + step_dir_name(1)]
+
+
+# ---------------------------------------------------------------- interrupted and failed writes
+
+def test_a_killed_save_leaves_an_incomplete_folder_that_is_removed(tmp_path):
+    ckpt = Checkpointer(tmp_path)
+    good = ckpt.save(10, _state(10))
+    killed = tmp_path / ("incomplete_" + step_dir_name(20))
+    killed.mkdir()
+    (killed / "replay.frames.npy").write_bytes(b"half")
+    stale = [tmp_path / ".COMPLETE.k2j4.tmp", good / f".{STATE_FILE}.x8q1.tmp"]
+    for path in stale:
+        path.write_bytes(b"left by a killed write")
+
+    assert sorted(ckpt.remove_incomplete()) == sorted([killed, *stale])
+    assert not killed.exists() and not any(p.exists() for p in stale)
+    # The complete checkpoint and its own files are untouched.
+    assert sorted(p.name for p in good.iterdir()) == [SENTINEL, "replay.frames.npy", STATE_FILE]
+    assert ckpt.load_latest()[0] == good
+
+
+def _fail_writes_after(monkeypatch, error_number, after_bytes):
+    """Every checkpoint file write raises OSError(error_number) once `after_bytes` have been written."""
+    real_write = checkpoint._ChecksumWriter.write
+    written = {"bytes": 0}
+
+    def write(self, data):
+        written["bytes"] += memoryview(data).nbytes
+        if written["bytes"] > after_bytes:
+            raise OSError(error_number, os.strerror(error_number))
+        return real_write(self, data)
+
+    monkeypatch.setattr(checkpoint._ChecksumWriter, "write", write)
+
+
+def test_full_disk_during_a_save_keeps_the_previous_checkpoint_and_says_so_in_one_line(tmp_path, monkeypatch):
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(10, _state(10))
+    _fail_writes_after(monkeypatch, errno.ENOSPC, after_bytes=1 << 20)  # 1 MiB into the 2.4 MB array
+
+    with pytest.raises(CheckpointWriteError) as failed:
+        ckpt.save(20, _state(20))
+    message = str(failed.value)
+    assert isinstance(failed.value, UserError) and "\n" not in message
+    free = shutil.disk_usage(tmp_path).free
+    needed = Checkpointer.estimate_bytes(_state(20))
+    assert message.startswith(f"checkpoint {step_dir_name(20)} not written: the file system at ")
+    assert f"(holding {tmp_path}) is full (No space left on device): {needed:,} bytes needed, " in message
+    assert f"{step_dir_name(10)} is intact" in message
+    # The free space in the message is the disk's at the time (other tests write here too).
+    assert abs(int(message.split(" bytes needed, ")[1].split(" bytes free")[0].replace(",", "")) - free) < 1 << 30
+
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == [step_dir_name(10)]  # no incomplete folder left
+    path, state = ckpt.load_latest()
+    assert path.name == step_dir_name(10) and state["replay"]["frames"][999, 599] == 599_999 + 10
+
+
+def test_any_other_write_error_is_a_checkpoint_write_error_too(tmp_path, monkeypatch):
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(10, _state(10))
+    _fail_writes_after(monkeypatch, errno.EIO, after_bytes=0)
+    expected = (f"^checkpoint {step_dir_name(20)} not written under .*: Input/output error; "
+                f"the previous checkpoint {step_dir_name(10)} is intact; fix that and rerun$")
+    with pytest.raises(CheckpointWriteError, match=expected):
+        ckpt.save(20, _state(20))
+    assert [p.name for p in tmp_path.iterdir()] == [step_dir_name(10)]
+
+
+def test_a_non_os_error_while_writing_removes_the_partial_folder_and_propagates(tmp_path, monkeypatch):
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(10, _state(10))
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("cannot pickle")))
+    with pytest.raises(RuntimeError, match="cannot pickle"):
+        ckpt.save(20, _state(20))
+    assert [p.name for p in tmp_path.iterdir()] == [step_dir_name(10)]
+
+
+def test_short_of_space_a_save_drops_the_older_generation_first_but_never_the_only_one(tmp_path, monkeypatch):
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(10, _state(10))
+    ckpt.save(20, _state(20))
+    needed = Checkpointer.estimate_bytes(_state(30))
+    # A disk with room for one more checkpoint only once step 10 is gone.
+    usage = shutil.disk_usage(tmp_path)
+    fake_free = lambda: needed if not (tmp_path / step_dir_name(10)).exists() else needed - 1  # noqa: E731
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: usage._replace(free=fake_free()))
+    ckpt.save(30, _state(30))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [step_dir_name(20), step_dir_name(30)]
+
+    # Now even dropping step 20 would not make room: step 30, the only one left, stays.
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: usage._replace(free=1000))
+    with pytest.raises(CheckpointWriteError, match=f"{needed:,} bytes needed, 1,000 bytes free; "
+                                                   f"the previous checkpoint {step_dir_name(30)} is intact"):
+        ckpt.save(40, _state(40))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [step_dir_name(30)]
+    assert ckpt.load_latest()[1]["counters"]["agent_steps"] == 30
+
+
+def test_estimate_bytes_is_within_a_mebibyte_above_the_saved_size(tmp_path):
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(10, _state(10))
+    estimate = Checkpointer.estimate_bytes(_state(10))
+    assert ckpt.last_save_bytes <= estimate <= ckpt.last_save_bytes + (1 << 20) + 4096
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A real 4 MiB file system (tmpfs), for a real ENOSPC. Needs root and mount."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a real full disk needs root and mount(8); the monkeypatched ENOSPC tests cover the logic")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); "
+                    "the monkeypatched ENOSPC tests cover the logic")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+        if os.path.ismount(mount_point):
+            subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def test_a_real_full_tmpfs_keeps_the_previous_checkpoint(small_tmpfs, monkeypatch):
+    ckpt = Checkpointer(small_tmpfs / "checkpoint")
+    ckpt.save(10, _state(10))  # 2.4 MB of 4 MiB
+
+    # The free-space check refuses before writing anything...
+    with pytest.raises(CheckpointWriteError, match=f"the file system at {small_tmpfs} .* is full"):
+        ckpt.save(20, _state(20))
+    # ...and when the estimate misses (here: forced to 0), the kernel's ENOSPC mid-write does.
+    monkeypatch.setattr(Checkpointer, "estimate_bytes", staticmethod(lambda state: 0))
+    with pytest.raises(CheckpointWriteError, match="is full \\(No space left on device\\): 0 bytes needed") as failed:
+        ckpt.save(20, _state(20))
+    assert "\n" not in str(failed.value) and isinstance(failed.value.__cause__, OSError)
+    assert failed.value.__cause__.errno == errno.ENOSPC
+    assert [p.name for p in (small_tmpfs / "checkpoint").iterdir()] == [step_dir_name(10)]
+    path, state = ckpt.load_latest()
+    assert path.name == step_dir_name(10) and state["replay"]["frames"][999, 599] == 599_999 + 10
 
 
 def _rss_file_bytes() -> int:
