@@ -6,17 +6,34 @@ and episode-start flags; stacks rebuilt by index, zeroed before a game's first f
 transition is sampled uniformly among the valid ones. What changes is where the work happens:
 
 - The frames live on the device as uint8 (1M x 84 x 84 = 7 GB fits an H100), so a minibatch
-  never crosses the PCIe bus. New entries are staged on the host and copied in one go before
-  the next read (every 4 agent steps), from pinned double buffers on CUDA.
+  never crosses the PCIe bus. New entries are staged on the host (never more than the capacity)
+  and copied in one go before the next read (every 4 agent steps), from pinned double buffers
+  on CUDA.
 - Positions are drawn on the device from torch's generator of that device (the run seeds it and
   its checkpoint saves it), not from numpy: same distribution, another random stream.
 - Rejection without a host round trip: `rejection_rounds` candidates per sample are drawn at
   once and the first valid one is kept, which is exactly rejection sampling cut after that many
-  rounds. All rounds invalid has probability p**rounds for an invalid fraction p (p < 1e-3 once
-  learning starts: 8 rounds give < 1e-24); such draws are counted on the device and
-  `state_dict()` refuses to checkpoint a memory that made one.
-- On CUDA the whole draw-and-gather is one captured CUDA graph (about 40 small kernels launched
-  as one), fed by device-side counters.
+  rounds. A draw whose rounds are all invalid (probability p**rounds for an invalid fraction p:
+  p < 1e-3 once learning starts, but most of a tiny memory can be invalid) takes an exact draw
+  instead: a uniform rank among the V valid transitions, mapped to its slot through the
+  cumulative sum of a validity mask kept per slot. Each valid transition then has probability
+  (1 - p**rounds)/V + p**rounds/V = 1/V: still uniform, and never an invalid transition.
+  `exhausted_draws` counts the draws that took the exact rank: how well `rejection_rounds` fits,
+  not an error, so a checkpoint no longer refuses a memory that made some.
+- The mask (one byte per transition) changes only where an add can change validity: the new
+  entries, the one before them, the h - 1 oldest. Each flush recomputes that fixed set of
+  staging + h - 1 positions (its own captured graph on CUDA). Each sample scans the mask once
+  (capacity bytes in, 4 x capacity bytes of counts out) with fixed shapes and no host
+  synchronisation, so the exact draw stays inside the sampling graph; its cost at 1M entries
+  has not been measured on a GPU yet.
+- A memory with no valid transition at all (only a few entries, or every stored game cut after
+  one frame) cannot be sampled: ReplayMemory raises, and so does this one. The host knows
+  without asking the device that some transition is valid once the newest untruncated
+  transition sits h - 1 or more entries after the oldest (no stack frame of it can be
+  overwritten); only when it does not (a memory of a handful of entries) does `sample` read the
+  mask back from the device.
+- On CUDA the whole draw-and-gather (rounds, exact rank, gather: a few dozen small kernels) is
+  one captured CUDA graph launched as one, fed by device-side counters.
 
 Entries are addressed by logical positions (0 = the first add ever), slot = position % capacity.
 """
@@ -46,7 +63,9 @@ class DeviceBatch(NamedTuple):
 
 
 def replay_bytes(capacity_transitions: int, frame_shape: tuple[int, ...] = (84, 84)) -> int:
-    """Bytes a DeviceReplay of that capacity holds (frames + int32 action + float32 reward + 2 flags)."""
+    """Bytes of the stored transitions of a DeviceReplay of that capacity (frames + int32 action +
+    float32 reward + 2 flags); the validity mask and its scan (5 bytes per transition) fit in the
+    headroom of fits_on_device."""
     return int(capacity_transitions) * (int(np.prod(frame_shape)) + 4 + 4 + 1 + 1)
 
 
@@ -97,26 +116,41 @@ class DeviceReplay:
         self._rewards = torch.zeros(self.capacity, dtype=torch.float32, device=dev)
         self._terminals = torch.zeros(self.capacity, dtype=torch.bool, device=dev)
         self._episode_starts = torch.zeros(self.capacity, dtype=torch.bool, device=dev)
+        # Whether the transition stored in each slot can be sampled (False for empty slots and the
+        # newest entry), kept up to date by flush() for the exact draw (module docstring).
+        self._valid_slots = torch.zeros(self.capacity, dtype=torch.bool, device=dev)
         self._adds = 0  # host copies of the counters: entries ever added, entries stored
         self.size = 0
         # Device copies, read by the sampling graph; written only when staged entries land.
         self._adds_t = torch.zeros((), dtype=torch.int64, device=dev)
         self._size_t = torch.zeros((), dtype=torch.int64, device=dev)
         self._exhausted_draws_t = torch.zeros((), dtype=torch.int64, device=dev)
+        # Host-side proof that the memory holds a valid transition: the newest position whose
+        # transition is not truncated (-1: none), and the newest entry's terminal flag, which
+        # decides whether the next flush's first entry truncates it.
+        self._last_untruncated = -1
+        self._newest_terminal = False
         self._stack_offsets = torch.arange(-(self.history_length_frames - 1), 1, dtype=torch.int64, device=dev)
         # Earlier rounds win: weights R..1 make argmax pick the first valid round.
         self._round_weights = torch.arange(self.rejection_rounds, 0, -1, dtype=torch.int64, device=dev)[:, None]
 
         pin = dev.type == "cuda"
-        self._staging_transitions = int(staging_transitions)
+        # Never more staged than the ring holds: a flush then writes each slot at most once, in
+        # at most two runs, so a small memory ends with the contents ReplayMemory has.
+        self._staging_transitions = min(int(staging_transitions), self.capacity)
         self._stages = [self._new_stage(pin) for _ in range(2 if pin else 1)]
         self._stage_views = [{name: t.numpy() for name, t in stage.items()} for stage in self._stages]
         self._stage_index = 0
         self._staged = 0  # entries in the current stage
         self._stage_done: list[Any] = [None] * len(self._stages)  # CUDA events of in-flight copies
         # Graph capture supports only the device's default generator among random streams.
-        self._use_graphs = bool(cuda_graphs) and dev.type == "cuda" and generator is None
+        self._cuda_graphs = bool(cuda_graphs)
+        self._use_graphs = self._cuda_graphs and dev.type == "cuda" and generator is None
         self._graphs: dict[int, tuple[Any, DeviceBatch]] = {}
+        self._refresh_graph: Any = None
+        # Offsets of the positions a flush can change: 1..staging before the newest, 0..h-2 after the oldest.
+        self._recent_offsets = torch.arange(1, self._staging_transitions + 1, dtype=torch.int64, device=dev)
+        self._front_offsets = torch.arange(self.history_length_frames - 1, dtype=torch.int64, device=dev)
 
     def _new_stage(self, pin: bool) -> dict[str, torch.Tensor]:
         n = self._staging_transitions
@@ -174,6 +208,8 @@ class DeviceReplay:
         if n == 0:
             return
         stage = self._stages[self._stage_index]
+        first_position = self._adds
+        self._note_untruncated(first_position, self._stage_views[self._stage_index], n)
         first_slot = self._adds % self.capacity
         # At most two contiguous runs of slots: up to the end of the ring, then from slot 0.
         head = min(n, self.capacity - first_slot)
@@ -187,12 +223,66 @@ class DeviceReplay:
         self.size = min(self.capacity, self.size + n)
         self._adds_t.fill_(self._adds)
         self._size_t.fill_(self.size)
+        self._run_refresh()
         if non_blocking:
             event = torch.cuda.Event()
             event.record()
             self._stage_done[self._stage_index] = event
             self._stage_index = (self._stage_index + 1) % len(self._stages)
         self._staged = 0
+
+    def _note_untruncated(self, first_position: int, views: dict[str, np.ndarray], n: int) -> None:
+        """Track the newest untruncated transition from the staged flags, on the host (no device read).
+
+        The staged entries are positions first_position .. first_position + n - 1; they decide
+        the truncation of the transitions one position earlier (the one before them included).
+        """
+        starts_next = views["episode_starts"][:n]
+        terminals = np.concatenate(([self._newest_terminal], views["terminals"][:n - 1]))
+        untruncated = ~starts_next | terminals
+        if first_position == 0:
+            untruncated[0] = False  # position -1 does not exist
+        hits = np.flatnonzero(untruncated)
+        if len(hits):
+            self._last_untruncated = first_position - 1 + int(hits[-1])
+        self._newest_terminal = bool(views["terminals"][n - 1])
+
+    def _refresh_validity(self) -> None:
+        """Recompute `_valid_slots` wherever the last flush can have changed it, from the device counters.
+
+        That is its new entries and the one before them (whose next entry, which decides
+        truncation, has just arrived): the staging size or fewer positions before the newest;
+        and the h - 1 oldest stored entries (the write pointer may have overwritten frames of
+        their stacks). Elsewhere nothing a transition's validity reads has changed; the newest
+        entry has no next frame and is never valid. A fixed set of positions, clamped into the
+        stored ones (a repeated position writes the same value twice), so that on CUDA the
+        update is one captured graph instead of some 25 launches every flush.
+        """
+        oldest, newest = self._adds_t - self._size_t, self._adds_t - 1
+        positions = torch.cat([
+            torch.maximum(newest - self._recent_offsets, oldest),
+            torch.minimum(oldest + self._front_offsets, newest),
+        ])
+        self._valid_slots[positions % self.capacity] = self._valid(positions)
+        self._valid_slots.index_fill_(0, (newest % self.capacity).view(1), False)
+
+    def _run_refresh(self) -> None:
+        # No random stream in it: a graph even where sampling runs eagerly (another generator).
+        if not (self._cuda_graphs and self.device.type == "cuda"):
+            self._refresh_validity()
+            return
+        if self._refresh_graph is None:
+            # Warm-up runs recompute values the mask already holds or is about to: harmless.
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self._refresh_validity()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._refresh_graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._refresh_graph):
+                self._refresh_validity()
+        self._refresh_graph.replay()
 
     # ------------------------------------------------------------------ reading
     def _starts_at(self, positions: torch.Tensor) -> torch.Tensor:
@@ -215,12 +305,29 @@ class DeviceReplay:
         """n valid positions, uniform, with no host synchronisation (see the module docstring)."""
         low = self._adds_t - self._size_t
         span = self._size_t - 1  # the newest entry has no next frame yet
-        u = torch.rand((self.rejection_rounds, n), dtype=torch.float64, device=self.device, generator=self._generator)
-        candidates = low + (u * span).to(torch.int64)  # float64 is exact for spans below 2**53
+        # One call for the rounds and the exact draw's uniforms: the last row is the exact draw's.
+        u = torch.rand((self.rejection_rounds + 1, n), dtype=torch.float64, device=self.device, generator=self._generator)
+        candidates = low + (u[:-1] * span).to(torch.int64)  # float64 is exact for spans below 2**53
         valid = self._valid(candidates)
         first = (valid.to(torch.int64) * self._round_weights).argmax(0)
-        self._exhausted_draws_t += (~valid.any(0)).sum()
-        return candidates.gather(0, first[None]).squeeze(0)
+        exhausted = ~valid.any(0)
+        self._exhausted_draws_t += exhausted.sum()
+        chosen = candidates.gather(0, first[None]).squeeze(0)
+        return torch.where(exhausted, self._ranked_positions(u[-1], low), chosen)
+
+    def _ranked_positions(self, u: torch.Tensor, oldest: torch.Tensor) -> torch.Tensor:
+        """For each u, the position of the floor(u x V)-th of the V valid transitions, counted in
+        slot order: uniform among the valid ones.
+
+        Computed for every draw (a fixed-shape graph cannot branch on the data); the caller keeps
+        them only where all rejection rounds failed.
+        """
+        # int32 counts: a ring of 2**31 entries would hold 15 TB of frames.
+        counts = torch.cumsum(self._valid_slots, 0, dtype=torch.int32)
+        rank = (u * counts[-1]).to(torch.int32)
+        # The first slot whose running count exceeds the rank is the rank-th valid one.
+        slots = torch.searchsorted(counts, rank, right=True).clamp_(max=self.capacity - 1)
+        return oldest + (slots - oldest % self.capacity) % self.capacity
 
     def _stacks(self, newest: torch.Tensor) -> torch.Tensor:
         """Stacked states whose newest frames are at logical positions `newest`, zeroed before game starts."""
@@ -247,6 +354,11 @@ class DeviceReplay:
         self.flush()
         if self.size < 2:
             raise ValueError(f"cannot sample from a replay memory with {self.size} entries; add at least 2")
+        # An untruncated transition h - 1 or more entries after the oldest has every stack frame
+        # stored, so it is valid; only without one (a handful of entries) is the device asked.
+        if self._last_untruncated < self._adds - self.size + self.history_length_frames - 1:
+            if not bool(self._valid_slots.any()):
+                raise ValueError("the replay memory holds no sampleable transition")
 
     def sample_positions(self, n: int) -> torch.Tensor:
         """n logical positions drawn uniformly (with replacement) among the valid transitions, on the device."""
@@ -297,7 +409,8 @@ class DeviceReplay:
 
     @property
     def exhausted_draws(self) -> int:
-        """Samples for which every rejection round was invalid (reading it synchronises)."""
+        """Draws for which every rejection round was invalid, so taken by exact rank (reading it
+        synchronises): how well `rejection_rounds` fits this memory, not an error."""
         return int(self._exhausted_draws_t.item())
 
     # ------------------------------------------------------------------ checkpoints
@@ -309,9 +422,6 @@ class DeviceReplay:
         filled prefix is copied.
         """
         self.flush()
-        if self.exhausted_draws:
-            raise RuntimeError(f"the device replay drew {self.exhausted_draws} sample(s) with every rejection round "
-                               f"invalid; raise rejection_rounds above {self.rejection_rounds}")
         filled = self.capacity if self._adds >= self.capacity else self._adds
         d: dict[str, Any] = {name: t[:filled].cpu().numpy() for name, t in self._arrays().items()}
         d.update(
@@ -344,3 +454,20 @@ class DeviceReplay:
         self.size = int(d["size"])
         self._adds_t.fill_(self._adds)
         self._size_t.fill_(self.size)
+        self._rebuild_validity()
+
+    def _rebuild_validity(self, chunk_transitions: int = 2**18) -> None:
+        """The validity mask and the host's untruncated marker of every stored entry (after a load)."""
+        self._valid_slots.zero_()
+        oldest, newest = self._adds - self.size, self._adds - 1
+        self._last_untruncated, self._newest_terminal = -1, False
+        if self._adds == 0:
+            return
+        # In chunks: a stack window costs h int64 per position, 32 MB per million at h = 4.
+        for start in range(oldest, newest, chunk_transitions):
+            positions = torch.arange(start, min(start + chunk_transitions, newest), dtype=torch.int64, device=self.device)
+            self._valid_slots[positions % self.capacity] = self._valid(positions)
+            untruncated = ~self._episode_starts[(positions + 1) % self.capacity] | self._terminals[positions % self.capacity]
+            if bool(untruncated.any()):
+                self._last_untruncated = int(positions[untruncated][-1])
+        self._newest_terminal = bool(self._terminals[newest % self.capacity])

@@ -27,12 +27,13 @@ def _generator(seed):
     return torch.Generator().manual_seed(seed)
 
 
-def _fill_both(capacity, adds, frame_shape, seed):
+def _fill_both(capacity, adds, frame_shape, seed, staging_transitions=7):
     """A ReplayMemory and a DeviceReplay fed the same random transitions (game starts, lost lives,
     truncated games), past the capacity so that the ring has wrapped."""
     rng = np.random.default_rng(seed)
     host = ReplayMemory(capacity, 4, frame_shape, seed=seed)
-    device = DeviceReplay(capacity, 4, frame_shape, device=DEVICE, generator=_generator(seed), staging_transitions=7)
+    device = DeviceReplay(capacity, 4, frame_shape, device=DEVICE, generator=_generator(seed),
+                          staging_transitions=staging_transitions)
     for _ in range(adds):
         entry = (rng.integers(1, 256, frame_shape, dtype=np.uint8), int(rng.integers(4)), float(rng.integers(-1, 2)),
                  bool(rng.random() < 0.1), bool(rng.random() < 0.08))
@@ -87,13 +88,113 @@ def test_device_sampling_draws_exactly_the_valid_transitions_uniformly():
         assert row.tolist() == [f if f >= start else 0 for f in range(p - 3, p + 1)]
 
 
-def test_device_sampling_counts_draws_with_every_round_invalid_and_refuses_to_checkpoint_them():
-    # 3 of 7 candidates are invalid: one round leaves about 3/7 of the draws invalid.
+def test_draws_with_every_round_invalid_are_counted_and_replaced_by_exact_valid_ones():
+    # 3 of the 7 sampleable positions are invalid (valid: 5, 6, 8, 9, see the test above): with one
+    # round, 3/7 of the draws (4,286 of 10,000, s.d. 49) fall back to the exact draw.
     memory = _scripted_memory(rejection_rounds=1)
-    memory.sample_positions(700)
-    assert 200 < memory.exhausted_draws < 400
-    with pytest.raises(RuntimeError, match="rejection_rounds"):
-        memory.state_dict()
+    counts = collections.Counter(memory.sample_positions(10_000).cpu().numpy().tolist())
+    assert set(counts) == {5, 6, 8, 9}
+    # Each expects 2,500 (binomial s.d. 43); 250 away is over 5 s.d.
+    assert all(2250 <= c <= 2750 for c in counts.values()), counts
+    assert 4000 < memory.exhausted_draws < 4600
+    # The fallback returns valid transitions only, so a checkpoint has nothing to refuse.
+    assert memory.state_dict()["adds"] == 11
+
+
+def _tail_memory(replay):
+    """70 adds into capacity 10, flags set by hand: stored positions 60..69, sampleable 60..68.
+    Games start at 0, 65, 67 and 69, none terminal; frame p holds the value p."""
+    for p in range(70):
+        replay.add(np.full((2, 2), p, np.uint8), p % 3, 0.0, False, p in (0, 65, 67, 69))
+    return replay
+
+
+def test_a_nearly_invalid_memory_never_yields_a_transition_across_the_write_pointer():
+    # By hand: 60, 61 and 62 need frames 57..59, overwritten, with no game start after them in
+    # their stacks (the write pointer crosses them); 64, 66 and 68 are followed by a game start
+    # without being terminal (truncated). Valid: 63 (frames 60..63), 65 and 67 (their games' first
+    # frames). 6 of 9 candidates are invalid, so one round fails for about 2/3 of the draws.
+    memory = _tail_memory(DeviceReplay(10, 4, (2, 2), device=DEVICE, generator=_generator(0), rejection_rounds=1))
+    host = _tail_memory(ReplayMemory(10, 4, (2, 2), seed=0))
+    sampleable = np.arange(60, 69)
+    assert sampleable[host._valid(sampleable)].tolist() == [63, 65, 67]
+    counts = collections.Counter()
+    for _ in range(100):  # 10,000 draws through sample(), the path training takes (a CUDA graph on CUDA)
+        batch = memory.sample(100)
+        newest = batch.state[:, -1, 0, 0].cpu().numpy()
+        counts.update(newest.tolist())
+        # A stack across the write pointer would show overwritten slots' newer frames (position
+        # 60's would read 67, 68, 69, 60); the valid stacks, zeroed before their games' starts:
+        stacks = {tuple(row) for row in batch.state[:, :, 0, 0].cpu().numpy().tolist()}
+        assert stacks <= {(60, 61, 62, 63), (0, 0, 0, 65), (0, 0, 0, 67)}, stacks
+    assert set(counts) == {63, 65, 67}
+    # Each expects 3,333 (binomial s.d. 47); 250 away is over 5 s.d.
+    assert all(3083 <= c <= 3583 for c in counts.values()), counts
+    assert 6200 < memory.exhausted_draws < 7100  # 2/3 of 10,000, s.d. 47
+
+
+def test_capacity_below_the_staging_size_stores_what_the_host_memory_stores():
+    # Capacity 10 with the default 64 staged entries: 70 adds wrap the ring 7 times, a flush of 64
+    # entries among them.
+    host, device = _fill_both(capacity=10, adds=70, frame_shape=(3, 3), seed=11, staging_transitions=64)
+    device.flush()
+    assert (host.size, device.size) == (10, 10)
+    for name, array in host.state_dict().items():
+        if isinstance(array, np.ndarray):
+            np.testing.assert_array_equal(device.state_dict()[name], array, err_msg=name)
+    sampleable = np.arange(60, 69)
+    valid = sampleable[host._valid(sampleable)]
+    np.testing.assert_array_equal(device._valid(torch.from_numpy(sampleable).to(DEVICE)).cpu().numpy(),
+                                  host._valid(sampleable))
+    assert 0 < len(valid) < len(sampleable)  # the flags make some transitions invalid, some not
+    expected, got = host.batch_at(valid), device.batch_at(torch.from_numpy(valid))
+    for name, a, b in zip(expected._fields, expected, got):
+        np.testing.assert_array_equal(b.cpu().numpy(), a, err_msg=name)
+    assert set(device.sample_positions(2000).cpu().numpy().tolist()) == set(valid.tolist())
+
+
+@pytest.mark.parametrize("staging_transitions", [1, 7, 64])
+def test_validity_mask_after_every_flush_is_the_host_memorys_validity(staging_transitions):
+    """The mask the exact draw reads, updated only where adds can change it, against ReplayMemory's
+    rule on every stored transition, while the ring fills, wraps, and after a checkpoint load."""
+    rng = np.random.default_rng(staging_transitions)
+    host = ReplayMemory(12, 4, (2, 2), seed=0)
+    device = DeviceReplay(12, 4, (2, 2), device=DEVICE, generator=_generator(0), staging_transitions=staging_transitions)
+
+    def expected_mask():
+        mask = np.zeros(12, dtype=bool)
+        positions = np.arange(host._adds - host.size, host._adds - 1)
+        mask[positions % 12] = host._valid(positions)
+        return mask
+
+    for step in range(200):
+        # Frequent game starts and cuts, so that both kinds of invalid transition keep appearing.
+        entry = (rng.integers(0, 256, (2, 2), dtype=np.uint8), 0, 0.0, bool(rng.random() < 0.2), bool(rng.random() < 0.25))
+        host.add(*entry)
+        device.add(*entry)
+        if step % 5 == 4:
+            device.flush()
+            np.testing.assert_array_equal(device._valid_slots.cpu().numpy(), expected_mask(), err_msg=f"step {step}")
+    restored = DeviceReplay(12, 4, (2, 2), device=DEVICE, generator=_generator(1))
+    restored.load_state_dict(device.state_dict())
+    np.testing.assert_array_equal(restored._valid_slots.cpu().numpy(), expected_mask())
+
+
+def test_a_memory_without_any_valid_transition_refuses_to_sample_like_the_host_memory():
+    # Every entry starts a game and none is terminal: every transition is a cut game.
+    host = ReplayMemory(6, 4, (2, 2), seed=0)
+    device = DeviceReplay(6, 4, (2, 2), device=DEVICE, generator=_generator(0))
+    for p in range(9):
+        host.add(np.full((2, 2), p, np.uint8), 0, 0.0, False, True)
+        device.add(np.full((2, 2), p, np.uint8), 0, 0.0, False, True)
+    with pytest.raises(ValueError, match="no sampleable transition"):
+        host.sample(4)
+    with pytest.raises(ValueError, match="no sampleable transition"):
+        device.sample(4)
+    # One terminal entry ends its game properly: its transition becomes the only valid one.
+    device.add(np.full((2, 2), 9, np.uint8), 0, 0.0, True, True)
+    device.add(np.full((2, 2), 10, np.uint8), 0, 0.0, False, True)
+    assert set(device.sample_positions(100).cpu().numpy().tolist()) == {9}
 
 
 def test_device_replay_checkpoint_round_trip_and_host_layout():
