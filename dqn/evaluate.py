@@ -96,20 +96,33 @@ class DQNPolicy:
         """Load a weights file (torch.save'd dict with WEIGHTS_KEYS) and build its network.
 
         `hyperparameters` holds the training run's values with the game's own overrides applied
-        (e.g. the 2013 paper's action repeat of 3 for Space Invaders).
+        (e.g. the 2013 paper's action repeat of 3 for Space Invaders). Whatever is wrong with the
+        file (not a torch file, a missing or wrong entry, weights that do not fit the network,
+        NaN weights) is one UserError naming the file.
         """
         from dqn.networks import build_network
 
         blob = load_weights(path)
-        hp = hyperparameters_from_dict(blob["hyperparameters"]).for_game(blob["game"])
+        where = f"weights file {str(path)!r}"
+        try:
+            hp = hyperparameters_from_dict(blob["hyperparameters"]).for_game(blob["game"])
+        except (UserError, TypeError, ValueError) as exc:
+            raise UserError(f"{where} holds hyperparameters that do not validate ({_one_line(exc)}); "
+                            "was it edited? pass a best.pt or final.pt written by dqn.train") from None
         in_shape = (hp.agent_history_length_frames, 84, 84)
-        network = build_network(blob["network"], in_shape, int(blob["num_actions"]))
+        network = build_network(blob["network"], in_shape, blob["num_actions"])
+        misfit = _state_dict_misfit(network.state_dict(), blob["state_dict"])
+        if misfit:
+            raise UserError(f"{where} does not fit network {blob['network']!r} with {blob['num_actions']} actions and "
+                            f"{hp.agent_history_length_frames} history frames ({misfit}); was it edited? pass a best.pt "
+                            "or final.pt written by dqn.train")
         try:
             network.load_state_dict(blob["state_dict"])
         except RuntimeError as exc:
-            raise UserError(f"weights file {str(path)!r} does not fit network {blob['network']!r}: {exc}") from None
-        return cls(network, int(blob["num_actions"]), device=device, history_length_frames=hp.agent_history_length_frames,
-                   game=blob["game"], frames=int(blob["frames"]), hyperparameters=hp)
+            raise UserError(f"{where} does not fit network {blob['network']!r} ({_one_line(exc)}); "
+                            "pass a best.pt or final.pt written by dqn.train") from None
+        return cls(network, blob["num_actions"], device=device, history_length_frames=hp.agent_history_length_frames,
+                   game=blob["game"], frames=blob["frames"], hyperparameters=hp)
 
     def q_values(self, states: np.ndarray) -> np.ndarray:
         import torch
@@ -126,20 +139,90 @@ class DQNPolicy:
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, Any]:
-    """The dict of a weights file, or a UserError saying why it is not one."""
+    """The dict of a weights file with every entry checked (types, finite weights), or a
+    UserError of one line that names the file and says what is wrong with it."""
     import torch
 
+    from dqn.config import NETWORKS
+
     path = Path(path)
+    where = f"weights file {str(path)!r}"
+    fix = "pass a best.pt or final.pt written by dqn.train"
+    if path.is_dir():
+        raise UserError(f"{where} is a folder; {fix} (e.g. RUN_DIR/best.pt)")
     if not path.is_file():
-        raise UserError(f"weights file {str(path)!r} does not exist; check the path (e.g. RUN_DIR/best.pt)")
+        raise UserError(f"{where} does not exist; check the path (e.g. RUN_DIR/best.pt)")
+    if path.stat().st_size == 0:
+        raise UserError(f"{where} is empty (an interrupted copy?); {fix}")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a file that is not its own
-        raise UserError(f"cannot read weights file {str(path)!r} ({type(exc).__name__}); is it a .pt written by dqn.train?") from None
-    missing = [key for key in WEIGHTS_KEYS if not isinstance(blob, dict) or key not in blob]
+        raise UserError(f"cannot read {where} ({type(exc).__name__}): it is not a torch file, or a damaged one "
+                        f"(truncated?); {fix}") from None
+    if not isinstance(blob, dict):
+        raise UserError(f"{where} holds a {type(blob).__name__}, not the dict of dqn.train's weights files; {fix}")
+    missing = [key for key in WEIGHTS_KEYS if key not in blob]
     if missing:
-        raise UserError(f"{str(path)!r} is not a weights file of dqn.train: missing {', '.join(missing)}")
+        raise UserError(f"{where} lacks {', '.join(missing)}: it is not a weights file of dqn.train; {fix}")
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise UserError(f"{where} is damaged or was edited: {what}; {fix}")
+
+    def is_int(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    need(isinstance(blob["network"], str) and blob["network"] in NETWORKS,
+         f"unknown network {blob['network']!r} (valid networks: {', '.join(NETWORKS)})")
+    need(is_int(blob["num_actions"]) and blob["num_actions"] >= 1,
+         f"num_actions must be a positive integer, got {blob['num_actions']!r}")
+    need(isinstance(blob["game"], str) and blob["game"] != "", f"game must be an ALE id, got {blob['game']!r}")
+    need(is_int(blob["frames"]) and blob["frames"] >= 0, f"frames must be an integer of 0 or more, got {blob['frames']!r}")
+    need(isinstance(blob["hyperparameters"], dict),
+         f"hyperparameters must be a dict, got a {type(blob['hyperparameters']).__name__}")
+    state_dict = blob["state_dict"]
+    need(isinstance(state_dict, dict) and len(state_dict) > 0,
+         f"state_dict must be a non-empty dict of tensors, got {_describe(state_dict)}")
+    not_tensors = [str(name) for name, value in state_dict.items() if not isinstance(value, torch.Tensor)]
+    need(not not_tensors, f"state_dict entries that are not tensors: {_first_few(not_tensors)}")
+    # A diverged training saves NaN or infinite weights; they would surface only as NaN
+    # Q-values deep inside the first evaluation episode.
+    not_finite = [str(name) for name, value in state_dict.items()
+                  if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if not_finite:
+        raise UserError(f"{where} holds NaN or infinite weights (in {_first_few(not_finite)}): the training that "
+                        f"wrote them diverged or the file is damaged; evaluate another snapshot or train again")
     return blob
+
+
+def _state_dict_misfit(expected: dict[str, Any], given: dict[str, Any]) -> str:
+    """What keeps `given` from loading into a network whose state_dict is `expected` ("" if nothing)."""
+    missing = [name for name in expected if name not in given]
+    unexpected = [str(name) for name in given if name not in expected]
+    shapes = [f"{name} {tuple(given[name].shape)} where the network has {tuple(value.shape)}"
+              for name, value in expected.items() if name in given and given[name].shape != value.shape]
+    problems = []
+    if missing:
+        problems.append(f"missing {_first_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_first_few(unexpected)}")
+    if shapes:
+        problems.append(f"shape of {_first_few(shapes)}")
+    return "; ".join(problems)
+
+
+def _first_few(items: Sequence[str], shown: int = 3) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
+def _describe(value: Any) -> str:
+    return "an empty dict" if isinstance(value, dict) else f"a {type(value).__name__}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (torch's and argparse's can span several)."""
+    return " ".join(str(exc).split())
 
 
 # --------------------------------------------------------------------------------------------
@@ -578,15 +661,38 @@ def log_to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def check_out_path(out: str | os.PathLike) -> Path:
-    """The --out file, after checking that its folder can be written (before any work)."""
-    from dqn.fileio import check_output_dir
-
+def check_out_file(out: str | os.PathLike) -> Path:
+    """The --out file, checked without creating anything: it must not be a folder."""
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {str(out)!r} is a folder; give a file name such as episodes.parquet")
-    check_output_dir(out.parent if str(out.parent) else Path("."))
     return out
+
+
+def check_out_path(out: str | os.PathLike, *, created: list[Path] | None = None) -> Path:
+    """The --out file, after checking that its folder can be written (before any work).
+
+    Creates the folder if needed; the folders created are appended to `created` (see
+    dqn.fileio.removed_if_failed), so a later failure can remove them again.
+    """
+    from dqn.fileio import check_output_dir
+
+    out = check_out_file(out)
+    check_output_dir(out.parent, created=created)
+    return out
+
+
+def check_run_arguments(*, seed: int, episodes: int | None = None, epsilon: float | None = None,
+                        workers: int | None = None) -> None:
+    """The evaluation CLIs' number arguments, checked before any file is read or folder made."""
+    if episodes is not None and episodes < 1:
+        raise UserError(f"--episodes must be at least 1, got {episodes}")
+    if epsilon is not None and not 0.0 <= epsilon <= 1.0:  # NaN fails too
+        raise UserError(f"--epsilon must lie in [0, 1], got {epsilon}")
+    if seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {seed}")
+    if workers is not None and workers < 0:
+        raise UserError(f"--workers must be 0 or more (0 or 1: in this process), got {workers}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -608,15 +714,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dqn.fileio import write_parquet
+    from dqn.fileio import remove_stale_temporaries, removed_if_failed, write_parquet
     from dqn.games import check_game
 
+    # Order: every argument first, then the weights file, and the output folder last, so a
+    # refused command has read nothing it did not need and leaves no folder behind.
     args = _parser().parse_args(argv)
+    check_run_arguments(seed=args.seed, episodes=args.episodes, epsilon=args.epsilon, workers=args.workers)
+    if not args.label.strip():
+        raise UserError("--label must not be empty; use best or final")
     game = check_game(args.game)
-    blob = load_weights(args.weights)
-    if blob["game"] != game:
-        raise UserError(f"weights {args.weights!r} were trained on {blob['game']!r}, not {game!r}; pass --game {blob['game']}")
-    out = check_out_path(args.out)
+    out = check_out_file(args.out)
     device = resolve_device(args.device)
     # One intra-op thread: a batch of at most 30 states takes a few ms on one core, and idle
     # OpenMP threads spinning in this process would slow the worker processes that step the games.
@@ -624,17 +732,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     policy = DQNPolicy.from_weights(args.weights, device)
+    if policy.game != game:
+        raise UserError(f"weights {args.weights!r} were trained on {policy.game!r}, not {game!r}; pass --game {policy.game}")
     hp = policy.hyperparameters
     episodes = hp.final_eval_episodes if args.episodes is None else args.episodes
-    log_to_stderr(f"{game}: evaluating {args.weights} ({policy.frames:,} frames of training) on {device}, "
-                  f"{episodes} episodes, seed {args.seed}")
-    rows = evaluate(
-        policy, game, seed=args.seed, episodes=episodes, epsilon=args.epsilon,
-        max_episode_frames=hp.final_eval_max_episode_frames, noop_max_frames=hp.noop_max_frames,
-        action_repeat_frames=hp.action_repeat_frames, preprocessing=hp.preprocessing,
-        num_workers=args.workers, weights=args.label, log=log_to_stderr,
-    )
-    write_parquet(rows, out)
+    with removed_if_failed() as created:
+        check_out_path(out, created=created)
+        # Only this command's own leftovers: other files of the folder belong to other jobs.
+        remove_stale_temporaries(out.parent, recursive=False, targets=[out.name])
+        log_to_stderr(f"{game}: evaluating {args.weights} ({policy.frames:,} frames of training) on {device}, "
+                      f"{episodes} episodes, seed {args.seed}")
+        rows = evaluate(
+            policy, game, seed=args.seed, episodes=episodes, epsilon=args.epsilon,
+            max_episode_frames=hp.final_eval_max_episode_frames, noop_max_frames=hp.noop_max_frames,
+            action_repeat_frames=hp.action_repeat_frames, preprocessing=hp.preprocessing,
+            num_workers=args.workers, weights=args.label, log=log_to_stderr,
+        )
+        write_parquet(rows, out)
     log_to_stderr(f"{game}: {summarize(rows)}; wrote {out}")
     return 0
 

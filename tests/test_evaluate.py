@@ -202,3 +202,164 @@ def test_cli_writes_one_labelled_row_per_episode(tmp_path, capsys):
     assert rows["length_frames"].max() <= 200
     assert "2/2 episodes done" in err
     assert [p.name for p in out.parent.iterdir()] == ["episodes.parquet"]  # no temporary file left
+
+
+# --- malformed weights files and the order of checks -----------------------------------------
+
+
+def edited_weights(path, edit):
+    """A good weights file, loaded, passed through `edit(blob)` and saved again (a hand edit)."""
+    save_weights(path)
+    blob = torch.load(path, weights_only=True)
+    torch.save(edit(blob), path)
+    return path
+
+
+def with_entry(key, value):
+    return lambda blob: {**blob, key: value}
+
+
+def with_state(change):
+    def edit(blob):
+        state = dict(blob["state_dict"])
+        change(state)
+        return {**blob, "state_dict": state}
+
+    return edit
+
+
+def first_weight(value):
+    def change(state):
+        name = next(iter(state))
+        tensor = state[name].clone()
+        tensor.view(-1)[0] = value
+        state[name] = tensor
+
+    return change
+
+
+def random_bytes(path):
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+
+
+def truncated(path):
+    save_weights(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def edit(change):
+    return lambda path: edited_weights(path, change)
+
+
+def bad_hyperparameter(blob):
+    return {**blob, "hyperparameters": {**blob["hyperparameters"], "lerning_rate": 1}}
+
+
+# case: (make the file at path, part of the one-line message)
+MALFORMED_WEIGHTS = {
+    "random bytes": (random_bytes, "not a torch file"),
+    "zero-filled": (lambda path: path.write_bytes(bytes(4096)), "not a torch file"),
+    "truncated": (truncated, "damaged"),
+    "empty": (lambda path: path.write_bytes(b""), "is empty"),
+    "not a dict": (lambda path: torch.save([1, 2, 3], path), "holds a list"),
+    "missing keys": (edit(lambda b: {k: v for k, v in b.items() if k not in ("network", "game")}), "lacks network, game"),
+    "unknown network": (edit(with_entry("network", "resnet50")), "unknown network 'resnet50'"),
+    "num_actions a string": (edit(with_entry("num_actions", "4")), "num_actions"),
+    "frames negative": (edit(with_entry("frames", -1)), "frames"),
+    "game not a string": (edit(with_entry("game", 3)), "game must be"),
+    "hyperparameters a list": (edit(with_entry("hyperparameters", [1])), "hyperparameters must be a dict"),
+    "unknown hyperparameter": (edit(bad_hyperparameter), "unknown hyperparameter 'lerning_rate'"),
+    "state_dict not a dict": (edit(with_entry("state_dict", [])), "state_dict must be"),
+    "state_dict entry not a tensor": (edit(with_state(lambda s: s.update(extra=1.5))), "not tensors: extra"),
+    "state_dict for more actions": (edit(with_entry("num_actions", 6)), "head.2.weight (4, 512) where the network has (6, 512)"),
+    "state_dict missing a layer": (edit(with_state(lambda s: s.pop(next(iter(s))))), "missing torso.0.weight"),
+    "state_dict with an extra layer": (edit(with_state(lambda s: s.update(extra=torch.zeros(2)))), "unexpected extra"),
+    "NaN weights": (edit(with_state(first_weight(float("nan")))), "NaN or infinite"),
+    "infinite weights": (edit(with_state(first_weight(float("inf")))), "NaN or infinite"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_WEIGHTS))
+def test_a_malformed_weights_file_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys, case):
+    make, message = MALFORMED_WEIGHTS[case]
+    monkeypatch.chdir(tmp_path)
+    make(tmp_path / "hand_edited.pt")
+    code, err = run_cli(["--game", "breakout", "--weights", "hand_edited.pt", "--label", "best", "--seed", "0",
+                         "--out", "results/breakout/episodes.parquet", "--device", "cpu"], capsys)
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert "hand_edited.pt" in err and message in err, err
+    assert not (tmp_path / "results").exists()  # refused before the output folder was made
+
+
+def test_a_weights_folder_is_refused_as_a_folder(tmp_path, capsys):
+    code, err = run_cli(["--game", "breakout", "--weights", str(tmp_path), "--label", "best", "--seed", "0",
+                         "--out", str(tmp_path / "out" / "e.parquet")], capsys)
+    assert code == 2 and "is a folder" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_hand_edited_network_name_is_one_line_in_a_real_process(tmp_path):
+    # The case that used to end in build_network's traceback.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    weights = edited_weights(tmp_path / "final.pt", with_entry("network", "resnet"))
+    result = subprocess.run(
+        [sys.executable, "-m", "dqn.evaluate", "--game", "breakout", "--weights", str(weights), "--label", "final",
+         "--seed", "0", "--out", str(tmp_path / "out" / "episodes.parquet"), "--device", "cpu"],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert str(weights) in result.stderr and "unknown network 'resnet'" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--episodes", "0"), ("--epsilon", "2"), ("--epsilon", "nan"), ("--seed", "-1"), ("--workers", "-1"), ("--label", " ")],
+)
+def test_bad_arguments_are_refused_before_the_weights_are_read(tmp_path, capsys, flag, value):
+    # The weights file does not exist: a message about it would mean it was looked at first.
+    args = {"--game": "breakout", "--weights": str(tmp_path / "no_such.pt"), "--label": "best", "--seed": "0",
+            "--out": str(tmp_path / "out" / "episodes.parquet")}
+    args[flag] = value
+    code, err = run_cli([x for kv in args.items() for x in kv], capsys)
+    assert code == 2 and err.startswith(f"error: {flag} ") and err.count("\n") == 1, err
+    assert "no_such.pt" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_evaluation_that_fails_removes_the_output_folder_it_made(tmp_path, capsys, monkeypatch):
+    import dqn.evaluate
+
+    def fail(*args, **kwargs):
+        raise UserError("the policy has 4 actions but breakout has 6; are these weights for another game?")
+
+    monkeypatch.setattr(dqn.evaluate, "evaluate", fail)
+    weights = save_weights(tmp_path / "best.pt")
+    code, err = run_cli(["--game", "breakout", "--weights", str(weights), "--label", "best", "--seed", "0",
+                         "--out", str(tmp_path / "out" / "deeper" / "episodes.parquet"), "--device", "cpu"], capsys)
+    assert code == 2 and "another game" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+def test_the_cli_clears_its_own_stale_temporary_and_leaves_the_others(tmp_path, capsys):
+    import os
+    import time
+
+    weights = save_weights(tmp_path / "final.pt", final_eval_max_episode_frames=100)
+    out = tmp_path / "results" / "episodes.parquet"
+    out.parent.mkdir()
+    an_hour_ago = time.time() - 7200
+    own, other = out.parent / ".episodes.parquet.crash123.tmp", out.parent / ".other.parquet.crash456.tmp"
+    for path in (own, other):
+        path.write_text("left by a crash")
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    code, err = run_cli(["--game", "breakout", "--weights", str(weights), "--label", "final", "--seed", "0",
+                         "--out", str(out), "--episodes", "1", "--workers", "1", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.parent.iterdir()) == [other.name, "episodes.parquet"]
