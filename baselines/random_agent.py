@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from dqn.errors import ArgumentParser, UserError, cli_main
+from dqn.errors import ArgumentParser, cli_main
 
 RANDOM_AGENT_ACTION_REPEAT_FRAMES = 6  # 60 Hz / 10 Hz
 RANDOM_AGENT_EPISODES = 30
@@ -76,17 +76,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dqn.evaluate import check_out_path, log_to_stderr, summarize
-    from dqn.fileio import write_parquet
+    from dqn.evaluate import check_out_file, check_out_path, check_run_arguments, log_to_stderr, summarize
+    from dqn.fileio import remove_stale_temporaries, removed_if_failed, write_parquet
     from dqn.games import check_game
 
+    # Order: every argument first, then the ROM (for its action set), the output folder last, so
+    # a refused command leaves no folder behind.
     args = _parser().parse_args(argv)
+    check_run_arguments(seed=args.seed, episodes=args.episodes, workers=args.workers)
     game = check_game(args.game)
-    if args.episodes < 1:
-        raise UserError(f"--episodes must be at least 1, got {args.episodes}")
-    out = check_out_path(args.out)
-    rows = evaluate_random_agent(game, seed=args.seed, episodes=args.episodes, num_workers=args.workers, log=log_to_stderr)
-    write_parquet(rows, out)
+    out = check_out_file(args.out)
+    num_actions = num_actions_of(game)
+    with removed_if_failed() as created:
+        check_out_path(out, created=created)
+        # Only this command's own leftovers: other files of the folder belong to other jobs.
+        remove_stale_temporaries(out.parent, recursive=False, targets=[out.name])
+        rows = evaluate_random_agent(game, seed=args.seed, episodes=args.episodes, num_workers=args.workers,
+                                     log=log_to_stderr, num_actions=num_actions)
+        write_parquet(rows, out)
     log_to_stderr(f"{game}: random agent, {summarize(rows)}; wrote {out}")
     return 0
 

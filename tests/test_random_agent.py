@@ -64,3 +64,33 @@ def test_cli_writes_rows_and_refuses_a_bad_game(tmp_path, capsys):
     assert list(rows["episode"]) == [0] and rows["agent"][0] == "random" and rows["seed"][0] == 1
     # Random Pong loses 0-21 or close to it, within the 5-minute cut.
     assert -21 <= rows["score"][0] <= -15 and rows["length_frames"][0] <= 18_000
+
+
+@pytest.mark.parametrize("flag, value", [("--episodes", "0"), ("--seed", "-1"), ("--workers", "-1")])
+def test_bad_arguments_are_refused_before_the_rom_is_loaded_and_no_folder_is_made(tmp_path, capsys, monkeypatch, flag, value):
+    import baselines.random_agent
+
+    def no_rom(game):
+        raise AssertionError("the ROM was loaded before the arguments were checked")
+
+    monkeypatch.setattr(baselines.random_agent, "num_actions_of", no_rom)
+    args = {"--game": "pong", "--seed": "0", "--out": str(tmp_path / "out" / "random.parquet"), flag: value}
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(main, [x for kv in args.items() for x in kv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith(f"error: {flag} ") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_that_fails_removes_the_output_folder_it_made(tmp_path, capsys, monkeypatch):
+    import baselines.random_agent
+    from dqn.errors import UserError
+
+    def fail(*args, **kwargs):
+        raise UserError("an evaluation worker failed")
+
+    monkeypatch.setattr(baselines.random_agent, "evaluate_random_agent", fail)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(main, ["--game", "pong", "--seed", "0", "--out", str(tmp_path / "out" / "random.parquet")])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
