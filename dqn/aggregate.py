@@ -372,20 +372,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Order: every argument first, then the inputs, the output folder last, so a refused command
+    # leaves no folder behind.
     args = build_parser().parse_args(argv)
     if any(seed < 0 for seed in args.seeds):
         raise UserError(f"--seeds must be zero or positive, got {args.seeds}")
+    overrides = parse_overrides(args.set)
+    resolve(args.preset, overrides)  # a bad --preset or --set fails here, before any file is read
+    results = Path(args.results)
+    if not results.is_dir():
+        raise UserError(f"results folder {str(results)!r} does not exist; pass --results results/<experiment>")
     names = read_display_names(args.games_sheet) if args.games_sheet else None
     games = args.games or list(names or PAPER_GAME_IDS)
-    results = Path(args.results)
-    if args.out is None:
-        fileio.check_output_dir(results)
-    elif not results.is_dir():
-        raise UserError(f"results folder {str(results)!r} does not exist; pass --results results/<experiment>")
-    out = fileio.check_output_dir(args.out or results)
-    tables, info = aggregate(results, games, args.seeds, preset=args.preset,
-                             overrides=parse_overrides(args.set), display_names=names)
-    write_tables(out, tables, info)
+    with fileio.removed_if_failed() as created:
+        out = fileio.check_output_dir(args.out or results, created=created)
+        # Only this command's own leftovers: the folder also holds the runs and episodes of other jobs.
+        fileio.remove_stale_temporaries(out, recursive=False, targets=[*TABLES, "provenance.json"])
+        tables, info = aggregate(results, games, args.seeds, preset=args.preset,
+                                 overrides=overrides, display_names=names)
+        write_tables(out, tables, info)
     runs = tables["runs.parquet"]
     missing = runs[runs["status"] == "missing"]
     print(f"{out}: {len(runs) - len(missing)}/{len(runs)} runs complete, "

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dqn import fileio
-from dqn.errors import UserError
+from dqn.errors import UserError, cli_main
 
 REPO = Path(__file__).resolve().parents[1]
 AN_HOUR_AGO = time.time() - 2 * fileio.STALE_TEMPORARY_AGE_SECONDS
@@ -157,3 +157,67 @@ def test_atomic_write_leaves_no_temporary_when_the_write_fails(tmp_path):
     assert list(tmp_path.iterdir()) == []
     fileio.write_json({"a": 1}, tmp_path / "x.json")
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+# ---------------------------------------------------------------------------- every CLI: refused, nothing made
+def run_cli(main, argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(main, argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_aggregate_checks_preset_and_results_before_making_its_output(tmp_path, capsys):
+    from dqn.aggregate import main
+
+    results = tmp_path / "results" / "exp"
+    results.mkdir(parents=True)
+    err = run_cli(main, ["--results", str(results), "--seeds", "0", "--preset", "natur", "--out", str(tmp_path / "look" / "a")],
+                  capsys)
+    assert "unknown preset 'natur'" in err and not (tmp_path / "look").exists()
+    # A mistyped --results is refused, not made and filled with tables of missing runs.
+    err = run_cli(main, ["--results", str(tmp_path / "results" / "exq"), "--seeds", "0"], capsys)
+    assert "results folder" in err and "exq" in err
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["exp"]
+
+
+def test_aggregate_that_fails_after_making_its_output_removes_it(tmp_path, capsys, monkeypatch):
+    from dqn import aggregate
+
+    def fail(*args, **kwargs):
+        raise UserError("a results file is damaged")
+
+    monkeypatch.setattr(aggregate, "aggregate", fail)
+    results = tmp_path / "results" / "exp"
+    results.mkdir(parents=True)
+    run_cli(aggregate.main, ["--results", str(results), "--games", "pong", "--seeds", "0", "--out", str(tmp_path / "look")],
+            capsys)
+    assert not (tmp_path / "look").exists()
+
+
+def test_report_checks_its_arguments_before_the_results_and_makes_no_folder(tmp_path, capsys):
+    from dqn.report.__main__ import main
+
+    out = tmp_path / "reports" / "demo"
+    for flag, value, message in [("--bootstrap-reps", "0", "--bootstrap-reps"), ("--seed", "-1", "--seed")]:
+        err = run_cli(main, ["--results", str(tmp_path / "missing"), "--out", str(out / "report.html"),
+                             "--figures-dir", str(out / "figures"), flag, value], capsys)
+        assert message in err and "missing" not in err
+    err = run_cli(main, ["--results", str(tmp_path / "missing"), "--out", str(tmp_path),
+                         "--figures-dir", str(out / "figures")], capsys)
+    assert "is a folder" in err
+    assert not (tmp_path / "reports").exists()
+
+
+def test_report_whose_figures_folder_fails_removes_the_report_folder_it_made(tmp_path, capsys):
+    from dqn.report.__main__ import main
+    from synthetic_results import write_small
+
+    results = write_small(tmp_path / "results" / "demo")
+    (tmp_path / "file").write_text("x")
+    err = run_cli(main, ["--results", str(results), "--out", str(tmp_path / "reports" / "report.html"),
+                         "--figures-dir", str(tmp_path / "file" / "figures")], capsys)
+    assert "cannot write to output folder" in err
+    assert not (tmp_path / "reports").exists()

@@ -24,10 +24,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from dqn.report.build import build_report, check_report_arguments
     from dqn.report.results import check_results_folder
 
+    # Every argument before the results folder is looked at; build_report makes the output folders last.
+    check_report_arguments(args.out, args.figures_dir, bootstrap_reps=args.bootstrap_reps, seed=args.seed)
     check_results_folder(args.results)
-    from dqn.report.build import build_report
 
     out = build_report(args.results, args.out, args.figures_dir, bootstrap_reps=args.bootstrap_reps, seed=args.seed)
     print(f"wrote {out}")

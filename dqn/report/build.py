@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from dqn.errors import UserError
-from dqn.fileio import atomic_write, check_output_dir
+from dqn.fileio import atomic_write, check_output_dirs, remove_stale_temporaries, removed_if_failed
 from dqn.report import figures as figs
 from dqn.report import tables
 from dqn.report.html import FigureItem, ReportContent, render_report
@@ -60,14 +60,38 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
 
 def build_report(results_dir: str | Path, out: str | Path, figures_dir: str | Path, *,
                  bootstrap_reps: int = 2000, seed: int = 0) -> Path:
-    """Write the HTML report `out` and the PNG figures of FIGURE_FILES into `figures_dir`; return `out`."""
+    """Write the HTML report `out` and the PNG figures of FIGURE_FILES into `figures_dir`; return `out`.
+
+    Arguments are checked first, then the results are read, and the output folders are made
+    last; if anything fails after that, the folders made here are removed again (if still empty).
+    """
+    out, figures_dir = check_report_arguments(out, figures_dir, bootstrap_reps=bootstrap_reps, seed=seed)
+    results = load_results(results_dir)
+    with removed_if_failed() as created:
+        check_output_dirs([out.parent, figures_dir], created=created)
+        # Only the leftovers of this report's own files: the folders may hold other files.
+        remove_stale_temporaries(out.parent, recursive=False, targets=[out.name])
+        remove_stale_temporaries(figures_dir, recursive=False, targets=FIGURE_FILES)
+        return write_report(results, out, figures_dir, bootstrap_reps=bootstrap_reps, seed=seed)
+
+
+def check_report_arguments(out: str | Path, figures_dir: str | Path, *, bootstrap_reps: int,
+                           seed: int) -> tuple[Path, Path]:
+    """The report's arguments, checked before any file is read or folder made; (out, figures_dir) as Paths."""
+    out, figures_dir = Path(out), Path(figures_dir)
     if bootstrap_reps < 1:
         raise UserError(f"--bootstrap-reps must be a positive number of resamples, got {bootstrap_reps}")
-    results = load_results(results_dir)
-    out, figures_dir = Path(out), Path(figures_dir)
-    check_output_dir(out.parent)
-    check_output_dir(figures_dir)
+    if seed < 0:
+        raise UserError(f"--seed of the bootstrap must be 0 or more, got {seed}")
+    if out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a folder; give a file name such as reports/demo/report.html")
+    if figures_dir.exists() and not figures_dir.is_dir():
+        raise UserError(f"--figures-dir {str(figures_dir)!r} is a file; give a folder such as reports/demo/figures")
+    return out, figures_dir
 
+
+def write_report(results: Results, out: Path, figures_dir: Path, *, bootstrap_reps: int, seed: int) -> Path:
+    """Compute the tables, draw the figures and write them into folders that exist; return `out`."""
     reference = get_reference(results.reference)
     reference_label = f"{reference.label} ({reference.table_label})"
     table = tables.game_table(results)
