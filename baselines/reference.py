@@ -7,7 +7,10 @@ game. `nips2013_table()` is Table 1 of Mnih et al. (2013). Both ship as package 
 
 Human-normalized score = 100 x (agent - random) / (human - random), with the random and human
 columns of the chosen paper's table. The Nature table is the default: the later 57-game human
-table that post-2016 papers use differs for 33 of these 49 games and moves the median.
+table that post-2016 papers use differs for 33 of these 49 games and moves the median. The 2013
+paper defines no normalized score, but its Table 1 prints a random and a human score (an
+expert's median) for each of its 7 games, so the same formula applies to them with no gap to
+fill; the Nature table's random and human scores for those games differ and are not mixed in.
 """
 
 from __future__ import annotations

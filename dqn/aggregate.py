@@ -40,6 +40,7 @@ from dqn.config import PRESET_REFERENCE, PRESETS, Hyperparameters, deviations, p
 from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.games import PAPER_GAME_IDS
 from dqn.games import display_name as paper_display_name
+from dqn.report.paper import get_reference, human_normalized, paper_columns
 
 WEIGHTS = ("best", "final")
 RANDOM_WEIGHTS = "none"
@@ -127,26 +128,44 @@ def read_episodes(results: str | os.PathLike, games: Sequence[str], seeds: Seque
     return episodes.sort_values(["game", "agent", "seed", "weights", "episode"], kind="stable", ignore_index=True)
 
 
-def _human_normalized(game: str, score: float) -> float:
-    from baselines.reference import human_normalized
+def check_reference_games(games: Sequence[str], reference: str) -> None:
+    """Refuse a game without random and human scores in the reference paper's table: its
+    human-normalized score would be undefined, and a NaN would silently leave it out of the means."""
+    ref = get_reference(reference)
+    paper = paper_columns(reference).set_index("game")
+    for game in games:
+        if game not in paper.index or paper.loc[game, ["random_score", "human_score"]].isna().any():
+            raise UserError(
+                f"game {game!r} has no random and human scores in {ref.table_label} of the {ref.label} (reference "
+                f"{reference!r}), so it has no human-normalized score; plan only that table's games: "
+                f"{', '.join(paper.index)}"
+            )
 
-    try:
-        return float(human_normalized(game, score))
-    except UserError:  # a game outside the paper's table has no human score
-        return math.nan
+
+def normalize_scores(games: Sequence[str], scores: Sequence[float], reference: str = "nature") -> np.ndarray:
+    """100 x (score - random) / (human - random) per game, in percent, with the random and human
+    columns of the reference paper's table exactly as the report takes them (dqn.report.paper):
+    Extended Data Table 2 for "nature", Table 1 of the 2013 paper for "nips2013". A game without
+    a row there is a UserError (check_reference_games)."""
+    games = [str(g) for g in games]
+    check_reference_games(games, reference)
+    paper = paper_columns(reference).set_index("game")
+    return human_normalized(np.asarray(scores, dtype=np.float64), paper.loc[games, "random_score"].to_numpy(),
+                            paper.loc[games, "human_score"].to_numpy())
 
 
-def scores_table(episodes: pd.DataFrame, display_names: Mapping[str, str] | None = None) -> pd.DataFrame:
+def scores_table(episodes: pd.DataFrame, display_names: Mapping[str, str] | None = None,
+                 reference: str = "nature") -> pd.DataFrame:
     """One row per (game, agent, seed, weights): mean and population s.d. (ddof=0) of the raw
-    scores, the episode count, and the human-normalized mean in percent (Extended Data Table 2's
-    random and human scores; NaN for a game outside it)."""
+    scores, the episode count, and the human-normalized mean in percent against the `reference`
+    paper's random and human scores (normalize_scores; a game outside its table is a UserError)."""
     if len(episodes) == 0:
         return conform(None, SCORES_SCHEMA)
     names = dict(display_names or {})
     grouped = episodes.groupby(["game", "agent", "seed", "weights"], sort=True)["score"]
     scores = grouped.agg(mean="mean", std=lambda s: float(np.std(s.to_numpy(), ddof=0)), episodes="count").reset_index()
     scores["display_name"] = [names.get(g) or paper_display_name(g) for g in scores["game"]]
-    scores["human_normalized"] = [_human_normalized(g, m) for g, m in zip(scores["game"], scores["mean"])]
+    scores["human_normalized"] = normalize_scores(scores["game"], scores["mean"], reference)
     return conform(scores, SCORES_SCHEMA)
 
 
@@ -322,13 +341,19 @@ def provenance(results: str | os.PathLike, *, preset: str, reference: str, overr
 def aggregate(results: str | os.PathLike, games: Sequence[str], seeds: Sequence[int], *, preset: str = "nature",
               overrides: Mapping[str, Any] | None = None,
               display_names: Mapping[str, str] | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """The five tables (file name -> DataFrame) and the provenance of the planned runs under `results`."""
+    """The five tables (file name -> DataFrame) and the provenance of the planned runs under `results`.
+
+    Scores are human-normalized against the preset's reference paper (PRESET_REFERENCE), the
+    paper its deviations are measured against; a planned game outside that paper's table is a
+    UserError, before any file is read.
+    """
     overrides = dict(overrides or {})
     hp = resolve(preset, overrides)
     reference = PRESET_REFERENCE.get(preset, "nature")
+    check_reference_games(games, reference)
     episodes = read_episodes(results, games, seeds)
     tables = {
-        "scores.parquet": scores_table(episodes, display_names),
+        "scores.parquet": scores_table(episodes, display_names, reference),
         "episodes.parquet": episodes,
         "learning_curves.parquet": read_learning_curves(results, games, seeds),
         "runs.parquet": runs_table(results, games, seeds, hp),

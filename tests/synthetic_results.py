@@ -135,8 +135,8 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
     scores_df = grouped.agg(mean="mean", std=lambda s: float(np.std(s, ddof=0)), episodes="count").reset_index()
     scores_df.insert(1, "display_name", scores_df["game"].map(display_name))
     scores_df["episodes"] = scores_df["episodes"].astype(np.int64)
-    # As dqn.aggregate does: always the Nature table's random and human scores, whatever the reference.
-    scores_df["human_normalized"] = human_normalized(scores_df["game"], scores_df["mean"], "nature").astype(np.float64)
+    # As dqn.aggregate does: the random and human scores of the experiment's reference table.
+    scores_df["human_normalized"] = human_normalized(scores_df["game"], scores_df["mean"], reference).astype(np.float64)
     scores_df = scores_df[["game", "display_name", "agent", "seed", "weights", "mean", "std", "episodes", "human_normalized"]]
 
     curves_df = pd.concat(curves, ignore_index=True) if curves else _learning_curve("x", 0, 0, 0, 1, 1, rng).iloc[:0]
@@ -172,6 +172,22 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
     write_parquet(deviations_df, path / "deviations.parquet")
     write_json(provenance, path / "provenance.json")
     return path
+
+
+def write_episode_files(results: str | Path, episodes: pd.DataFrame) -> Path:
+    """Write `episodes` (the columns of episodes.parquet) as the evaluation files dqn.aggregate reads
+    under `results`: one file per DQN (game, seed, weights) and per random-agent (game, seed)."""
+    from dqn import aggregate
+
+    results = Path(results)
+    for (game, agent, seed, weights), rows in episodes.groupby(["game", "agent", "seed", "weights"], sort=False):
+        if agent == "random":
+            target = aggregate.random_episodes_path(results, game, int(seed))
+        else:
+            target = aggregate.dqn_episodes_path(results, game, int(seed), weights)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet(aggregate.conform(rows.reset_index(drop=True), aggregate.EPISODE_SCHEMA), target)
+    return results
 
 
 def write_small(path: str | Path, **kwargs) -> Path:

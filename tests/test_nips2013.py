@@ -324,3 +324,57 @@ def test_runs_table_plans_each_game_with_its_own_action_repeat(tmp_path):
     assert runs.loc["breakout", "frames_planned"] == 40_000_000
     assert runs.loc["space_invaders", "frames_planned"] == 30_000_000
     assert list(runs["status"]) == ["missing", "missing"] and list(runs["frames_done"]) == [0, 0]
+
+
+# ---------------------------------------------------------------- scores.parquet against Table 1
+
+
+def _hand_episodes() -> pd.DataFrame:
+    """A few evaluation episodes of a 2013 experiment, with means easy to normalize by hand."""
+    rows = [
+        ("breakout", "dqn", "best", [150.0, 200.0]),  # mean 175
+        ("breakout", "random", "none", [1.0, 2.0]),  # mean 1.5
+        ("pong", "dqn", "final", [-3.0, 1.0]),  # mean -1
+        ("seaquest", "dqn", "best", [1705.0]),
+    ]
+    return pd.concat([
+        pd.DataFrame({"game": game, "agent": agent, "seed": 0, "weights": weights, "episode": range(len(scores)),
+                      "score": scores, "length_frames": 1_000, "noop_frames": 0, "truncated": False})
+        for game, agent, weights, scores in rows
+    ], ignore_index=True)  # fmt: skip
+
+
+def test_scores_parquet_of_a_2013_experiment_is_normalized_with_table_1(tmp_path):
+    from dqn.aggregate import aggregate, write_tables
+    from synthetic_results import write_episode_files
+
+    results = write_episode_files(tmp_path / "nips2013", _hand_episodes())
+    tables, info = aggregate(results, ["breakout", "pong", "seaquest"], [0], preset="nips2013")
+    write_tables(results, tables, info)
+    scores = pd.read_parquet(results / "scores.parquet").set_index(["game", "agent", "weights"])["human_normalized"]
+    # Table 1 (random, human): Breakout (1.2, 31), Pong (-20.4, -3), Seaquest (110, 28010).
+    assert scores[("breakout", "dqn", "best")] == pytest.approx(100 * (175 - 1.2) / (31 - 1.2))  # 583.2 %
+    assert scores[("breakout", "random", "none")] == pytest.approx(100 * (1.5 - 1.2) / (31 - 1.2))  # 1.0 %
+    assert scores[("pong", "dqn", "final")] == pytest.approx(100 * (-1 + 20.4) / (-3 + 20.4))  # 111.5 %
+    assert scores[("seaquest", "dqn", "best")] == pytest.approx(100 * (1705 - 110) / (28010 - 110))  # 5.7 %
+    # Not Extended Data Table 2's numbers (Breakout random 1.7, human 31.8: 575.7 %).
+    assert scores[("breakout", "dqn", "best")] != pytest.approx(100 * (175 - 1.7) / (31.8 - 1.7))
+    assert info["reference"] == "nips2013"
+
+
+def test_a_game_outside_table_1_is_refused_in_one_line(tmp_path):
+    from dqn.aggregate import aggregate, scores_table
+    from dqn.errors import UserError
+    from synthetic_results import write_episode_files
+
+    results = write_episode_files(tmp_path / "nips2013", _hand_episodes())
+    # Alien is one of the Nature paper's 49 games but not in Table 1 of the 2013 paper.
+    with pytest.raises(UserError, match=r"game 'alien' has no random and human scores in Table 1 of the NIPS 2013") as planned:
+        aggregate(results, ["breakout", "alien"], [0], preset="nips2013")
+    assert "\n" not in str(planned.value) and "beam_rider, breakout" in str(planned.value)
+    alien = _hand_episodes().assign(game="alien")
+    with pytest.raises(UserError, match="game 'alien'"):
+        scores_table(alien, reference="nips2013")
+    # The Nature table has Alien (random 227.8, human 6875): the same episodes normalize there.
+    normalized = scores_table(alien, reference="nature").set_index(["agent", "weights"])["human_normalized"]
+    assert normalized[("random", "none")] == pytest.approx(100 * (1.5 - 227.8) / (6875 - 227.8))

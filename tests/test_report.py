@@ -609,3 +609,23 @@ def test_scores_that_disagree_with_their_episodes_are_flagged(small, tmp_path):
     assert "scores.parquet disagrees with episodes.parquet (mean or episode count) for pong/dqn/1/final;" in text
     assert "Check these:" not in small[2]  # the untouched set raises no warning
 
+
+
+def test_2013_scores_normalized_with_the_nature_table_are_flagged_against_table_1(nips, tmp_path):
+    folder, _, text, _ = nips
+    # scores.parquet as dqn.aggregate writes it: Table 1's random and human scores, no warning.
+    scores = pd.read_parquet(folder / "scores.parquet")
+    pong = scores[(scores["game"] == "pong") & (scores["agent"] == "dqn")].iloc[0]
+    assert pong["human_normalized"] == pytest.approx(100 * (pong["mean"] + 20.4) / (-3 + 20.4))
+    assert report_tables.normalization_mismatches(load_results(folder)) == []
+    assert "Check these:" not in text
+    # As written before aggregate used the reference: Extended Data Table 2's Pong (-20.7, 9.3), and so on.
+    stale = tmp_path / "stale"
+    shutil.copytree(folder, stale)
+    scores["human_normalized"] = [100 * (m - r) / (h - r) for m, (r, h) in zip(
+        scores["mean"], nature_table().set_index("ale_id").loc[scores["game"], ["random_score", "human_score"]].to_numpy())]
+    scores.to_parquet(stale / "scores.parquet")
+    scored = sorted(set(scores.loc[scores["agent"] == "dqn", "game"]))  # every game but Enduro, never scored
+    assert report_tables.normalization_mismatches(load_results(stale)) == scored
+    stale_text, _ = render(stale, tmp_path / "report")
+    assert "human scores of Table 1 of the NIPS 2013 workshop paper for beam_rider, breakout, pong" in unescape(stale_text)

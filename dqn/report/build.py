@@ -99,9 +99,9 @@ def write_report(results: Results, out: Path, figures_dir: Path, *, bootstrap_re
     mismatched = tables.normalization_mismatches(results)
     if mismatched:
         warnings.append(
-            f"scores.parquet human_normalized differs from 100 x (mean - random) / (human - random) with Extended "
-            f"Data Table 2's scores for {', '.join(mismatched)}; this report recomputes it from the mean column "
-            f"with the {reference.label}'s random and human scores."
+            f"scores.parquet human_normalized differs from 100 x (mean - random) / (human - random) with the random "
+            f"and human scores of {reference.table_label} of the {reference.label} for {', '.join(mismatched)}; this "
+            f"report recomputes it from the mean column; regenerate the tables with the workflow's aggregate step."
         )
     inconsistent = tables.episode_mismatches(results)
     if inconsistent:

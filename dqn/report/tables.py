@@ -132,9 +132,10 @@ def best_episode_table(results: Results, reference: str | None = None) -> pd.Dat
 
 def normalization_mismatches(results: Results, *, tolerance_percent: float = 1e-6) -> list[str]:
     """Games whose scores.parquet `human_normalized` differs from 100 x (mean - random) / (human - random)
-    with Extended Data Table 2's random and human scores, which is how the workflow defines that column
-    (whatever the experiment's reference). Games outside that table are not checked."""
-    dqn = normalized_scores(results, paper_columns("nature"))
+    with the random and human scores of the experiment's reference table, which is how dqn.aggregate
+    defines that column (tables written before it did so used Extended Data Table 2 whatever the
+    reference, and are flagged here for a 2013 experiment). Games outside the table are not checked."""
+    dqn = normalized_scores(results, paper_columns(results.reference))
     checked = dqn[dqn["normalized"].notna()]
     differs = ~np.isclose(checked["normalized"], checked["human_normalized"], rtol=0.0, atol=tolerance_percent)
     return sorted(set(checked.loc[differs, "game"]))
