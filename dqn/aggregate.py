@@ -64,8 +64,8 @@ LEARNING_CURVE_SCHEMA = pa.schema([
     ("game", pa.string()), ("seed", pa.int64()), ("frames", pa.int64()), ("agent_steps", pa.int64()),
     ("parameter_updates", pa.int64()), ("epsilon", pa.float64()), ("train_episode_return_mean", pa.float64()),
     ("train_episodes", pa.int64()), ("loss_mean", pa.float64()), ("average_max_q", pa.float64()),
-    ("agent_steps_per_second", pa.float64()), ("wall_seconds", pa.float64()),
-    ("eval_score_mean", pa.float64()), ("eval_episodes", pa.int64()),
+    ("heldout_td_error_abs_mean", pa.float64()), ("agent_steps_per_second", pa.float64()), ("wall_seconds", pa.float64()),
+    ("eval_score_mean", pa.float64()), ("eval_episodes", pa.int64()), ("eval_frames", pa.int64()),
 ])
 RUNS_SCHEMA = pa.schema([
     ("game", pa.string()), ("seed", pa.int64()), ("status", pa.string()), ("frames_done", pa.int64()),
@@ -195,6 +195,7 @@ def partial_learning_curve(folder: Path) -> pd.DataFrame | None:
         log = _read(folder / "train_log.parquet")
         log["eval_score_mean"] = math.nan
         log["eval_episodes"] = 0
+        log["eval_frames"] = 0
         return log
 
 

@@ -380,7 +380,9 @@ PAPER_NOTES: dict[str, dict[str, str]] = {
         "min_squared_gradient": "inside the square root of centered RMSProp, with gradients summed over the minibatch (the code)",
         "noop_max_frames": "no-op starts at the beginning of each game only, not after each lost life (the code also played them after a lost life; DQN Zoo does not)",
         "network": "no padding in the first convolution (as DQN Zoo and Dopamine); DeepMind's Lua code padded it by 1, which keeps the output sizes and shifts receptive fields by one pixel",
-        "lost_life_terminal": "a lost life ends bootstrapping only; DeepMind's code also zeroed the frame history at a lost life, here it is zeroed at a new game only",
+        "lost_life_terminal": "in training a lost life ends bootstrapping and the action repeat at that frame (alewrap's step(action, training)); evaluation plays all 4 frames and a lost life is not terminal there. DeepMind's code also zeroed the frame history at a lost life, here it is zeroed at a new game only",
+        "eval_length_frames": "training-time evaluation as train_agent.lua: one environment plays the whole budget at eval_epsilon, episodes back to back with no-op starts and no length cap, the unfinished last one discarded; the best snapshot is the first with the highest mean (a tie keeps the earlier one; no completed episode counts as 0)",
+        "heldout_states": "held-out transitions drawn when learning starts; average max Q is the mean of max_a Q_target(s', a) over them and the mean absolute clipped TD error is logged beside it, as the code's compute_validation_statistics",
         "preprocessing": "max of the last two RGB frames, luminance Y = 0.299 R + 0.587 G + 0.114 B, bilinear resize of the whole frame to 84x84 (no crop), as the code did",
     }
 }
@@ -461,7 +463,7 @@ PAPER_NOTES["nips2013"] = {
         f"none stated (Algorithm 1 learns from the first step); 100 random steps, as {_DEEP_Q_RL} "
         f"(REPLAY_START_SIZE = 100) and {_CAFFE} (memory_threshold = 100)"
     ),
-    "heldout_states": "Fig. 2's 'fixed set of states' collected by a random policy before training: its size is not stated; the 100 states of the replay start",
+    "heldout_states": "Fig. 2's 'fixed set of states' collected by a random policy before training: its size is not stated; 100 transitions of the replay start, with average max Q on their next states as the Nature code computed it (the online network bootstraps: no target network)",
     "discount_factor": f"not stated; 0.99 as the Nature paper ({_DEEP_Q_RL} and {_CAFFE} use 0.95)",
     "learning_rate": (
         "not stated; 0.00025 as the Nature paper, whose Extended Data Table 3 trains this configuration (replay, no "

@@ -352,9 +352,11 @@ def read_eval_results(run_dir: str | os.PathLike) -> "pd.DataFrame":
 
 
 def learning_curve(run_dir: str | os.PathLike) -> "pd.DataFrame":
-    """train_log.parquet with eval_score_mean and eval_episodes of the snapshot at the same frames.
+    """train_log.parquet with eval_score_mean, eval_episodes and eval_frames of the snapshot at the
+    same frames.
 
-    A period whose snapshot has no result yet gets eval_score_mean NaN and eval_episodes 0.
+    A period whose snapshot has no result yet gets eval_score_mean NaN, eval_episodes 0 and
+    eval_frames 0; an evaluation that completed no episode has NaN, 0 and the frames it played.
     """
     import pandas as pd
 
@@ -362,9 +364,10 @@ def learning_curve(run_dir: str | os.PathLike) -> "pd.DataFrame":
     if not log_path.is_file():
         raise UserError(f"{str(log_path)!r} does not exist; the run has not finished an evaluation period yet")
     train_log = pd.read_parquet(log_path)
-    evals = read_eval_results(run_dir)[["frames", "eval_score_mean", "eval_episodes"]]
+    evals = read_eval_results(run_dir)[["frames", "eval_score_mean", "eval_episodes", "eval_frames"]]
     curve = train_log.merge(evals, on="frames", how="left", validate="many_to_one")
-    curve["eval_episodes"] = curve["eval_episodes"].fillna(0).astype(np.int64)
+    for column in ("eval_episodes", "eval_frames"):
+        curve[column] = curve[column].fillna(0).astype(np.int64)
     curve["eval_score_mean"] = curve["eval_score_mean"].astype(np.float64)
     return curve
 

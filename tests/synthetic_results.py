@@ -48,10 +48,12 @@ def _learning_curve(game: str, seed: int, final_score: float, random_score: floa
             "train_episodes": rng.integers(1, 40, points).astype(np.int64),
             "loss_mean": np.abs(rng.normal(0.01, 0.002, points)),
             "average_max_q": 0.2 + 4.0 * progress + rng.normal(0.0, 0.1, points),
+            "heldout_td_error_abs_mean": np.abs(rng.normal(0.05, 0.01, points)),
             "agent_steps_per_second": rng.normal(150.0, 5.0, points),
             "wall_seconds": np.cumsum(rng.normal(3600.0, 60.0, points)),
             "eval_score_mean": eval_score,
             "eval_episodes": rng.integers(5, 30, points).astype(np.int64),
+            "eval_frames": np.full(points, 500_000, dtype=np.int64),
         }
     )
 
@@ -109,7 +111,8 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
             elif seed % 2 == 0:
                 # An unfinished run: its partial train log, no training-time evaluation yet (as dqn.aggregate writes it).
                 partial = _learning_curve(game, seed, paper_dqn, paper_random, frames_planned, curve_points, rng)
-                partial = partial.iloc[: curve_points // 2].assign(eval_score_mean=np.nan, eval_episodes=np.int64(0))
+                partial = partial.iloc[: curve_points // 2].assign(eval_score_mean=np.nan, eval_episodes=np.int64(0),
+                                                                 eval_frames=np.int64(0))
                 curves.append(partial)
                 frames_done = int(partial["frames"].iloc[-1])
             else:

@@ -229,10 +229,11 @@ def test_learning_curve_joins_the_train_log_on_frames(tmp_path):
     write_eval(run, 120_000, 4.0, 6)
     write_eval(run, 160_000, 9.0, 6)  # a snapshot whose train-log row does not exist: not in the curve
     curve = learning_curve(run)
-    assert list(curve.columns) == ["game", "seed", "frames", "epsilon", "eval_score_mean", "eval_episodes"]
+    assert list(curve.columns) == ["game", "seed", "frames", "epsilon", "eval_score_mean", "eval_episodes", "eval_frames"]
     assert list(curve["frames"]) == [40_000, 80_000, 120_000]
     np.testing.assert_array_equal(curve["eval_score_mean"], [2.5, np.nan, 4.0])
     assert list(curve["eval_episodes"]) == [7, 0, 6] and str(curve["eval_episodes"].dtype) == "int64"
+    assert list(curve["eval_frames"]) == [500_000, 0, 500_000]  # 0: not evaluated yet
     assert list(curve["epsilon"]) == [0.9, 0.8, 0.7]
 
 

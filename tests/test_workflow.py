@@ -202,7 +202,7 @@ def train_log(game: str, frames: list[int], wall_seconds: list[float]) -> pd.Dat
         "game": game, "seed": 0, "frames": frames, "agent_steps": [f // 4 for f in frames],
         "parameter_updates": [f // 16 for f in frames], "epsilon": [0.5] * n, "train_episode_return_mean": [1.0] * n,
         "train_episodes": [2] * n, "loss_mean": [0.01] * n, "average_max_q": [0.2] * n,
-        "agent_steps_per_second": [100.0] * n, "wall_seconds": wall_seconds,
+        "heldout_td_error_abs_mean": [0.05] * n, "agent_steps_per_second": [100.0] * n, "wall_seconds": wall_seconds,
     })
 
 
@@ -215,7 +215,8 @@ def test_aggregate_marks_unfinished_runs_missing_with_their_partial_log(tmp_path
     breakout.mkdir(parents=True)
     for name in ("final.pt", "best.pt"):
         (breakout / name).write_bytes(b"weights")
-    curve = train_log("breakout", [4_000, 8_000], [1_800.0, 3_600.0]).assign(eval_score_mean=[2.0, 3.0], eval_episodes=[4, 5])
+    curve = train_log("breakout", [4_000, 8_000], [1_800.0, 3_600.0]).assign(eval_score_mean=[2.0, 3.0], eval_episodes=[4, 5],
+                                                                      eval_frames=[500_000, 500_000])
     curve.to_parquet(breakout / "learning_curve.parquet", index=False)
     (breakout / "config.json").write_text(json.dumps({"device": "cuda", "hostname": "node1", "versions": {}}))
     pong = results / "runs/dqn/pong/seed0"
@@ -323,8 +324,9 @@ EXPECTED_SCHEMAS = {
     "learning_curves.parquet": {"game": STRING, "seed": INT, "frames": INT, "agent_steps": INT,
                                 "parameter_updates": INT, "epsilon": FLOAT, "train_episode_return_mean": FLOAT,
                                 "train_episodes": INT, "loss_mean": FLOAT, "average_max_q": FLOAT,
-                                "agent_steps_per_second": FLOAT, "wall_seconds": FLOAT, "eval_score_mean": FLOAT,
-                                "eval_episodes": INT},
+                                "heldout_td_error_abs_mean": FLOAT, "agent_steps_per_second": FLOAT,
+                                "wall_seconds": FLOAT, "eval_score_mean": FLOAT, "eval_episodes": INT,
+                                "eval_frames": INT},
     "runs.parquet": {"game": STRING, "seed": INT, "status": STRING, "frames_done": INT, "frames_planned": INT,
                      "wall_hours": FLOAT, "device": STRING},
     "deviations.parquet": {"field": STRING, "paper_value": STRING, "this_value": STRING, "unit": STRING, "note": STRING},

@@ -39,12 +39,15 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
          "labelled with their value; games without a score are drawn last, marked \u201cno score\u201d."),
         ("learning_curves.png", "Learning curves (Fig. 2 a, b style)",
          figs.learning_curves_figure(curves, table, reference_label=reference_label),
-         "Training-time evaluation score (\u03b5 = 0.05) against emulator frames for every game: line, the mean over "
-         "seeds; band, the range (min to max) over seeds; dashed grey, the paper's final DQN score."),
-        ("average_max_q.png", "Average max Q on held-out states (Fig. 2 c, d style)",
+         "Training-time evaluation score (\u03b5 = 0.05, one environment playing the whole budget, the unfinished "
+         "last episode discarded) against emulator frames for every game: line, the mean over seeds; band, the range "
+         "(min to max) over seeds; dashed grey, the paper's final DQN score; red cross at 0, an evaluation that "
+         "completed no episode (no score; 0 in the choice of the best snapshot, as in DeepMind's code)."),
+        ("average_max_q.png", "Average max Q on held-out transitions (Fig. 2 c, d style)",
          figs.average_max_q_figure(curves, table),
-         "Mean over the held-out states of max_a Q(s, a) against emulator frames: line, the mean over seeds; band, "
-         "the range (min to max) over seeds."),
+         "Mean over the held-out transitions of max_a Q_target(s', a), the target network on their next states, as "
+         "DeepMind's compute_validation_statistics (the online network without a target network), against emulator "
+         "frames: line, the mean over seeds; band, the range (min to max) over seeds."),
         ("scores_vs_paper.png", "This run's scores against the paper's",
          figs.scores_vs_paper_figure(table, reference_label=reference_label),
          f"Raw scores on symmetric-log axes (linear within \u00b1{figs.SYMLOG_LINEAR_WIDTH:.0f} points, logarithmic "

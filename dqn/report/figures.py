@@ -30,6 +30,7 @@ THIS_RUN_COLOR = _PALETTE[0]
 FINAL_COLOR = _PALETTE[2]
 PAPER_COLOR = (0.62, 0.62, 0.62)
 HUMAN_COLOR = _PALETTE[3]
+NO_EPISODE_COLOR = "firebrick"
 
 
 def _new_figure(width_inches: float, height_inches: float) -> Figure:
@@ -116,16 +117,21 @@ def seed_band(curves: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel: str, *,
-                  paper_line: str | None = None, paper_label: str = "paper") -> Figure:
+                  paper_line: str | None = None, paper_label: str = "paper", mark_no_episode: bool = False) -> Figure:
     """One panel per game of `table` (missing games included): `column` of learning_curves.parquet against
     emulator frames, the mean over seeds as a line and the range over seeds (min to max) as a band.
 
     `paper_line` names a `table` column drawn as a dashed horizontal line (e.g. the paper's score),
-    labelled `paper_label` in the legend.
+    labelled `paper_label` in the legend. `mark_no_episode`: an evaluation that completed no
+    episode (no score; 0 in the choice of the best snapshot) is drawn as a cross at 0.
     """
     fig, axes, columns = _grid(len(table))
     curves = curves.assign(game=curves["game"].astype(str))
+    no_episode = ((curves["eval_frames"] > 0) & (curves["eval_episodes"] == 0)
+                  if mark_no_episode and "eval_frames" in curves else pd.Series(False, index=curves.index))
+    any_no_episode = False
     for k, (ax, (_, row)) in enumerate(zip(axes, table.iterrows())):
+        game_no_episode = curves[(curves["game"] == row["game"]) & no_episode]
         game_curves = curves[(curves["game"] == row["game"]) & curves[column].notna()]
         complete = row.get("status", "complete") == "complete"
         ax.set_title(row["display_name"] + ("" if complete else f" ({row['status']})"), fontsize=9,
@@ -135,11 +141,17 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
             ax.set_ylabel(ylabel, fontsize=8)
         if k >= len(axes) - columns:
             ax.set_xlabel("frames (millions)", fontsize=8)
-        if game_curves.empty:
+        if not game_no_episode.empty:
+            any_no_episode = True
+            ax.plot(game_no_episode["frames"] / 1e6, np.zeros(len(game_no_episode)), linestyle="none", marker="x",
+                    color=NO_EPISODE_COLOR, markersize=5)
+        if game_curves.empty and game_no_episode.empty:
             ax.text(0.5, 0.5, "no data yet", transform=ax.transAxes, ha="center", va="center",
                     fontsize=8, color="dimgray")
             ax.set_xticks([])
             ax.set_yticks([])
+            continue
+        if game_curves.empty:
             continue
         band = seed_band(game_curves, column)
         x = band["frames"] / 1e6
@@ -154,6 +166,9 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
                Patch(color=THIS_RUN_COLOR, alpha=0.25, label="range over seeds (min to max)")]
     if paper_line is not None:
         handles.append(Line2D([], [], color=PAPER_COLOR, linestyle="--", label=paper_label))
+    if any_no_episode:
+        handles.append(Line2D([], [], color=NO_EPISODE_COLOR, linestyle="none", marker="x",
+                              label="no episode completed (counts 0 for the best snapshot)"))
     fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize=8, frameon=False)
     return fig
 
@@ -168,11 +183,12 @@ def learning_curves_figure(curves: pd.DataFrame, table: pd.DataFrame, *, referen
     """Fig. 2 (a, b) for every game: training-time evaluation score against frames, seeds as a min-max band,
     the paper's final DQN score as a dashed grey line."""
     return curves_figure(curves, table, "eval_score_mean", "score", paper_line="paper_dqn_mean",
-                         paper_label=f"final DQN score in the {reference_label}")
+                         paper_label=f"final DQN score in the {reference_label}", mark_no_episode=True)
 
 
 def average_max_q_figure(curves: pd.DataFrame, table: pd.DataFrame) -> Figure:
-    """Fig. 2 (c, d) for every game: average max Q on the held-out states against frames, seeds as a min-max band."""
+    """Fig. 2 (c, d) for every game: average over the held-out transitions of max_a Q_target(s', a),
+    against frames, seeds as a min-max band."""
     return curves_figure(curves, table, "average_max_q", "average max Q")
 
 

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "scores.parquet": ("game", "display_name", "agent", "seed", "weights", "mean", "std", "episodes", "human_normalized"),
     "episodes.parquet": ("game", "agent", "seed", "weights", "episode", "score"),
-    "learning_curves.parquet": ("game", "seed", "frames", "average_max_q", "eval_score_mean", "eval_episodes"),
+    "learning_curves.parquet": ("game", "seed", "frames", "average_max_q", "eval_score_mean", "eval_episodes",
+                                "eval_frames"),
     "runs.parquet": ("game", "seed", "status", "frames_done", "frames_planned", "wall_hours", "device"),
     "deviations.parquet": ("field", "paper_value", "this_value", "unit", "note"),
 }
