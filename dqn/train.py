@@ -18,7 +18,9 @@ checkpoint and exit non-zero so that a scheduler's retry resumes the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import math
@@ -154,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "in the format it started with")
     p.add_argument("--no-side-eval", action="store_true",
                    help="evaluate snapshots at the end of training instead of beside it")
+    p.add_argument("--restart-from-zero", action="store_true",
+                   help="when no valid checkpoint is left, move the run's damaged checkpoints, train log, snapshots "
+                        "and evaluations to discarded_*/ in the run folder and train again from step 0")
     return p
 
 
@@ -172,7 +177,10 @@ def learner_threads(requested: int | None, side_eval_workers: int) -> int:
 
 
 def estimate_disk_bytes(hp: Hyperparameters) -> int:
-    """Disk one more checkpoint (replay + learner) and every snapshot of the run will need."""
+    """Disk the whole run needs at its peak: two checkpoint generations (the next one is written
+    beside the previous one, which is removed only once the new one is complete), each with the
+    replay memory, the learner and the held-out transitions; every snapshot, the final and best
+    weights; the train log and evaluation rows."""
     from dqn.atari import FRAME_SHAPE
     from dqn.networks import build_network
     from dqn.replay import ReplayMemory
@@ -184,8 +192,24 @@ def estimate_disk_bytes(hp: Hyperparameters) -> int:
     max_actions = 18  # the full Atari action set bounds every game's minimal set
     weights_bytes = 4 * sum(p.numel() for p in build_network(hp.network, (history, *FRAME_SHAPE), max_actions).parameters())
     learner_bytes = 4 * weights_bytes  # online, target and two RMSProp running averages
-    snapshots = math.ceil(hp.training_length_frames / hp.eval_interval_frames) + 2  # + final and best
-    return replay_bytes + learner_bytes + snapshots * weights_bytes
+    heldout_bytes = hp.heldout_states * (2 * history * math.prod(FRAME_SHAPE) + 16)  # s and s', uint8
+    checkpoint_bytes = replay_bytes + learner_bytes + heldout_bytes + (1 << 20)  # + state.pt's small objects
+    periods = math.ceil(hp.training_length_frames / hp.eval_interval_frames)
+    snapshots = periods + 2  # + final and best
+    log_bytes = periods * 8 * 1024  # a train_log row and an evaluation row (a small Parquet file) per period
+    return 2 * checkpoint_bytes + snapshots * weights_bytes + log_bytes
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder` (what a run already holds of its estimate)."""
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+        except OSError:
+            pass
+    return total
 
 
 def _jsonable(obj: Any) -> Any:
@@ -561,29 +585,37 @@ def stop_process(proc: subprocess.Popen | None) -> None:
 
 
 def finish(parts: Parts, evaluator: subprocess.Popen | None, *, eval_workers: int, device: str) -> None:
-    """Final weights, the complete learning curve, best weights; then drop the checkpoint."""
-    from dqn import snapshot_eval
-
-    files, hp = parts.files, parts.hp
-    frames = parts.hp.training_length_steps * hp.action_repeat_frames
-    fileio.write_torch(weights_file(parts.learner, hp, parts.game, frames), files.final)
+    """Mark training complete, wait for the side evaluation, write the final outputs; then drop the checkpoint."""
+    files = parts.files
+    # After the last snapshot (written by the period's end): from here on the run is finished,
+    # whatever happens to the outputs below (rebuild_finished_run makes them again).
     fileio.atomic_write(files.snapshots_complete, lambda tmp: tmp.write_text("training complete\n"))
     if evaluator is not None:
         log.info("waiting for the side evaluation to finish")
         code = evaluator.wait()
         if code != 0:
             log.warning("side evaluation exited with code %d; evaluating the remaining snapshots here", code)
+    write_final_outputs(files, parts.hp, eval_workers=eval_workers, device=device)
+    parts.checkpointer.remove_all()
+
+
+def write_final_outputs(files: RunFiles, hp: Hyperparameters, *, eval_workers: int, device: str) -> None:
+    """final.pt (the last snapshot), the complete learning curve and best.pt, from the run folder alone."""
+    from dqn import snapshot_eval
+
     # Always: a no-op when the side evaluator did everything, the whole job after --no-side-eval
     # or a dead evaluator, so the learning curve is never missing a point.
-    evaluated = snapshot_eval.evaluate_pending(files.root, follow=False, num_workers=eval_workers, device=device, log=log.info)
+    evaluated = snapshot_eval.evaluate_pending(files.root, follow=False, num_workers=eval_workers, device=device,
+                                               log=log.info)
     if evaluated:
         log.info("evaluated %d snapshot(s) in this process", evaluated)
+    # The last snapshot holds the weights at the end of training: final.pt is a copy of it, byte for byte.
+    fileio.atomic_write(files.final, lambda tmp: shutil.copyfile(files.snapshot(last_snapshot_frames(hp)), tmp))
     fileio.write_parquet(snapshot_eval.learning_curve(files.root), files.learning_curve)
     best = snapshot_eval.best_snapshot(files.root)
     source = files.final if best is None else Path(best)
     fileio.atomic_write(files.best, lambda tmp: shutil.copyfile(source, tmp))
     log.info("best weights: %s", source.name)
-    parts.checkpointer.remove_all()
 
 
 def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: RunFiles, *,
@@ -698,20 +730,116 @@ def remove_stale_outputs(files: RunFiles, rows: list[dict[str, Any]], frames_kep
 
 
 def lock_run_folder(files: RunFiles):
-    """An exclusive lock on the run folder: two trainings writing one folder would corrupt it."""
+    """An exclusive lock on the run folder: two trainings writing one folder would corrupt it.
+
+    The holder writes its PID and host into the lock file, so that the refusal names them.
+    """
     import fcntl
 
-    handle = open(files.root / ".train.lock", "a+")
+    path = files.root / ".train.lock"
+    handle = open(path, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "a process"
         handle.close()
-        raise UserError(f"another dqn.train is running in {str(files.root)!r}; wait for it or stop it first") from None
+        raise UserError(
+            f"another dqn.train ({holder}) is still running in {str(files.root)!r}; wait for it to finish (it "
+            "writes the outputs itself), or stop it (kill that PID) and run this command again to resume"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"PID {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
     return handle
+
+
+def training_finished(files: RunFiles, hp: Hyperparameters) -> bool:
+    """Training reached its last agent step: the marker written after the final snapshot, and that snapshot."""
+    return files.snapshots_complete.is_file() and files.snapshot(last_snapshot_frames(hp)).is_file()
+
+
+def last_snapshot_frames(hp: Hyperparameters) -> int:
+    return hp.training_length_steps * hp.action_repeat_frames
+
+
+def rebuild_finished_run(files: RunFiles, hp: Hyperparameters, *, eval_workers: int, device: str) -> None:
+    """The outputs of a finished training from what its folder keeps (snapshots, evaluation rows,
+    train log), when something (e.g. Snakemake marking a killed job's outputs incomplete) deleted
+    them: no agent step is played again."""
+    from dqn.checkpoint import Checkpointer
+
+    started = time.monotonic()
+    missing = [path.name for path in (files.final, files.best, files.learning_curve) if not path.is_file()]
+    write_final_outputs(files, hp, eval_workers=eval_workers, device=device)
+    Checkpointer(files.checkpoints).remove_all()
+    log.info("%s: training had finished; rebuilt %s from its snapshots, evaluations and train log in %.1f s "
+             "(no training step replayed)", files.root, ", ".join(missing) or "nothing", time.monotonic() - started)
+
+
+def refuse_to_discard_progress(files: RunFiles, checkpointer, hp: Hyperparameters) -> None:
+    """Before starting from step 0 in a folder with progress: refuse (one line) where that would
+    throw away more than the work since a checkpoint, i.e. damaged checkpoints are there, or the
+    train log outlasted a checkpoint interval (its checkpoint was removed)."""
+    from dqn.checkpoint import NoValidCheckpointError
+
+    try:
+        checkpointer.check_fresh_start()
+    except NoValidCheckpointError as exc:
+        raise UserError(f"{exc}; or run again with --restart-from-zero, which moves them with the train log, "
+                        "snapshots and evaluations to discarded_*/ and trains from step 0") from None
+    if not files.train_log.is_file():
+        return
+    import pandas as pd
+
+    try:
+        rows = pd.read_parquet(files.train_log, columns=["agent_steps", "wall_seconds"])
+    except Exception:  # an unreadable log protects nothing: it is rewritten from step 0
+        return
+    if len(rows) and float(rows["wall_seconds"].max()) > 60.0 * hp.checkpoint_interval_minutes:
+        raise UserError(
+            f"{str(files.root)!r} has trained {int(rows['agent_steps'].max()):,} agent steps but holds no checkpoint "
+            f"under {str(files.checkpoints)!r} to resume them from; run again with --restart-from-zero to move the "
+            "train log, snapshots and evaluations to discarded_*/ and train from step 0")
+
+
+def discard_progress(files: RunFiles) -> None:
+    """--restart-from-zero: move what the run made so far into one discarded_<time>/ folder, never delete it."""
+    from dqn.checkpoint import Checkpointer
+
+    moved = [path for path in (files.train_log, files.snapshots, files.eval, *Checkpointer(files.checkpoints).corrupt_folders())
+             if path.exists()]
+    if not moved:
+        return
+    target = files.root / time.strftime("discarded_%Y%m%d-%H%M%S")
+    target.mkdir()
+    for path in moved:
+        path.rename(target / path.name)
+    log.warning("--restart-from-zero: moved %s to %s; training from step 0", ", ".join(p.name for p in moved), target)
+
+
+@contextlib.contextmanager
+def disk_full_as_one_line(files: RunFiles, hp: Hyperparameters):
+    """A write that fills the disk (a snapshot, the train log, an evaluation row) ends the run with
+    one line; the checkpointer raises its own (CheckpointWriteError). The previous checkpoint is
+    intact either way, and a rerun with space resumes from it."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        free_bytes = shutil.disk_usage(files.root).free
+        needed_bytes = max(0, estimate_disk_bytes(hp) - folder_bytes(files.root))
+        raise UserError(
+            f"the disk under {str(files.root)!r} is full (writing {exc.filename or 'a file'}: {exc.strerror}); "
+            f"{free_bytes / 2**30:.2f} GiB free, about {needed_bytes / 2**30:.2f} GiB more needed to finish; "
+            "free space and run the same command again to resume from the last checkpoint") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from dqn.allocator import keep_freed_memory_mapped
+    from dqn.checkpoint import Checkpointer
 
     # Before any large allocation: an update's freed buffers stay mapped for the next one
     # (saves ~3,000 page faults and 15-40% of a CPU update; see dqn/allocator.py).
@@ -732,6 +860,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     files = RunFiles(Path(args.out))
     config = run_config(game, args.seed, args.preset, hp, device)
     existing = read_existing_config(files)
+    lock = None  # held until this process exits
     if existing is not None:
         difference = config_difference(existing, config)
         if difference is not None:
@@ -741,8 +870,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             if files.checkpoints.exists():
                 shutil.rmtree(files.checkpoints, ignore_errors=True)
             return 0
-    fileio.check_output_dir(files.root, min_free_bytes=estimate_disk_bytes(hp))
-    lock = lock_run_folder(files)  # noqa: F841 (held until this process exits)
+        lock = lock_run_folder(files)
+        if training_finished(files, hp):
+            rebuild_finished_run(files, hp, eval_workers=args.eval_workers, device=device)
+            return 0
+    held_bytes = 0
+    if files.root.is_dir():
+        # Leftovers of a killed run go before the free-space check: that space is the run's again.
+        lock = lock or lock_run_folder(files)
+        Checkpointer(files.checkpoints).remove_incomplete()
+        fileio.remove_stale_temporaries(files.root, min_age_seconds=0.0)  # live writers hold a flock
+        held_bytes = folder_bytes(files.root)
+    fileio.check_output_dir(files.root, min_free_bytes=max(0, estimate_disk_bytes(hp) - held_bytes))
+    lock = lock or lock_run_folder(files)
 
     # --- composition: build the parts once, pass them down
     import torch
@@ -770,6 +910,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     loaded = checkpointer.load_latest()
     if loaded is None:
+        if args.restart_from_zero:
+            discard_progress(files)
+        else:
+            refuse_to_discard_progress(files, checkpointer, hp)
         st = TrainState(s_t=stack.reset(first_frame), episode_start=True)
     else:
         folder, state = loaded
@@ -783,7 +927,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluator = None if args.no_side_eval else start_side_evaluator(files.root, args.eval_workers)
     parts.stop.install()
     try:
-        code = train_loop(parts, st)
+        with disk_full_as_one_line(files, hp):
+            code = train_loop(parts, st)
     except BaseException:
         stop_process(evaluator)
         raise
@@ -792,7 +937,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code is not None:
         stop_process(evaluator)
         return code
-    finish(parts, evaluator, eval_workers=args.eval_workers, device=device)
+    with disk_full_as_one_line(files, hp):
+        finish(parts, evaluator, eval_workers=args.eval_workers, device=device)
+    fileio.remove_stale_temporaries(files.root, min_age_seconds=0.0)
     log.info("%s: training complete", files.root)
     return 0
 

@@ -218,7 +218,7 @@ def test_full_disk_is_one_line(tmp_path):
     out = tmp_path / "run"
     line = _one_line_error(train_cmd(out, sets=SETS + ["replay_memory_size_transitions=1000000000000"]))
     assert "not enough free disk" in line and "GiB needed" in line
-    assert not out.exists() or not any(out.iterdir())
+    assert not out.exists()  # the folder the check made is removed again
 
 
 def test_a_second_training_in_the_same_folder_is_refused(tmp_path):
@@ -226,11 +226,14 @@ def test_a_second_training_in_the_same_folder_is_refused(tmp_path):
 
     out = tmp_path / "run"
     out.mkdir()
-    with open(out / ".train.lock", "a+") as held:  # as a running training holds it
+    with open(out / ".train.lock", "a+") as held:  # as a running training holds it, with its PID
         fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("PID 4242 on node17\n")
+        held.flush()
         line = _one_line_error(train_cmd(out))
-    assert "another dqn.train is running" in line
+    assert "another dqn.train (PID 4242 on node17) is still running" in line and "kill that PID" in line
     assert [p.name for p in out.iterdir()] == [".train.lock"]
+    assert (out / ".train.lock").read_text() == "PID 4242 on node17\n"  # the holder's record is kept
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error when CUDA is absent")
