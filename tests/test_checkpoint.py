@@ -1,6 +1,7 @@
 """Checkpoints are complete or ignored, verified on load, kept in two generations, and a full disk
 leaves the previous one intact: the sentinel, the checksums, the choice of the newest, the pruning."""
 
+import builtins
 import errno
 import json
 import logging
@@ -284,18 +285,38 @@ def test_a_killed_save_leaves_an_incomplete_folder_that_is_removed(tmp_path):
     assert ckpt.load_latest()[0] == good
 
 
-def _fail_writes_after(monkeypatch, error_number, after_bytes):
-    """Every checkpoint file write raises OSError(error_number) once `after_bytes` have been written."""
-    real_write = checkpoint._ChecksumWriter.write
-    written = {"bytes": 0}
+class _FillingFile:
+    """A file opened for writing on a disk that holds `budget["bytes"]` more bytes, then ENOSPC."""
+
+    def __init__(self, f, budget, error_number):
+        self._f, self._budget, self._errno = f, budget, error_number
 
     def write(self, data):
-        written["bytes"] += memoryview(data).nbytes
-        if written["bytes"] > after_bytes:
-            raise OSError(error_number, os.strerror(error_number))
-        return real_write(self, data)
+        n = memoryview(data).nbytes
+        if n > self._budget["bytes"]:
+            raise OSError(self._errno, os.strerror(self._errno))
+        self._budget["bytes"] -= n
+        return self._f.write(data)
 
-    monkeypatch.setattr(checkpoint._ChecksumWriter, "write", write)
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+def _fail_writes_after(monkeypatch, error_number, after_bytes):
+    """Checkpoint files written from now on raise OSError(error_number) once `after_bytes` are written."""
+    budget = {"bytes": after_bytes}
+
+    def filling_open(path, mode="r", *args, **kwargs):
+        f = builtins.open(path, mode, *args, **kwargs)
+        return _FillingFile(f, budget, error_number) if "w" in mode else f
+
+    monkeypatch.setattr(checkpoint, "open", filling_open, raising=False)
 
 
 def test_full_disk_during_a_save_keeps_the_previous_checkpoint_and_says_so_in_one_line(tmp_path, monkeypatch):
@@ -329,6 +350,24 @@ def test_any_other_write_error_is_a_checkpoint_write_error_too(tmp_path, monkeyp
                 f"the previous checkpoint {step_dir_name(10)} is intact; fix that and rerun$")
     with pytest.raises(CheckpointWriteError, match=expected):
         ckpt.save(20, _state(20))
+    assert [p.name for p in tmp_path.iterdir()] == [step_dir_name(10)]
+
+
+def test_an_error_reported_only_by_fsync_fails_the_save_too(tmp_path, monkeypatch):
+    """The big arrays are fsynced in a second thread (the checksum runs meanwhile): its error must not be lost."""
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(10, _state(10))
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".npy"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    with pytest.raises(CheckpointWriteError, match="is full \\(No space left on device\\)"):
+        ckpt.save(20, _state(20))
+    monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == [step_dir_name(10)]
 
 
