@@ -385,7 +385,8 @@ class Checkpointer:
     def verify(cls, folder: Path) -> str | None:
         """None when every file the sentinel lists has its recorded size and CRC32; else what failed, in a few words.
 
-        Reads every file once (~1-2 s per GB from a disk, benchmarks/README.md).
+        Reads every file once: 3.8 s for a Nature checkpoint from disk, 1.3 s from the page cache
+        (benchmarks/README.md).
         """
         try:
             manifest = cls._manifest(folder)
@@ -401,6 +402,8 @@ class Checkpointer:
                     return f"{name} is {size:,} bytes, {SENTINEL} says {entry['bytes']:,}"
                 if entry["crc32"] is not None and file_crc32(path)[1] != entry["crc32"]:
                     return f"{name} checksum mismatch"
+            except FileNotFoundError:
+                return f"{name} missing"
             except OSError as exc:
                 return f"{name} unreadable ({exc.strerror or exc})"
         return None

@@ -149,6 +149,7 @@ DAMAGE = {
     "truncated state.pt": (STATE_FILE, _truncate, "state.pt is 1,000 bytes, COMPLETE says"),
     "flipped byte in npy": ("replay.frames.npy", _flip_middle_byte, "replay.frames.npy checksum mismatch"),
     "flipped byte in state.pt": (STATE_FILE, _flip_middle_byte, "state.pt checksum mismatch"),
+    "npy deleted": ("replay.frames.npy", lambda p: p.unlink(), "replay.frames.npy missing"),
     "sentinel deleted": (SENTINEL, lambda p: p.unlink(), "no COMPLETE sentinel"),
     "sentinel malformed": (SENTINEL, lambda p: p.write_text('{"format": 2, "agent_st'), "COMPLETE sentinel malformed"),
     "sentinel without file list": (SENTINEL, lambda p: p.write_text('{"format": 2}'), "COMPLETE sentinel malformed"),
