@@ -68,6 +68,7 @@ TIMING_COLUMNS = ("agent_steps_per_second", "wall_seconds")
 # Hyperparameters that change how a run is kept safe, not what it computes: a resume may change them.
 PLUMBING_HYPERPARAMETERS = ("checkpoint_interval_minutes",)
 PROGRESS_INTERVAL_SECONDS = 30.0
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 HELDOUT_BATCH_TRANSITIONS = 256
 # 2: held-out transitions (s, a, r, terminal, s') instead of held-out states.
 CHECKPOINT_FORMAT = 2
@@ -85,6 +86,10 @@ class RunFiles:
     @property
     def train_log(self) -> Path:
         return self.root / "train_log.parquet"
+
+    @property
+    def train_log_text(self) -> Path:
+        return self.root / "train.log"
 
     @property
     def snapshots(self) -> Path:
@@ -755,6 +760,18 @@ def lock_run_folder(files: RunFiles):
     return handle
 
 
+def log_to_run_folder(files: RunFiles) -> None:
+    """Append this process's log lines to RUN/train.log too, once it holds the run's lock.
+
+    The run folder keeps the whole history of its trainings, attempt after attempt: a scheduler's
+    log file can be replaced under a training that outlived its `snakemake` (Snakemake recreates
+    a job's log when it runs the job again), the run folder's is never.
+    """
+    handler = logging.FileHandler(files.train_log_text, mode="a")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+
+
 def training_finished(files: RunFiles, hp: Hyperparameters) -> bool:
     """Training reached its last agent step: the marker written after the final snapshot, and that snapshot."""
     return files.snapshots_complete.is_file() and files.snapshot(last_snapshot_frames(hp)).is_file()
@@ -845,7 +862,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (saves ~3,000 page faults and 15-40% of a CPU update; see dqn/allocator.py).
     keep_freed_memory_mapped()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)
 
     # --- every check before any work
     game = check_game(args.game)
@@ -867,10 +884,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"{str(files.root)!r} holds a run with another config ({difference}); use a new --out")
         if all(path.is_file() for path in files.final_outputs()):
             log.info("%s: already complete, nothing to do", files.root)
-            if files.checkpoints.exists():
-                shutil.rmtree(files.checkpoints, ignore_errors=True)
+            Checkpointer(files.checkpoints).remove_all()  # keeps damaged ones set aside for inspection
             return 0
         lock = lock_run_folder(files)
+        log_to_run_folder(files)
         if training_finished(files, hp):
             rebuild_finished_run(files, hp, eval_workers=args.eval_workers, device=device)
             return 0
@@ -882,7 +899,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         fileio.remove_stale_temporaries(files.root, min_age_seconds=0.0)  # live writers hold a flock
         held_bytes = folder_bytes(files.root)
     fileio.check_output_dir(files.root, min_free_bytes=max(0, estimate_disk_bytes(hp) - held_bytes))
-    lock = lock or lock_run_folder(files)
+    if lock is None:
+        lock = lock_run_folder(files)
+    if existing is None:
+        log_to_run_folder(files)
 
     # --- composition: build the parts once, pass them down
     import torch

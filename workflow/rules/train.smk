@@ -6,6 +6,11 @@ rule train:
     command run again (a retry, a Slurm resubmission, the next `snakemake`) resumes it from its
     newest checkpoint. A finished run is never re-run for a changed config: the workflow refuses
     to start instead (common.smk, check_planned_runs); delete its folder to train it again.
+
+    When Snakemake deletes the outputs of a job it lost track of (a killed `snakemake` whose
+    training went on and finished), dqn.train rebuilds them from the run folder in seconds,
+    without a training step. The log is appended to, never truncated: a retry's lines follow the
+    earlier attempts', and a job refused because that training still runs leaves its log intact.
     """
     output:
         final=protected("results/{experiment}/runs/dqn/{game}/seed{seed}/final.pt"),
@@ -34,4 +39,4 @@ rule train:
         "{resources.launcher} python -m dqn.train --game {wildcards.game} --seed {wildcards.seed}"
         " --out {params.out:q} --preset {params.preset:q} {params.overrides:q} --device {resources.device}"
         " --threads {resources.learner_threads} --eval-workers {params.side_eval_workers}"
-        " > {log:q} 2>&1"
+        " >> {log:q} 2>&1"
