@@ -484,7 +484,7 @@ class Checkpointer:
 
     def _write_files(self, folder: Path, agent_steps: int, state: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Every file of the checkpoint, then the sentinel; returns the sentinel's file entries."""
-        import torch
+        from dqn import fileio
 
         arrays: dict[str, np.ndarray] = {}
         tree = _split_arrays(dict(state), "", arrays)
@@ -493,7 +493,7 @@ class Checkpointer:
             path = folder / f"{array_name}.npy"
             size, crc = write_npy_with_crc32(path, np.ascontiguousarray(array))
             files[path.name] = {"bytes": size, "crc32": f"{crc:08x}"}
-        size, crc = write_file_with_crc32(folder / STATE_FILE, lambda f: torch.save(tree, f))
+        size, crc = write_file_with_crc32(folder / STATE_FILE, lambda f: fileio.torch_save(tree, f))
         files[STATE_FILE] = {"bytes": size, "crc32": f"{crc:08x}"}
         _fsync_path(folder)
         # The sentinel, under a temporary name first so that it is whole or absent.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from typing import Callable, Sequence
 
@@ -22,12 +23,19 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:
     """Run an entry point, turning `UserError` into `error: <message>` on stderr and exit code 2."""
+    # The exit happens outside the except blocks, after a collection: an error's traceback (and
+    # the reference cycles of chained exceptions) would keep the entry point's frames (an open
+    # emulator, a learner) alive until interpreter shutdown, whose unordered teardown then prints
+    # native-extension warnings after the one-line error.
     try:
         code = main(argv)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        message, code = f"error: {exc}", EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        message, code = "interrupted", 130
+    else:
+        message = None
+    if message is not None:
+        gc.collect()
+        print(message, file=sys.stderr)
     sys.exit(code or 0)

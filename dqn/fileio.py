@@ -84,10 +84,49 @@ def write_json(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write(path, write)
 
 
-def write_torch(obj: Any, path: str | os.PathLike) -> Path:
+class _OSErrorRecorder:
+    """A write-only file wrapper that keeps the OSError of a failed write: torch.save turns it
+    into a RuntimeError ("unexpected pos ..."), which would hide a full disk."""
+
+    def __init__(self, f):
+        self._f = f
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._f.flush()
+
+
+def torch_save(obj: Any, f) -> None:
+    """torch.save into the open binary file `f`; a write that fails raises its own OSError (ENOSPC
+    stays ENOSPC)."""
     import torch
 
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    recorder = _OSErrorRecorder(f)
+    try:
+        torch.save(obj, recorder)
+    except RuntimeError:
+        error, recorder.error, recorder._f = recorder.error, None, None
+        if error is None:
+            raise
+        # A new exception, and a recorder that no longer reaches it: torch's writer, which keeps
+        # the recorder after a failed write, would otherwise keep this traceback's frames (the
+        # caller's emulator and learner among them) alive to the interpreter's shutdown.
+        raise OSError(error.errno, error.strerror, getattr(f, "name", None)) from None
+
+
+def write_torch(obj: Any, path: str | os.PathLike) -> Path:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch_save(obj, f)
+
+    return atomic_write(path, write)
 
 
 # ---------------------------------------------------------------------------- output folders
