@@ -305,3 +305,59 @@ def test_stopped_training_is_resubmitted_and_resumes_from_its_checkpoint(stopped
     assert train_log_frames(run) == periods
     assert list(pd.read_parquet(run / "learning_curve.parquet")["frames"]) == periods
     assert (run / "final.pt").is_file() and (run / "best.pt").is_file()
+
+
+# ---------------------------------------------------------------------------- a killed snakemake
+ORPHAN = {**PREEMPT, "experiment": "orphan"}
+ORPHAN_RUN = Path("results/orphan/runs/dqn/pong/seed0")
+ORPHAN_OUTPUTS = ("final.pt", "best.pt", "learning_curve.parquet", "train_log.parquet")
+
+
+def train_job_state(comment: str) -> str | None:
+    """squeue's state of the job with that comment (None once it left the queue)."""
+    listing = subprocess.run(["squeue", "-h", "-o", "%i|%k|%T"], capture_output=True, text=True, check=True)
+    for line in listing.stdout.splitlines():
+        _, job_comment, state = line.split("|", 2)
+        if job_comment == comment:
+            return state
+    return None
+
+
+def test_a_killed_snakemake_never_retrains_the_job_it_left_on_slurm(slurm_cluster, tmp_path):
+    """SIGKILL of `snakemake` while its training job runs on Slurm: the job finishes on its own;
+    `snakemake --unlock` and the same command again train nothing and leave its outputs byte for
+    byte. (On Slurm the job's own snakemake records its outputs as complete, so nothing is
+    deleted; the local executor's case, where they are deleted and rebuilt, is in test_recovery.)"""
+    root = tmp_path
+    config = write_config(root / "config.yaml", **ORPHAN)
+    run = root / ORPHAN_RUN
+    target = str(ORPHAN_RUN / "final.pt")
+    comment = "rule_train_wildcards_orphan_pong_0"
+    with open(root / "snakemake.out", "w") as out:
+        snakemake = subprocess.Popen(snakemake_command(root, target, "--configfile", str(config)), cwd=root,
+                                     env=snakemake_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while not (train_job_state(comment) == "RUNNING" and train_log_frames(run)):
+            assert snakemake.poll() is None, (root / "snakemake.out").read_text()[-5000:]
+            assert time.monotonic() < deadline, "the training job logged no period within 300 s"
+            time.sleep(0.5)
+    finally:
+        snakemake.kill()
+        snakemake.wait()
+    deadline = time.monotonic() + 300
+    while train_job_state(comment) is not None:
+        assert time.monotonic() < deadline, "the orphaned job did not finish within 300 s"
+        time.sleep(1)
+    assert all((run / name).is_file() for name in ORPHAN_OUTPUTS), sorted(p.name for p in run.iterdir())
+    finished = {name: (run / name).read_bytes() for name in ORPHAN_OUTPUTS}
+
+    unlock = subprocess.run(snakemake_command(root, "--unlock", "--configfile", str(config)), cwd=root,
+                            env=snakemake_env(), capture_output=True, text=True, timeout=300)
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    rerun = subprocess.run(snakemake_command(root, target, "--configfile", str(config)), cwd=root,
+                           env=snakemake_env(), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-5000:]
+    run_log = (run / "train.log").read_text()
+    assert run_log.count("frames planned") == 1 and "resuming from" not in run_log, run_log[-3000:]
+    assert {name: (run / name).read_bytes() for name in ORPHAN_OUTPUTS} == finished
