@@ -142,3 +142,28 @@ def test_layers_table_has_both_formats_of_every_layer_and_the_update():
     assert [(r[0], r[1]) for r in rows] == [(name, fmt) for fmt in ("NCHW", "channels-last") for name in layers]
     assert all(_number(cell) > 0 for r in rows for cell in r[2:])
     assert "whole update" in out and "channels-last" in out.splitlines()[-3]
+
+
+def test_eval_cost_table_projects_a_nature_evaluation_against_the_snapshot_interval():
+    out = _run("benchmarks.eval_cost", "--games", "pong", "--frames", "4000")
+    header, rows = _table(out)
+    assert header == ["game", "agent steps/s", "s per evaluation", "s between snapshots (GPU)", "cores needed (GPU)",
+                      "s between snapshots (CPU)", "cores needed (CPU)"]
+    (game, rate, eval_seconds, gpu_interval, gpu_cores, cpu_interval, cpu_cores), = rows
+    assert game == "pong" and _number(rate) > 0
+    # 125,000 agent steps (500k frames) at the measured rate; a snapshot every 250,000 agent steps.
+    assert _number(eval_seconds) == pytest.approx(125_000 / _number(rate), rel=0.01)
+    # The table prints numbers of 100 and more as whole numbers: 166.7 s and 1,666.7 s.
+    assert (_number(gpu_interval), _number(cpu_interval)) == (167, 1_667)
+    assert int(gpu_cores) == -(-_number(eval_seconds) // _number(gpu_interval)) and int(cpu_cores) >= 1
+
+
+def test_checksum_table_hashes_writes_and_verifies_a_small_checkpoint(tmp_path):
+    out = _run("benchmarks.checksum", "--size-gib", "0.01", "--rounds", "1", "--checkpoint-transitions", "1000",
+               "--dir", str(tmp_path))
+    header, rows = _table(out)
+    assert header[:3] == ["measure", "hash", "GB/s"]
+    measures = {r[0] for r in rows}
+    assert {"hash in memory", "write, no checksum", "Checkpointer.save (CRC32), 1,000 transitions"} <= measures
+    assert all(_number(r[2]) > 0 for r in rows)
+    assert list(tmp_path.iterdir()) == []  # its test files are removed
