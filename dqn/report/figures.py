@@ -168,8 +168,10 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
         handles.append(Line2D([], [], color=PAPER_COLOR, linestyle="--", label=paper_label))
     if any_no_episode:
         handles.append(Line2D([], [], color=NO_EPISODE_COLOR, linestyle="none", marker="x",
-                              label="no episode completed (counts 0 for the best snapshot)"))
-    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize=8, frameon=False)
+                              label="no episode completed (0 for the best snapshot)"))
+    # Two entries a row beyond three: a row of four is wider than a grid of three panels.
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles) if len(handles) <= 3 else 2,
+               fontsize=8, frameon=False)
     return fig
 
 
