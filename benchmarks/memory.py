@@ -52,7 +52,7 @@ def _parts(threads: int, seed: int = 0):
 
 def train_phase(fill_fraction: float, checkpoint_dir: str | None, threads: int) -> dict[str, Any]:
     from dqn.checkpoint import Checkpointer
-    from dqn.train import heldout_transitions
+    from dqn.loop import heldout_transitions
 
     hp, learner, replay = _parts(threads)
     base = peak_rss_bytes()

@@ -3,7 +3,7 @@
     python -m benchmarks.profile_step [--game breakout] [--device auto|cpu|cuda] [--threads 1]
         [--fast-path auto|on|off] [--env-steps 400] [--updates 30] [--fill-transitions 20000]
 
-Each part of `dqn.train.train_loop` is timed on its own with the library's real objects (AtariEnv,
+Each part of `dqn.loop.train_loop` is timed on its own with the library's real objects (AtariEnv,
 FrameStack, ReplayMemory or DeviceReplay, Learner or FastLearner, the train log and snapshot
 writers, the Checkpointer), then weighted by how often the loop runs it under the Nature
 protocol: the update every 4 agent steps, the target sync every 10,000, a train-log row with
@@ -69,7 +69,8 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
     from dqn.networks import channels_last_enabled
     from dqn.progress import Progress
     from dqn.replay import ReplayMemory
-    from dqn.train import HELDOUT_BATCH_TRANSITIONS, heldout_statistics, heldout_transitions, weights_file, write_train_log
+    from dqn.loop import HELDOUT_BATCH_TRANSITIONS, heldout_statistics, heldout_transitions
+    from dqn.run_folder import weights_file, write_train_log
 
     settings = setup_process(args.threads)
     game = check_game(args.game)

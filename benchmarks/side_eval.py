@@ -84,8 +84,7 @@ def run_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
     """One dqn.train run in `mode`, timed from launch to exit, read back from its output folder."""
     import pandas as pd
 
-    from dqn.snapshot_eval import read_eval_results
-    from dqn.train import RunFiles
+    from dqn.run_folder import RunFiles, read_eval_results
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     with tempfile.TemporaryDirectory(prefix="dqn-side-eval-") as tmp:

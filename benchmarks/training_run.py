@@ -1,4 +1,4 @@
-"""Run this project's training loop (`dqn.train.train_loop`) briefly and measure it.
+"""Run this project's training loop (`dqn.loop.train_loop`) briefly and measure it.
 
 The loop is the real one, built by `dqn.train.build_parts`; only the budgets shrink: a replay
 start of `learning_start_steps`, then `warmup_steps` of learning that are not timed (caches,
@@ -70,7 +70,8 @@ def measure_training(*, game: str = "breakout", seed: int = 0, device: str = "cp
     """
     import torch
 
-    from dqn import train
+    from dqn import loop, train
+    from dqn.run_folder import RunFiles
 
     settings = setup_process(threads)
     hp = training_hyperparameters(preset, game, replay_transitions=replay_transitions,
@@ -83,14 +84,14 @@ def measure_training(*, game: str = "breakout", seed: int = 0, device: str = "cp
         torch.backends.cudnn.deterministic = True
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dqn-bench-") as out:
-        files = train.RunFiles(Path(out))
+        files = RunFiles(Path(out))
         parts, first_frame = train.build_parts(hp, game, seed, device, files, fast_path=fast_path,
                                                compile_step=compile_optimizer and not fast_path,
                                                channels_last=channels_last and not fast_path)
-        st = train.TrainState(s_t=parts.stack.reset(first_frame), episode_start=True)
+        st = loop.TrainState(s_t=parts.stack.reset(first_frame), episode_start=True)
         parts.epsilon = clock = _ClockedSchedule(parts.epsilon, begin_step, end_step,
                                                  lambda: parts.learner.parameter_updates)
-        train.train_loop(parts, st)
+        loop.train_loop(parts, st)
         loss_mean = st.rows[-1]["loss_mean"]
         replay = parts.replay
         result_bytes = replay.bytes_per_transition

@@ -188,9 +188,9 @@ def partial_learning_curve(folder: Path) -> pd.DataFrame | None:
     if not (folder / "train_log.parquet").is_file():
         return None
     try:
-        from dqn import snapshot_eval
+        from dqn import run_folder
 
-        return snapshot_eval.learning_curve(folder)
+        return run_folder.learning_curve(folder)
     except Exception:  # an unfinished run may hold a half-evaluated snapshot; the log still counts
         log = _read(folder / "train_log.parquet")
         log["eval_score_mean"] = math.nan

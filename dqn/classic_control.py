@@ -1,6 +1,6 @@
 """Gymnasium's classic-control tasks behind `AtariEnv`'s interface, to train the real agent in seconds.
 
-The learning test (tests/test_learning.py) runs `dqn.train.train_loop` itself, with the same
+The learning test (tests/test_learning.py) runs `dqn.loop.train_loop` itself, with the same
 Learner, ReplayMemory, LinearEpsilon and epsilon_greedy as an Atari run; only the env and the
 frame stack differ:
 
@@ -158,10 +158,12 @@ class ObservationStack:
 
 
 def build_parts(hp: Hyperparameters, seed: int, out: str | Path, *, task: str = DEFAULT_TASK, device: str = "cpu"):
-    """(parts, state) for `dqn.train.train_loop` on `task`, seeded as `dqn.train.build_parts` seeds an Atari run."""
+    """(parts, state) for `dqn.loop.train_loop` on `task`, seeded as `dqn.train.build_parts` seeds an Atari run."""
     import torch
 
-    from dqn import train
+    from dqn import loop
+    from dqn.run_folder import RunFiles
+    from dqn.train import PROGRESS_INTERVAL_SECONDS
     from dqn.agent import Learner, epsilon_greedy
     from dqn.checkpoint import Checkpointer
     from dqn.progress import Progress
@@ -179,9 +181,9 @@ def build_parts(hp: Hyperparameters, seed: int, out: str | Path, *, task: str = 
     env = ClassicControlEnv(task, seed=env_seed)
     first_frame = env.reset()
     history = hp.agent_history_length_frames
-    files = train.RunFiles(Path(out))
+    files = RunFiles(Path(out))
     stack = ObservationStack(history, env.frame_shape)
-    parts = train.Parts(
+    parts = loop.Parts(
         hp=hp, game=task, seed=seed, env=env, stack=stack,
         replay=ReplayMemory(hp.replay_memory_size_transitions, history, env.frame_shape, seed=replay_seed,
                             frame_dtype=np.float32),
@@ -192,11 +194,11 @@ def build_parts(hp: Hyperparameters, seed: int, out: str | Path, *, task: str = 
         files=files,
         checkpointer=Checkpointer(files.checkpoints),
         progress=Progress(hp.training_length_frames, label=f"{task} seed {seed}: ",
-                          interval_seconds=train.PROGRESS_INTERVAL_SECONDS),
-        clock=train.WallClock(),
-        stop=train.StopSignal(),
+                          interval_seconds=PROGRESS_INTERVAL_SECONDS),
+        clock=loop.WallClock(),
+        stop=loop.StopSignal(),
     )
-    return parts, train.TrainState(s_t=stack.reset(first_frame), episode_start=True)
+    return parts, loop.TrainState(s_t=stack.reset(first_frame), episode_start=True)
 
 
 def greedy_returns(learner, task: str = DEFAULT_TASK, *, seed: int, episodes: int) -> list[float]:

@@ -113,6 +113,12 @@ class Hyperparameters:
         d["action_repeat_frames_per_game"] = dict(self.action_repeat_frames_per_game)
         return d
 
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Hyperparameters":
+        """The hyperparameters `to_dict` saved (a config.json, a weights file), validated: an
+        unknown key is an error, a key the dict lacks keeps the dataclass default."""
+        return _replaced(cls(), values)
+
 
 # Units for the deviations table, read off the field names' suffixes.
 _UNITS = {
@@ -241,10 +247,14 @@ def resolve(preset: str = "nature", overrides: Mapping[str, Any] | None = None) 
     """The preset with overrides applied and validated. Unknown keys and bad values are UserErrors."""
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; valid presets: {', '.join(sorted(PRESETS))}")
-    base = PRESETS[preset]
+    return _replaced(PRESETS[preset], overrides or {})
+
+
+def _replaced(base: Hyperparameters, overrides: Mapping[str, Any]) -> Hyperparameters:
+    """`base` with `overrides` (strings from the command line, or typed values) parsed, applied and validated."""
     types = {f.name: f.type for f in fields(Hyperparameters)}
     changes: dict[str, Any] = {}
-    for key, raw in (overrides or {}).items():
+    for key, raw in overrides.items():
         if key not in types:
             close = difflib.get_close_matches(key, types, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; valid keys: {', '.join(types)}"

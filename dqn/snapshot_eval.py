@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
-import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -48,42 +46,15 @@ from dqn.evaluate import (
     Policy,
     RunResult,
     Slot,
-    hyperparameters_from_dict,
     log_to_stderr,
     resolve_device,
     run_slots,
     slot_seeds,
 )
+if TYPE_CHECKING:
+    import pandas as pd
 
-SNAPSHOT_NAME = re.compile(r"^frames_(\d{12})\.pt$")
-EVAL_NAME = re.compile(r"^frames_(\d{12})\.parquet$")
-COMPLETE_MARKER = "COMPLETE"
-EVAL_COLUMNS = ("game", "seed", "frames", "eval_score_mean", "eval_episodes", "eval_frames", "wall_seconds")
-
-
-# --------------------------------------------------------------------------------------------
-# Paths of a run folder
-
-
-def snapshot_path(run_dir: str | os.PathLike, frames: int) -> Path:
-    return Path(run_dir) / "snapshots" / f"frames_{frames:012d}.pt"
-
-
-def eval_path(run_dir: str | os.PathLike, frames: int) -> Path:
-    return Path(run_dir) / "eval" / f"frames_{frames:012d}.parquet"
-
-
-def list_snapshots(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(frames, path) of every complete snapshot, by frames. Temporary files (".frames_...tmp") are not listed."""
-    folder = Path(run_dir) / "snapshots"
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := SNAPSHOT_NAME.match(p.name))]
-    return sorted(found)
-
-
-def pending_snapshots(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    return [(frames, path) for frames, path in list_snapshots(run_dir) if not eval_path(run_dir, frames).exists()]
+from dqn.run_folder import EVAL_COLUMNS, RunFiles, eval_path, pending_snapshots, read_run_config, snapshot_path
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,27 +98,8 @@ def _mean_score(result: RunResult) -> float:
     return float(np.mean([e.score for e in result.episodes])) if result.episodes else math.nan
 
 
-def best_choice_score(score_mean: float, episodes: int) -> float:
-    """The score that competes for the best snapshot: the mean, or 0 when no episode completed
-    (DeepMind's `total_reward / math.max(1, nepisodes)` with a total of 0)."""
-    return float(score_mean) if episodes > 0 and math.isfinite(score_mean) else 0.0
-
-
 # --------------------------------------------------------------------------------------------
 # Evaluating the snapshots of a run
-
-
-def read_run_config(run_dir: str | os.PathLike) -> tuple[str, int, Any]:
-    """(game, seed, hyperparameters with the game's overrides) from DIR/config.json."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise UserError(f"{str(path)!r} does not exist; --run must be a folder written by dqn.train")
-    try:
-        config = json.loads(path.read_text())
-        game, seed, values = config["game"], int(config["seed"]), config["hyperparameters"]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{str(path)!r} is not a config.json of dqn.train ({type(exc).__name__}: {exc})") from None
-    return game, seed, hyperparameters_from_dict(values).for_game(game)
 
 
 @contextlib.contextmanager
@@ -306,7 +258,7 @@ def evaluate_pending(
             while True:
                 # The marker is read before the listing: training writes it after its last
                 # snapshot, so when it was there, this listing holds every snapshot there will be.
-                complete = (run_dir / "snapshots" / COMPLETE_MARKER).exists()
+                complete = RunFiles(run_dir).snapshots_complete.exists()
                 orphaned = parent_pid is not None and os.getppid() != parent_pid
                 listed = [frames for frames, _ in pending_snapshots(run_dir) if frames not in evaluator.in_flight]
                 started = listed[:evaluator.free_workers]
@@ -328,64 +280,6 @@ def evaluate_pending(
                     time.sleep(poll_seconds)
         finally:
             evaluator.close()
-
-
-# --------------------------------------------------------------------------------------------
-# Reading the results
-
-
-def read_eval_results(run_dir: str | os.PathLike) -> "pd.DataFrame":
-    """Every DIR/eval/frames_*.parquet row (EVAL_COLUMNS), by frames."""
-    import pandas as pd
-
-    folder = Path(run_dir) / "eval"
-    files = sorted(p for p in folder.iterdir() if EVAL_NAME.match(p.name)) if folder.is_dir() else []
-    if not files:
-        return pd.DataFrame({
-            "game": pd.Series([], dtype=str), "seed": pd.Series([], dtype=np.int64),
-            "frames": pd.Series([], dtype=np.int64), "eval_score_mean": pd.Series([], dtype=np.float64),
-            "eval_episodes": pd.Series([], dtype=np.int64), "eval_frames": pd.Series([], dtype=np.int64),
-            "wall_seconds": pd.Series([], dtype=np.float64),
-        })
-    results = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
-    return results.sort_values("frames", kind="stable").reset_index(drop=True)
-
-
-def learning_curve(run_dir: str | os.PathLike) -> "pd.DataFrame":
-    """train_log.parquet with eval_score_mean, eval_episodes and eval_frames of the snapshot at the
-    same frames.
-
-    A period whose snapshot has no result yet gets eval_score_mean NaN, eval_episodes 0 and
-    eval_frames 0; an evaluation that completed no episode has NaN, 0 and the frames it played.
-    """
-    import pandas as pd
-
-    log_path = Path(run_dir) / "train_log.parquet"
-    if not log_path.is_file():
-        raise UserError(f"{str(log_path)!r} does not exist; the run has not finished an evaluation period yet")
-    train_log = pd.read_parquet(log_path)
-    evals = read_eval_results(run_dir)[["frames", "eval_score_mean", "eval_episodes", "eval_frames"]]
-    curve = train_log.merge(evals, on="frames", how="left", validate="many_to_one")
-    for column in ("eval_episodes", "eval_frames"):
-        curve[column] = curve[column].fillna(0).astype(np.int64)
-    curve["eval_score_mean"] = curve["eval_score_mean"].astype(np.float64)
-    return curve
-
-
-def best_snapshot(run_dir: str | os.PathLike) -> Path | None:
-    """The snapshot DeepMind's code would have kept as its best network: in order of frames, a
-    snapshot replaces the best only with a strictly higher `best_choice_score` (ties keep the
-    earlier one; no completed episode scores 0). Only snapshots that still exist compete; None
-    when none has a result."""
-    evals = read_eval_results(run_dir)
-    best_frames, best_score = None, -math.inf
-    for frames, score, episodes in zip(evals["frames"], evals["eval_score_mean"], evals["eval_episodes"]):
-        if not snapshot_path(run_dir, int(frames)).is_file():
-            continue
-        score = best_choice_score(score, int(episodes))
-        if score > best_score:
-            best_frames, best_score = int(frames), score
-    return None if best_frames is None else snapshot_path(run_dir, best_frames)
 
 
 # --------------------------------------------------------------------------------------------

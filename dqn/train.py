@@ -4,14 +4,15 @@
         [--preset nature] [--set key=value ...] [--device auto|cpu|cuda] [--threads N] \\
         [--eval-workers N] [--no-side-eval]
 
-This module is the composition root: it reads the flags and the config once, checks everything
-before any work, builds the parts (env, frame stack, replay, learner, schedule) and passes them to
-`train_loop`, which reads top to bottom as the algorithm of Mnih et al. (2015). Comments marked
-"plumbing" are logging, snapshots and checkpoints; everything else is the algorithm.
+This module is the entry point: it reads the flags and the config once, checks everything before
+any work, builds the parts (env, frame stack, replay, learner, schedule) and passes them to
+`dqn.loop.train_loop`, which reads top to bottom as the algorithm of Mnih et al. (2015). What it
+adds around the loop is keeping a run safe: the run folder's lock, resuming, refusing to discard
+progress, rebuilding a finished run's outputs, the disk.
 
-Files under --out are listed in docs/DESIGN.md ("Files of one training run"). Re-running the same
-command resumes from the newest complete checkpoint (dqn/checkpoint.py), or exits at once when the
-run is already complete. SIGTERM or SIGINT (Slurm's time limit, preemption, Ctrl-C) write a
+Files under --out are named in dqn/run_folder.py and listed in docs/DESIGN.md. Re-running the same
+command resumes from the newest valid checkpoint (dqn/checkpoint.py), rebuilds the final outputs
+of a finished training, or exits at once when the run is already complete. SIGTERM or SIGINT (Slurm's time limit, preemption, Ctrl-C) write a
 checkpoint and exit non-zero so that a scheduler's retry resumes the run.
 """
 
@@ -19,122 +20,44 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import errno
-import json
 import logging
 import math
 import os
-import platform
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from dqn import fileio
 from dqn.config import PRESETS, Hyperparameters, parse_overrides, resolve
+from dqn.loop import Parts, StopSignal, TrainState, WallClock, restore, train_loop
+from dqn.run_folder import (
+    RunFiles,
+    best_snapshot,
+    config_difference,
+    frames_of,
+    last_snapshot_frames,
+    learning_curve,
+    read_existing_config,
+    run_config,
+    training_finished,
+    write_train_log,
+)
 from dqn.devices import resolve_device
 from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.games import check_game
 
 log = logging.getLogger("dqn.train")
 
-# train_log.parquet, exactly as docs/DESIGN.md lists it.
-TRAIN_LOG_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("game", "string"),
-    ("seed", "int64"),
-    ("frames", "int64"),
-    ("agent_steps", "int64"),
-    ("parameter_updates", "int64"),
-    ("epsilon", "float64"),
-    ("train_episode_return_mean", "float64"),
-    ("train_episodes", "int64"),
-    ("loss_mean", "float64"),
-    ("average_max_q", "float64"),
-    ("heldout_td_error_abs_mean", "float64"),
-    ("agent_steps_per_second", "float64"),
-    ("wall_seconds", "float64"),
-)
-# Columns that depend on the machine's speed, not on the trajectory.
-TIMING_COLUMNS = ("agent_steps_per_second", "wall_seconds")
-# Hyperparameters that change how a run is kept safe, not what it computes: a resume may change them.
-PLUMBING_HYPERPARAMETERS = ("checkpoint_interval_minutes",)
 PROGRESS_INTERVAL_SECONDS = 30.0
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
-HELDOUT_BATCH_TRANSITIONS = 256
-# 2: held-out transitions (s, a, r, terminal, s') instead of held-out states.
-CHECKPOINT_FORMAT = 2
-
-
-# ---------------------------------------------------------------------------- the run folder
-@dataclass(frozen=True)
-class RunFiles:
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.json"
-
-    @property
-    def train_log(self) -> Path:
-        return self.root / "train_log.parquet"
-
-    @property
-    def train_log_text(self) -> Path:
-        return self.root / "train.log"
-
-    @property
-    def snapshots(self) -> Path:
-        return self.root / "snapshots"
-
-    @property
-    def snapshots_complete(self) -> Path:
-        return self.snapshots / "COMPLETE"
-
-    @property
-    def eval(self) -> Path:
-        return self.root / "eval"
-
-    @property
-    def learning_curve(self) -> Path:
-        return self.root / "learning_curve.parquet"
-
-    @property
-    def best(self) -> Path:
-        return self.root / "best.pt"
-
-    @property
-    def final(self) -> Path:
-        return self.root / "final.pt"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoint"
-
-    def snapshot(self, frames: int) -> Path:
-        return self.snapshots / f"frames_{frames:012d}.pt"
-
-    def final_outputs(self) -> tuple[Path, ...]:
-        return (self.train_log, self.final, self.learning_curve, self.best)
-
-
-def _frames_of(path: Path) -> int | None:
-    """12 from 'frames_000000000012.pt'; None for any other name."""
-    stem = path.name.split(".", 1)[0]
-    if not stem.startswith("frames_"):
-        return None
-    try:
-        return int(stem[len("frames_"):])
-    except ValueError:
-        return None
 
 
 # ---------------------------------------------------------------------------- checks before work
@@ -217,342 +140,6 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
-
-
-def run_config(game: str, seed: int, preset: str, hp: Hyperparameters, device: str) -> dict[str, Any]:
-    versions = {"python": platform.python_version()}
-    for dist in ("torch", "ale-py", "gymnasium", "numpy"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return _jsonable({
-        "game": game,
-        "seed": seed,
-        "preset": preset,
-        "hyperparameters": hp.to_dict(),
-        "device": device,
-        "versions": versions,
-        "hostname": socket.gethostname(),
-    })
-
-
-def config_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
-    """What differs between two configs in what the run computes (None if nothing)."""
-    for key in ("game", "seed"):
-        if old.get(key) != new[key]:
-            return f"{key} {old.get(key)!r} there, {new[key]!r} here"
-    old_hp, new_hp = old.get("hyperparameters") or {}, new["hyperparameters"]
-    for name in sorted(set(old_hp) | set(new_hp)):
-        if name in PLUMBING_HYPERPARAMETERS:
-            continue
-        if old_hp.get(name) != new_hp.get(name):
-            return f"hyperparameter {name!r} is {old_hp.get(name)!r} there, {new_hp.get(name)!r} here"
-    return None
-
-
-def read_existing_config(files: RunFiles) -> dict[str, Any] | None:
-    if not files.config.is_file():
-        return None
-    try:
-        return json.loads(files.config.read_text())
-    except (OSError, ValueError):
-        raise UserError(f"{str(files.config)!r} is unreadable; use a new --out or delete that folder") from None
-
-
-# ---------------------------------------------------------------------------- files written
-def write_train_log(rows: list[dict[str, Any]], path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    arrow_types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
-    schema = pa.schema([(name, arrow_types[kind]) for name, kind in TRAIN_LOG_COLUMNS])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    fileio.atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-
-
-def weights_file(learner, hp: Hyperparameters, game: str, frames: int) -> dict[str, Any]:
-    """The documented weights format: enough to evaluate with no other file."""
-    return {
-        "state_dict": {k: v.detach().cpu().clone() for k, v in learner.online.state_dict().items()},
-        "network": hp.network,
-        "num_actions": learner.num_actions,
-        "game": game,
-        "frames": int(frames),
-        "hyperparameters": hp.to_dict(),
-    }
-
-
-# ---------------------------------------------------------------------------- training state
-@dataclass
-class Period:
-    """Accumulators of the current evaluation period (between two train_log rows)."""
-
-    start_agent_steps: int
-    start_wall_seconds: float
-    loss_sum: Any = 0.0  # float, or a float64 device tensor on the fast path
-    updates: int = 0
-    episode_returns: list[float] = field(default_factory=list)
-
-
-@dataclass
-class TrainState:
-    """Everything the loop carries from one agent step to the next, besides the parts' own state."""
-
-    agent_steps: int = 0
-    episodes: int = 0
-    s_t: np.ndarray | None = None  # the stacked state the next action is chosen on
-    episode_start: bool = True  # s_t's newest frame is the first of a game
-    heldout: dict[str, np.ndarray] | None = None  # held-out transitions, the fields of dqn.replay.Batch
-    last_episode_return: float = math.nan
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    period: Period = field(default_factory=lambda: Period(0, 0.0))
-
-
-class WallClock:
-    """Cumulative wall seconds of training, carried over resumes by the checkpoint."""
-
-    def __init__(self, seconds_before: float = 0.0):
-        self.seconds_before = seconds_before
-        self._start = time.monotonic()
-
-    def __call__(self) -> float:
-        return self.seconds_before + time.monotonic() - self._start
-
-
-class StopSignal:
-    """SIGTERM/SIGINT set a flag; the loop checkpoints at the next agent step and exits."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum, frame) -> None:
-        self.signum = signum
-
-    def install(self) -> None:
-        for s in (signal.SIGTERM, signal.SIGINT):
-            self._previous[s] = signal.signal(s, self._handle)
-
-    def restore(self) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous.clear()
-
-
-@dataclass
-class Parts:
-    """The objects the loop drives, built by `main`."""
-
-    hp: Hyperparameters
-    game: str
-    seed: int
-    env: Any  # dqn.atari.AtariEnv
-    stack: Any  # dqn.atari.FrameStack
-    replay: Any  # dqn.replay.ReplayMemory
-    learner: Any  # dqn.agent.Learner
-    epsilon: Any  # dqn.schedules.LinearEpsilon: agent step -> exploration rate
-    epsilon_greedy: Callable[[np.ndarray, float, np.random.Generator], int]
-    rng: np.random.Generator  # the actor's: epsilon-greedy draws
-    files: RunFiles
-    checkpointer: Any  # dqn.checkpoint.Checkpointer
-    progress: Any  # dqn.progress.Progress
-    clock: WallClock
-    stop: StopSignal
-    fast_path: bool = False  # the replay's random stream differs: a checkpoint resumes on the same path
-
-
-def checkpoint_state(parts: Parts, st: TrainState) -> dict[str, Any]:
-    import torch
-
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "fast_path": parts.fast_path,
-        "learner": parts.learner.state_dict(),
-        "replay": parts.replay.state_dict(),
-        "env": parts.env.get_state(),
-        "stack": parts.stack.state_dict(),
-        "actor_rng": parts.rng.bit_generator.state,
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "train": {
-            "agent_steps": st.agent_steps,
-            "episodes": st.episodes,
-            "s_t": st.s_t,
-            "episode_start": st.episode_start,
-            "heldout": st.heldout,
-            "last_episode_return": st.last_episode_return,
-            "rows": st.rows,
-            # float() of a float64 sum is exact: resuming adds to the same value.
-            "period": {**dataclasses.asdict(st.period), "loss_sum": float(st.period.loss_sum)},
-        },
-        "wall_seconds": parts.clock(),
-    }
-    return state
-
-
-def restore(parts: Parts, state: dict[str, Any]) -> TrainState:
-    import torch
-
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}; use a new --out")
-    if bool(state.get("fast_path")) != parts.fast_path:
-        was = "on" if state.get("fast_path") else "off"
-        raise UserError(f"this run was checkpointed with --fast-path {was} (another replay random stream); "
-                        f"resume it with --fast-path {was}")
-    parts.learner.load_state_dict(state["learner"])
-    parts.replay.load_state_dict(state["replay"])
-    parts.env.set_state(state["env"])
-    parts.stack.load_state_dict(state["stack"])
-    parts.rng.bit_generator.state = state["actor_rng"]
-    torch.set_rng_state(state["torch_rng"])
-    if state["cuda_rng"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    t = state["train"]
-    heldout = t["heldout"]
-    return TrainState(
-        agent_steps=int(t["agent_steps"]),
-        episodes=int(t["episodes"]),
-        s_t=np.array(t["s_t"]),
-        episode_start=bool(t["episode_start"]),
-        # Copied out of the checkpoint's memory maps.
-        heldout=None if heldout is None else {name: np.array(values) for name, values in heldout.items()},
-        last_episode_return=float(t["last_episode_return"]),
-        rows=list(t["rows"]),
-        period=Period(**t["period"]),
-    )
-
-
-# ---------------------------------------------------------------------------- the loop
-def heldout_transitions(batch) -> dict[str, np.ndarray]:
-    """A minibatch (numpy or device tensors) as host arrays, kept for the whole run."""
-    return {name: (values.cpu().numpy() if hasattr(values, "cpu") else np.array(values))
-            for name, values in batch._asdict().items()}
-
-
-def heldout_statistics(learner, heldout: dict[str, np.ndarray] | None) -> dict[str, float]:
-    """The train_log's average_max_q and heldout_td_error_abs_mean (Fig. 2's second index of
-    learning, as DeepMind's code computed it: see Learner.heldout_statistics); NaN before learning."""
-    if heldout is None or len(heldout["action"]) == 0:
-        return {"average_max_q": math.nan, "heldout_td_error_abs_mean": math.nan}
-    from dqn.replay import Batch
-
-    q_max, td_error_abs = learner.heldout_statistics(Batch(**heldout), HELDOUT_BATCH_TRANSITIONS)
-    return {"average_max_q": q_max, "heldout_td_error_abs_mean": td_error_abs}
-
-
-def end_period(parts: Parts, st: TrainState) -> None:
-    """Plumbing: one train_log row and one snapshot at the end of an evaluation period."""
-    hp, p = parts.hp, st.period
-    frames = st.agent_steps * hp.action_repeat_frames
-    wall = parts.clock()
-    elapsed = wall - p.start_wall_seconds
-    st.rows.append({
-        "game": parts.game,
-        "seed": parts.seed,
-        "frames": frames,
-        "agent_steps": st.agent_steps,
-        "parameter_updates": parts.learner.parameter_updates,
-        "epsilon": parts.epsilon(st.agent_steps),
-        "train_episode_return_mean": float(np.mean(p.episode_returns)) if p.episode_returns else math.nan,
-        "train_episodes": len(p.episode_returns),
-        "loss_mean": float(p.loss_sum) / p.updates if p.updates else math.nan,
-        **heldout_statistics(parts.learner, st.heldout),
-        "agent_steps_per_second": (st.agent_steps - p.start_agent_steps) / elapsed if elapsed > 0 else math.nan,
-        "wall_seconds": wall,
-    })
-    fileio.write_torch(weights_file(parts.learner, hp, parts.game, frames), parts.files.snapshot(frames))
-    write_train_log(st.rows, parts.files.train_log)
-    st.period = Period(st.agent_steps, wall)
-    parts.progress.update(frames, st.agent_steps, epsilon=parts.epsilon(st.agent_steps),
-                          last_return=st.last_episode_return, force=True)
-
-
-def add_loss(total, loss):
-    """total + loss in float64. The fast path's loss is a device tensor: the sum stays there, so
-    the host never waits for an update; it is read once per period."""
-    return total + (loss.double() if hasattr(loss, "double") else loss)
-
-
-def save_checkpoint(parts: Parts, st: TrainState) -> None:
-    started = time.monotonic()
-    folder = parts.checkpointer.save(st.agent_steps, checkpoint_state(parts, st))
-    log.info("checkpoint %s written in %.1f s", folder, time.monotonic() - started)
-
-
-def train_loop(parts: Parts, st: TrainState) -> int | None:
-    """Play and learn until the training length; returns an exit code if a signal stopped it."""
-    from dqn.agent import LazyQValues
-
-    hp, env, stack, replay, learner = parts.hp, parts.env, parts.stack, parts.replay, parts.learner
-    total_steps = hp.training_length_steps
-    checkpoint_seconds = 60.0 * hp.checkpoint_interval_minutes
-    last_checkpoint = time.monotonic()
-    parts.progress.start(st.agent_steps * hp.action_repeat_frames, st.agent_steps)
-
-    while st.agent_steps < total_steps:
-        if parts.stop.signum is not None:  # plumbing: Slurm's time limit or Ctrl-C
-            save_checkpoint(parts, st)
-            name = signal.Signals(parts.stop.signum).name
-            log.warning("%s received: checkpoint at agent step %d written; exiting so that a rerun resumes",
-                        name, st.agent_steps)
-            return 128 + parts.stop.signum
-
-        # Act: epsilon-greedy on the online network's Q(s_t, .). (Plumbing: the forward pass
-        # runs only if the step turns out greedy; the actions and random draws are the same.)
-        epsilon = parts.epsilon(st.agent_steps)
-        s_t = st.s_t
-        q_t = LazyQValues(lambda: learner.q_values(s_t).cpu().numpy()[0], learner.num_actions)
-        a_t = parts.epsilon_greedy(q_t, epsilon, parts.rng)
-        step = env.step(a_t)
-
-        # Store (s_t's newest frame, a_t, r_t clipped to its sign, terminal). A lost life ends
-        # bootstrapping but not the game; the logged return is the raw score of the whole game.
-        r_t = float(np.sign(step.reward))
-        terminal = step.game_over or (hp.lost_life_terminal and step.life_lost)
-        replay.add(st.s_t[-1], a_t, r_t, terminal, st.episode_start)
-        st.agent_steps += 1
-        if step.game_over or step.truncated:
-            st.period.episode_returns.append(env.episode_return)
-            st.last_episode_return = env.episode_return
-            st.episodes += 1
-            st.s_t = stack.reset(env.reset())
-            st.episode_start = True
-        else:
-            st.s_t = stack.push(step.frame)
-            st.episode_start = False
-
-        # Learn: after the replay start, one minibatch update every update_frequency_steps and a
-        # target-network sync every target_network_update_frequency_steps agent steps.
-        if st.agent_steps >= hp.replay_start_size_steps:
-            if st.heldout is None and hp.heldout_states > 0:
-                # Drawn once, when learning starts, from the random policy's experience.
-                st.heldout = heldout_transitions(replay.sample(hp.heldout_states))
-            if st.agent_steps % hp.update_frequency_steps == 0:
-                loss = learner.update(replay.sample(hp.minibatch_size_transitions))
-                st.period.loss_sum = add_loss(st.period.loss_sum, loss)
-                st.period.updates += 1
-            if hp.uses_target_network and st.agent_steps % hp.target_network_update_frequency_steps == 0:
-                learner.sync_target()
-
-        # Plumbing: log rows and snapshots, progress lines, checkpoints.
-        if st.agent_steps % hp.eval_interval_steps == 0 or st.agent_steps == total_steps:
-            end_period(parts, st)
-        elif parts.progress.due():
-            parts.progress.update(st.agent_steps * hp.action_repeat_frames, st.agent_steps,
-                                  epsilon=parts.epsilon(st.agent_steps), last_return=st.last_episode_return)
-        if time.monotonic() - last_checkpoint >= checkpoint_seconds and st.agent_steps < total_steps:
-            save_checkpoint(parts, st)
-            last_checkpoint = time.monotonic()
-
-    save_checkpoint(parts, st)  # the end of training: protects the final evaluation
-    if parts.stop.signum is not None:  # plumbing: a signal during that last checkpoint
-        return 128 + parts.stop.signum
-    return None
-
-
 # ---------------------------------------------------------------------------- side evaluation
 def _die_with_parent() -> None:
     """In the child before exec: get SIGTERM when the trainer dies (even by SIGKILL), Linux only."""
@@ -616,8 +203,8 @@ def write_final_outputs(files: RunFiles, hp: Hyperparameters, *, eval_workers: i
         log.info("evaluated %d snapshot(s) in this process", evaluated)
     # The last snapshot holds the weights at the end of training: final.pt is a copy of it, byte for byte.
     fileio.atomic_write(files.final, lambda tmp: shutil.copyfile(files.snapshot(last_snapshot_frames(hp)), tmp))
-    fileio.write_parquet(snapshot_eval.learning_curve(files.root), files.learning_curve)
-    best = snapshot_eval.best_snapshot(files.root)
+    fileio.write_parquet(learning_curve(files.root), files.learning_curve)
+    best = best_snapshot(files.root)
     source = files.final if best is None else Path(best)
     fileio.atomic_write(files.best, lambda tmp: shutil.copyfile(source, tmp))
     log.info("best weights: %s", source.name)
@@ -721,7 +308,7 @@ def remove_stale_outputs(files: RunFiles, rows: list[dict[str, Any]], frames_kep
     for folder, suffix in ((files.snapshots, ".pt"), (files.eval, ".parquet")):
         if folder.is_dir():
             for path in folder.iterdir():
-                frames = _frames_of(path)
+                frames = frames_of(path)
                 if path.name.endswith(suffix) and frames is not None and frames > frames_kept:
                     path.unlink()
     if not training_done:
@@ -770,15 +357,6 @@ def log_to_run_folder(files: RunFiles) -> None:
     handler = logging.FileHandler(files.train_log_text, mode="a")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger().addHandler(handler)
-
-
-def training_finished(files: RunFiles, hp: Hyperparameters) -> bool:
-    """Training reached its last agent step: the marker written after the final snapshot, and that snapshot."""
-    return files.snapshots_complete.is_file() and files.snapshot(last_snapshot_frames(hp)).is_file()
-
-
-def last_snapshot_frames(hp: Hyperparameters) -> int:
-    return hp.training_length_steps * hp.action_repeat_frames
 
 
 def rebuild_finished_run(files: RunFiles, hp: Hyperparameters, *, eval_workers: int, device: str) -> None:

@@ -1,4 +1,4 @@
-"""DQN must learn, not only run: `dqn.train.train_loop` trains the real Learner, ReplayMemory,
+"""DQN must learn, not only run: `dqn.loop.train_loop` trains the real Learner, ReplayMemory,
 LinearEpsilon and epsilon_greedy on CartPole-v1 (dqn/classic_control.py) until the greedy policy
 of its final weights balances the pole, for three seeds, in a fixed budget of 10,000 agent steps.
 
@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dqn import train
+from dqn import loop
 from dqn.classic_control import ClassicControlEnv, ObservationStack, build_parts, greedy_returns
 from dqn.config import resolve
 
@@ -129,14 +129,14 @@ def test_observation_stack_keeps_floats_and_zeroes_before_a_start():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One training per seed through dqn.train.train_loop, then greedy returns of the final weights."""
+    """One training per seed through dqn.loop.train_loop, then greedy returns of the final weights."""
     hp = cartpole_hyperparameters()
     runs = {}
     for seed in SEEDS:
         out = tmp_path_factory.mktemp(f"cartpole-seed{seed}")
         started = time.monotonic()
         parts, state = build_parts(hp, seed, out)
-        assert train.train_loop(parts, state) is None
+        assert loop.train_loop(parts, state) is None
         returns = greedy_returns(parts.learner, seed=10_000 + seed, episodes=GREEDY_EPISODES)
         runs[seed] = {"returns": returns, "out": out, "parts": parts, "seconds": time.monotonic() - started}
         print(f"\nCartPole seed {seed}: greedy returns {returns} (mean {np.mean(returns):.1f}) "

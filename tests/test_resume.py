@@ -125,18 +125,19 @@ def test_sigterm_writes_a_checkpoint_and_exits_nonzero_then_rerun_finishes(tmp_p
 
 def test_fast_path_resumes_exactly_in_process(tmp_path):
     """The fast path (device replay, FastLearner; eager on the CPU) through checkpoint and restore."""
-    from dqn import train
+    from dqn import loop, train
+    from dqn.run_folder import RunFiles
     from dqn.config import resolve
 
     overrides = dict(item.split("=") for item in SETS)
     hp = resolve("nature", overrides).for_game("breakout")
 
     def build(folder):
-        parts, first = train.build_parts(hp, "breakout", 5, "cpu", train.RunFiles(tmp_path / folder), fast_path=True)
-        return parts, train.TrainState(s_t=parts.stack.reset(first))
+        parts, first = train.build_parts(hp, "breakout", 5, "cpu", RunFiles(tmp_path / folder), fast_path=True)
+        return parts, loop.TrainState(s_t=parts.stack.reset(first))
 
     uninterrupted, st_u = build("uninterrupted")
-    assert train.train_loop(uninterrupted, st_u) is None
+    assert loop.train_loop(uninterrupted, st_u) is None
 
     stopped, st_s = build("resumed")
     schedule = stopped.epsilon
@@ -147,14 +148,14 @@ def test_fast_path_resumes_exactly_in_process(tmp_path):
         return schedule(agent_step)
 
     stopped.epsilon = epsilon_then_stop
-    assert train.train_loop(stopped, st_s) == 128 + signal.SIGTERM
+    assert loop.train_loop(stopped, st_s) == 128 + signal.SIGTERM
     assert st_s.agent_steps == 301 and len(st_s.rows) == 1  # stops at the top of the next step
 
     resumed, _ = build("resumed")
     _, state = resumed.checkpointer.load_latest()
-    st_r = train.restore(resumed, state)
+    st_r = loop.restore(resumed, state)
     assert st_r.agent_steps == 301
-    assert train.train_loop(resumed, st_r) is None
+    assert loop.train_loop(resumed, st_r) is None
     rows_u, rows_r = (pd.DataFrame(st.rows).drop(columns=TIMING_COLUMNS) for st in (st_u, st_r))
     assert rows_r["frames"].tolist() == FRAMES
     pd.testing.assert_frame_equal(rows_r, rows_u, check_exact=True)

@@ -15,19 +15,16 @@ from dqn.errors import cli_main
 from dqn.evaluate import DQNPolicy
 from dqn.fileio import write_torch
 from dqn.networks import build_network
-from dqn.snapshot_eval import (
+from dqn.run_folder import (
     EVAL_COLUMNS,
     best_choice_score,
     best_snapshot,
     eval_path,
-    evaluate_for_frames,
-    evaluate_pending,
     learning_curve,
-    main,
-    play_for_frames,
     read_eval_results,
     snapshot_path,
 )
+from dqn.snapshot_eval import evaluate_for_frames, evaluate_pending, main, play_for_frames
 from fake_ale import FakeGames
 
 # Fake games alternate between 100 and 60 frames; a reward of 1 on every 10th frame gives scores

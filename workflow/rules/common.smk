@@ -25,7 +25,7 @@ from snakemake.utils import validate
 from dqn.config import PRESETS, resolve
 from dqn.errors import UserError
 from dqn.games import ale_rom_ids
-from dqn.train import config_difference
+from dqn.run_folder import config_difference
 
 GAMES_SHEET = Path(workflow.basedir) / "config" / "games.tsv"
 WEIGHTS = ["best", "final"]
