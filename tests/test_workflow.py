@@ -73,7 +73,7 @@ def test_paper_config_plans_49_games_times_3_seeds(tmp_path):
     # The exact commands a person would type, at the fixed addressable paths.
     assert re.search(
         r"python -m dqn\.train --game alien --seed 0 --out results/nature/runs/dqn/alien/seed0 --preset nature "
-        r" --device (cpu|cuda) --threads \d+ --eval-workers 1 > logs/nature/train/alien/seed0\.log 2>&1", text)
+        r" --device (cpu|cuda) --threads \d+ --eval-workers 1 >> logs/nature/train/alien/seed0\.log 2>&1", text)
     assert ("python -m dqn.evaluate --game zaxxon --weights results/nature/runs/dqn/zaxxon/seed2/best.pt --label best"
             " --seed 2 --out results/nature/episodes/dqn/zaxxon/seed2/best.parquet") in text
     assert ("python -m baselines.random_agent --game pong --seed 1"
