@@ -25,9 +25,15 @@ from snakemake.utils import validate
 from dqn.config import PRESETS, resolve
 from dqn.errors import UserError
 from dqn.games import ale_rom_ids
+from dqn import run_folder
 from dqn.run_folder import config_difference
 
 GAMES_SHEET = Path(workflow.basedir) / "config" / "games.tsv"
+# The results tree, as dqn/run_folder.py names it (the only place that spells it).
+RESULTS = "results/{experiment}/"
+RUN_DIR = RESULTS + run_folder.RUN_DIR
+DQN_EPISODES = RESULTS + run_folder.DQN_EPISODES
+RANDOM_EPISODES = RESULTS + run_folder.RANDOM_EPISODES
 WEIGHTS = ["best", "final"]
 # The training-time evaluator of dqn.train runs as one process beside the learner.
 SIDE_EVAL_WORKERS = 1
@@ -179,7 +185,7 @@ def check_planned_runs():
     for game in GAMES:
         planned = json.loads(json.dumps(HP.for_game(game).to_dict(), sort_keys=True, default=str))
         for seed in SEEDS:
-            record = Path("results", EXPERIMENT, "runs", "dqn", game, f"seed{seed}", "config.json")
+            record = run_folder.run_dir(Path("results", EXPERIMENT), game, seed) / "config.json"
             try:
                 recorded = json.loads(record.read_text())
             except (OSError, ValueError):
@@ -209,15 +215,15 @@ def planned(pattern, **more):
 
 
 def learning_curves(wildcards):
-    return planned("results/{experiment}/runs/dqn/{game}/seed{seed}/learning_curve.parquet")
+    return planned(RUN_DIR + "/learning_curve.parquet")
 
 
 def dqn_episodes(wildcards):
-    return planned("results/{experiment}/episodes/dqn/{game}/seed{seed}/{weights}.parquet", weights=WEIGHTS)
+    return planned(DQN_EPISODES, weights=WEIGHTS)
 
 
 def random_episodes(wildcards):
-    return planned("results/{experiment}/episodes/random/{game}/seed{seed}.parquet")
+    return planned(RANDOM_EPISODES)
 
 
 # ---------------------------------------------------------------------------- resources

@@ -2,9 +2,9 @@ rule evaluate:
     """The paper's final evaluation of one run's best or final weights: `python -m dqn.evaluate`
     (30 episodes of at most 5 minutes at epsilon 0.05 with the nature preset), on CPU."""
     input:
-        weights="results/{experiment}/runs/dqn/{game}/seed{seed}/{weights}.pt",
+        weights=RUN_DIR + "/{weights}.pt",
     output:
-        episodes="results/{experiment}/episodes/dqn/{game}/seed{seed}/{weights}.parquet",
+        episodes=DQN_EPISODES,
     log:
         "logs/{experiment}/evaluate/{game}/seed{seed}/{weights}.log",
     conda:
@@ -20,7 +20,7 @@ rule random_agent:
     """The paper's random baseline for one game and seed: `python -m baselines.random_agent`, as
     many episodes as the final evaluation."""
     output:
-        episodes="results/{experiment}/episodes/random/{game}/seed{seed}.parquet",
+        episodes=RANDOM_EPISODES,
     log:
         "logs/{experiment}/random/{game}/seed{seed}.log",
     params:
