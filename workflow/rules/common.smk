@@ -34,6 +34,11 @@ RESULTS = "results/{experiment}/"
 RUN_DIR = RESULTS + run_folder.RUN_DIR
 DQN_EPISODES = RESULTS + run_folder.DQN_EPISODES
 RANDOM_EPISODES = RESULTS + run_folder.RANDOM_EPISODES
+
+
+def run_file(name):
+    """A file of a training run's folder, as a pattern."""
+    return os.path.join(RUN_DIR, name)
 WEIGHTS = ["best", "final"]
 # The training-time evaluator of dqn.train runs as one process beside the learner.
 SIDE_EVAL_WORKERS = 1
@@ -215,7 +220,7 @@ def planned(pattern, **more):
 
 
 def learning_curves(wildcards):
-    return planned(RUN_DIR + "/learning_curve.parquet")
+    return planned(run_file("learning_curve.parquet"))
 
 
 def dqn_episodes(wildcards):

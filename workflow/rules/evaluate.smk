@@ -2,7 +2,7 @@ rule evaluate:
     """The paper's final evaluation of one run's best or final weights: `python -m dqn.evaluate`
     (30 episodes of at most 5 minutes at epsilon 0.05 with the nature preset), on CPU."""
     input:
-        weights=RUN_DIR + "/{weights}.pt",
+        weights=run_file("{weights}.pt"),
     output:
         episodes=DQN_EPISODES,
     log:

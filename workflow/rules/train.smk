@@ -13,9 +13,9 @@ rule train:
     earlier attempts', and a job refused because that training still runs leaves its log intact.
     """
     output:
-        final=protected(RUN_DIR + "/final.pt"),
-        best=protected(RUN_DIR + "/best.pt"),
-        learning_curve=protected(RUN_DIR + "/learning_curve.parquet"),
+        final=protected(run_file("final.pt")),
+        best=protected(run_file("best.pt")),
+        learning_curve=protected(run_file("learning_curve.parquet")),
     log:
         "logs/{experiment}/train/{game}/seed{seed}.log",
     params:
