@@ -26,7 +26,7 @@ import socket
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -190,13 +190,19 @@ def last_snapshot_frames(hp: Hyperparameters) -> int:
 
 
 # ---------------------------------------------------------------------------- config.json
-def run_config(game: str, seed: int, preset: str, hp: Hyperparameters, device: str) -> dict[str, Any]:
-    versions = {"python": platform.python_version()}
-    for dist in ("torch", "ale-py", "gymnasium", "numpy"):
+def package_versions(distributions: Sequence[str]) -> dict[str, str | None]:
+    """Python's version, then each installed distribution's version (None when not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in distributions:
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
+    return versions
+
+
+def run_config(game: str, seed: int, preset: str, hp: Hyperparameters, device: str) -> dict[str, Any]:
+    versions = package_versions(("torch", "ale-py", "gymnasium", "numpy"))
     return json.loads(json.dumps({
         "game": game,
         "seed": seed,
