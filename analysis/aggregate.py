@@ -1,6 +1,6 @@
 """The workflow's results tables, built from whatever run folders and episode files exist.
 
-    python -m dqn.aggregate --results results/nature --seeds 0 1 2 [--games breakout pong] \\
+    python -m analysis.aggregate --results results/nature --seeds 0 1 2 [--games breakout pong] \\
         [--preset nature] [--set key=value ...] [--games-sheet config/games.tsv] [--out DIR]
 
 Reads the fixed layout under --results (docs/DESIGN.md, "Workflow results"):
@@ -26,7 +26,6 @@ import shutil
 import socket
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -35,37 +34,34 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from analysis.report.paper import get_reference, human_normalized, paper_columns
 from dqn import fileio
 from dqn.config import PRESET_REFERENCE, PRESETS, Hyperparameters, deviations, parse_overrides, resolve
 from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.games import PAPER_GAME_IDS
 from dqn.games import display_name as paper_display_name
-from dqn.report.paper import get_reference, human_normalized, paper_columns
+from dqn.run_folder import (
+    EPISODE_SCHEMA,
+    FINAL_OUTPUTS,
+    LEARNING_CURVE_SCHEMA,
+    RunFiles,
+    dqn_episodes_path,
+    learning_curve,
+    package_versions,
+    random_episodes_path,
+    run_dir,
+)
 
 WEIGHTS = ("best", "final")
 RANDOM_WEIGHTS = "none"
 RUN_STATUSES = ("complete", "missing")
-# Files that dqn.train writes last: a run is complete when all of them exist.
-RUN_OUTPUTS = ("final.pt", "best.pt", "learning_curve.parquet")
 VERSIONED_PACKAGES = ("torch", "ale-py", "gymnasium", "snakemake", "numpy", "pandas", "pyarrow", "dqn-harness")
 
-# Column types of the tables, as docs/DESIGN.md lists them.
-EPISODE_SCHEMA = pa.schema([
-    ("game", pa.string()), ("agent", pa.string()), ("seed", pa.int64()), ("weights", pa.string()),
-    ("episode", pa.int64()), ("score", pa.float64()), ("length_frames", pa.int64()),
-    ("noop_frames", pa.int64()), ("truncated", pa.bool_()),
-])
+# Column types of the tables, as docs/DESIGN.md lists them (episodes and learning curves: dqn.run_folder's).
 SCORES_SCHEMA = pa.schema([
     ("game", pa.string()), ("display_name", pa.string()), ("agent", pa.string()), ("seed", pa.int64()),
     ("weights", pa.string()), ("mean", pa.float64()), ("std", pa.float64()), ("episodes", pa.int64()),
     ("human_normalized", pa.float64()),
-])
-LEARNING_CURVE_SCHEMA = pa.schema([
-    ("game", pa.string()), ("seed", pa.int64()), ("frames", pa.int64()), ("agent_steps", pa.int64()),
-    ("parameter_updates", pa.int64()), ("epsilon", pa.float64()), ("train_episode_return_mean", pa.float64()),
-    ("train_episodes", pa.int64()), ("loss_mean", pa.float64()), ("average_max_q", pa.float64()),
-    ("heldout_td_error_abs_mean", pa.float64()), ("agent_steps_per_second", pa.float64()), ("wall_seconds", pa.float64()),
-    ("eval_score_mean", pa.float64()), ("eval_episodes", pa.int64()), ("eval_frames", pa.int64()),
 ])
 RUNS_SCHEMA = pa.schema([
     ("game", pa.string()), ("seed", pa.int64()), ("status", pa.string()), ("frames_done", pa.int64()),
@@ -84,19 +80,7 @@ TABLES = {
 }
 
 
-# ---------------------------------------------------------------------------- the layout
-def run_dir(results: str | os.PathLike, game: str, seed: int) -> Path:
-    return Path(results) / "runs" / "dqn" / game / f"seed{seed}"
-
-
-def dqn_episodes_path(results: str | os.PathLike, game: str, seed: int, weights: str) -> Path:
-    return Path(results) / "episodes" / "dqn" / game / f"seed{seed}" / f"{weights}.parquet"
-
-
-def random_episodes_path(results: str | os.PathLike, game: str, seed: int) -> Path:
-    return Path(results) / "episodes" / "random" / game / f"seed{seed}.parquet"
-
-
+# ---------------------------------------------------------------------------- reading
 def conform(df: pd.DataFrame | None, schema: pa.Schema) -> pd.DataFrame:
     """`df` with exactly the schema's columns, in order and of its types (an empty table if None)."""
     if df is None or len(df) == 0:
@@ -144,7 +128,7 @@ def check_reference_games(games: Sequence[str], reference: str) -> None:
 
 def normalize_scores(games: Sequence[str], scores: Sequence[float], reference: str = "nature") -> np.ndarray:
     """100 x (score - random) / (human - random) per game, in percent, with the random and human
-    columns of the reference paper's table exactly as the report takes them (dqn.report.paper):
+    columns of the reference paper's table exactly as the report takes them (analysis.report.paper):
     Extended Data Table 2 for "nature", Table 1 of the 2013 paper for "nips2013". A game without
     a row there is a UserError (check_reference_games)."""
     games = [str(g) for g in games]
@@ -179,20 +163,19 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def run_is_complete(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in RUN_OUTPUTS)
+    return all((folder / name).is_file() for name in FINAL_OUTPUTS)
 
 
 def partial_learning_curve(folder: Path) -> pd.DataFrame | None:
     """The learning curve of an unfinished run: its train log joined with the snapshot evaluations
     done so far (dqn.snapshot_eval), or the train log alone with no evaluation yet."""
-    if not (folder / "train_log.parquet").is_file():
+    files = RunFiles(folder)
+    if not files.train_log.is_file():
         return None
     try:
-        from dqn import run_folder
-
-        return run_folder.learning_curve(folder)
+        return learning_curve(folder)
     except Exception:  # an unfinished run may hold a half-evaluated snapshot; the log still counts
-        log = _read(folder / "train_log.parquet")
+        log = _read(files.train_log)
         log["eval_score_mean"] = math.nan
         log["eval_episodes"] = 0
         log["eval_frames"] = 0
@@ -205,7 +188,7 @@ def read_learning_curves(results: str | os.PathLike, games: Sequence[str], seeds
     for game in games:
         for seed in seeds:
             folder = run_dir(results, game, seed)
-            curve_path = folder / "learning_curve.parquet"
+            curve_path = RunFiles(folder).learning_curve
             curve = _read(curve_path) if curve_path.is_file() else partial_learning_curve(folder)
             if curve is not None and len(curve):
                 frames.append(conform(curve, LEARNING_CURVE_SCHEMA))
@@ -220,12 +203,12 @@ def runs_table(results: str | os.PathLike, games: Sequence[str], seeds: Sequence
     rows = []
     for game in games:
         for seed in seeds:
-            folder = run_dir(results, game, seed)
-            complete = run_is_complete(folder)
-            log_path = folder / ("learning_curve.parquet" if complete else "train_log.parquet")
+            files = RunFiles(run_dir(results, game, seed))
+            complete = run_is_complete(files.root)
+            log_path = files.learning_curve if complete else files.train_log
             log = _read(log_path) if log_path.is_file() else None
             last = log.sort_values("frames").iloc[-1] if log is not None and len(log) else None
-            config = _read_json(folder / "config.json") or {}
+            config = _read_json(files.config) or {}
             rows.append({
                 "game": game,
                 "seed": int(seed),
@@ -264,16 +247,6 @@ def _run(cmd: Sequence[str]) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
-
-
-def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in VERSIONED_PACKAGES:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 def git_state(folder: Path) -> tuple[str | None, bool | None]:
@@ -319,7 +292,7 @@ def provenance(results: str | os.PathLike, *, preset: str, reference: str, overr
     runs = []
     for game in games:
         for seed in seeds:
-            config = _read_json(run_dir(results, game, seed) / "config.json")
+            config = _read_json(RunFiles(run_dir(results, game, seed)).config)
             if config is not None:
                 runs.append({"game": game, "seed": int(seed), "device": config.get("device"),
                              "hostname": config.get("hostname"), "versions": config.get("versions")})
@@ -330,7 +303,7 @@ def provenance(results: str | os.PathLike, *, preset: str, reference: str, overr
         "overrides": {k: str(v) for k, v in overrides.items()},
         "games": list(games),
         "seeds": [int(s) for s in seeds],
-        "versions": versions(),
+        "versions": package_versions(VERSIONED_PACKAGES),
         "git_commit": commit,
         "git_dirty": dirty,
         "hardware": hardware(),
@@ -385,7 +358,7 @@ def read_display_names(path: str | os.PathLike) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m dqn.aggregate", description="Build the results tables of one experiment.")
+    p = ArgumentParser(prog="python -m analysis.aggregate", description="Build the results tables of one experiment.")
     p.add_argument("--results", required=True, help="results/{experiment} folder of the workflow")
     p.add_argument("--games", nargs="+", default=None,
                    help="planned games, ALE ids (default: every game of --games-sheet, else the paper's 49)")

@@ -170,7 +170,7 @@ def run_cli(main, argv, capsys):
 
 
 def test_aggregate_checks_preset_and_results_before_making_its_output(tmp_path, capsys):
-    from dqn.aggregate import main
+    from analysis.aggregate import main
 
     results = tmp_path / "results" / "exp"
     results.mkdir(parents=True)
@@ -184,7 +184,7 @@ def test_aggregate_checks_preset_and_results_before_making_its_output(tmp_path, 
 
 
 def test_aggregate_that_fails_after_making_its_output_removes_it(tmp_path, capsys, monkeypatch):
-    from dqn import aggregate
+    from analysis import aggregate
 
     def fail(*args, **kwargs):
         raise UserError("a results file is damaged")
@@ -198,7 +198,7 @@ def test_aggregate_that_fails_after_making_its_output_removes_it(tmp_path, capsy
 
 
 def test_report_checks_its_arguments_before_the_results_and_makes_no_folder(tmp_path, capsys):
-    from dqn.report.__main__ import main
+    from analysis.report.__main__ import main
 
     out = tmp_path / "reports" / "demo"
     for flag, value, message in [("--bootstrap-reps", "0", "--bootstrap-reps"), ("--seed", "-1", "--seed")]:
@@ -212,8 +212,8 @@ def test_report_checks_its_arguments_before_the_results_and_makes_no_folder(tmp_
 
 
 def test_report_whose_figures_folder_fails_removes_the_report_folder_it_made(tmp_path, capsys):
-    from dqn.report.__main__ import main
-    from synthetic_results import write_small
+    from analysis.report.__main__ import main
+    from helpers.synthetic_results import write_small
 
     results = write_small(tmp_path / "results" / "demo")
     (tmp_path / "file").write_text("x")

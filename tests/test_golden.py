@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
-from synthetic_results import write_small
+from helpers.synthetic_results import write_small
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 WRITE = os.environ.get("DQN_WRITE_GOLDEN") == "1"

@@ -21,7 +21,7 @@ import torch
 
 from baselines.reference import nips2013_table
 from dqn.agent import Learner, td_target
-from dqn.aggregate import deviations_table
+from analysis.aggregate import deviations_table
 from dqn.atari import NIPS2013_CROP_ROWS, AtariEnv, preprocess_nips2013
 from dqn.config import (
     NATURE,
@@ -284,13 +284,13 @@ def test_workflow_plans_table_1_games_with_the_preset(tmp_path):
 
 
 def test_report_of_a_nips2013_results_folder_compares_with_table_1(tmp_path):
-    from dqn.report import build_report
+    from analysis.report import build_report
     from dqn.fileio import write_parquet
-    from synthetic_results import write_results
+    from helpers.synthetic_results import write_results
 
     folder = write_results(tmp_path / "nips2013", games=TABLE1_GAMES, seeds=(0, 1), preset="nips2013",
                            reference="nips2013")
-    # The deviations as dqn.aggregate writes them for this preset: against the 2013 paper.
+    # The deviations as analysis.aggregate writes them for this preset: against the 2013 paper.
     write_parquet(deviations_table(resolve("nips2013"), "nips2013"), folder / "deviations.parquet")
     out = tmp_path / "report"
     build_report(folder, out / "report.html", out / "figures", bootstrap_reps=50, seed=0)
@@ -316,7 +316,7 @@ def _table_rows(html_text: str, table_id: str) -> list[list[str]]:
 
 
 def test_runs_table_plans_each_game_with_its_own_action_repeat(tmp_path):
-    from dqn.aggregate import runs_table
+    from analysis.aggregate import runs_table
     from dqn.config import PRESETS
 
     runs = runs_table(tmp_path, ["breakout", "space_invaders"], [0], PRESETS["nips2013"]).set_index("game")
@@ -345,8 +345,8 @@ def _hand_episodes() -> pd.DataFrame:
 
 
 def test_scores_parquet_of_a_2013_experiment_is_normalized_with_table_1(tmp_path):
-    from dqn.aggregate import aggregate, write_tables
-    from synthetic_results import write_episode_files
+    from analysis.aggregate import aggregate, write_tables
+    from helpers.synthetic_results import write_episode_files
 
     results = write_episode_files(tmp_path / "nips2013", _hand_episodes())
     tables, info = aggregate(results, ["breakout", "pong", "seaquest"], [0], preset="nips2013")
@@ -363,9 +363,9 @@ def test_scores_parquet_of_a_2013_experiment_is_normalized_with_table_1(tmp_path
 
 
 def test_a_game_outside_table_1_is_refused_in_one_line(tmp_path):
-    from dqn.aggregate import aggregate, scores_table
+    from analysis.aggregate import aggregate, scores_table
     from dqn.errors import UserError
-    from synthetic_results import write_episode_files
+    from helpers.synthetic_results import write_episode_files
 
     results = write_episode_files(tmp_path / "nips2013", _hand_episodes())
     # Alien is one of the Nature paper's 49 games but not in Table 1 of the 2013 paper.

@@ -21,12 +21,12 @@ import scipy.stats
 
 from baselines.reference import nature_table, nips2013_table
 from dqn.errors import UserError
-from dqn.report import FIGURE_FILES, build_report, metrics
-from dqn.report import tables as report_tables
-from dqn.report.html import MISSING, format_percent, format_score
-from dqn.report.paper import human_normalized, paper_best_episodes, paper_columns
-from dqn.report.results import load_results
-from synthetic_results import SMALL_GAMES, SMALL_MISSING, write_full, write_results, write_small
+from analysis.report import FIGURE_FILES, build_report, metrics
+from analysis.report import tables as report_tables
+from analysis.report.html import MISSING, format_percent, format_score
+from analysis.report.paper import human_normalized, paper_best_episodes, paper_columns
+from analysis.report.results import load_results
+from helpers.synthetic_results import SMALL_GAMES, SMALL_MISSING, write_full, write_results, write_small
 
 REPO = Path(__file__).resolve().parents[1]
 REPS = 300
@@ -240,7 +240,7 @@ def full(tmp_path_factory):
 
 
 def expected_rows(folder: Path) -> pd.DataFrame:
-    """The per-game numbers computed straight from scores.parquet with pandas, independently of dqn.report."""
+    """The per-game numbers computed straight from scores.parquet with pandas, independently of analysis.report."""
     scores = pd.read_parquet(folder / "scores.parquet")
     paper = nature_table().set_index("ale_id")
     out = {}
@@ -561,7 +561,7 @@ def test_nature_report_has_no_best_episode_table(small):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dqn.report", *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+    return subprocess.run([sys.executable, "-m", "analysis.report", *args], capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
 def test_cli_missing_results_folder_is_a_one_line_error(tmp_path):
@@ -613,7 +613,7 @@ def test_scores_that_disagree_with_their_episodes_are_flagged(small, tmp_path):
 
 def test_2013_scores_normalized_with_the_nature_table_are_flagged_against_table_1(nips, tmp_path):
     folder, _, text, _ = nips
-    # scores.parquet as dqn.aggregate writes it: Table 1's random and human scores, no warning.
+    # scores.parquet as analysis.aggregate writes it: Table 1's random and human scores, no warning.
     scores = pd.read_parquet(folder / "scores.parquet")
     pong = scores[(scores["game"] == "pong") & (scores["agent"] == "dqn")].iloc[0]
     assert pong["human_normalized"] == pytest.approx(100 * (pong["mean"] + 20.4) / (-3 + 20.4))

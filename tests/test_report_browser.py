@@ -11,8 +11,8 @@ import shutil
 
 import pytest
 
-from dqn.report import build_report
-from synthetic_results import write_results
+from analysis.report import build_report
+from helpers.synthetic_results import write_results
 
 pytestmark = pytest.mark.browser
 

@@ -78,7 +78,7 @@ def test_paper_config_plans_49_games_times_3_seeds(tmp_path):
             " --seed 2 --out results/nature/episodes/dqn/zaxxon/seed2/best.parquet") in text
     assert ("python -m baselines.random_agent --game pong --seed 1"
             " --out results/nature/episodes/random/pong/seed1.parquet --episodes 30") in text
-    assert ("python -m dqn.report --results results/nature --out reports/nature/report.html"
+    assert ("python -m analysis.report --results results/nature --out reports/nature/report.html"
             " --figures-dir reports/nature/figures --bootstrap-reps 2000 --seed 0") in text
     # Memory of a training: the 1M-transition replay at 84*84+16 bytes each (7,072 MB) + 2,500 MB.
     assert "mem_mb=9572" in text
@@ -98,7 +98,7 @@ def test_subset_config_plans_the_subset_with_its_overrides(tmp_path):
     assert ("python -m dqn.train --game breakout --seed 4 --out results/subset/runs/dqn/breakout/seed4 --preset demo"
             " --set learning_rate=0.0001 lost_life_terminal=false --device cpu") in text
     assert "mem_mb=2641" in text
-    assert ("python -m dqn.aggregate --results results/subset --games pong breakout --seeds 0 1 2 3 4 --preset demo"
+    assert ("python -m analysis.aggregate --results results/subset --games pong breakout --seeds 0 1 2 3 4 --preset demo"
             " --set learning_rate=0.0001 lost_life_terminal=false --games-sheet") in text
 
 
@@ -207,7 +207,7 @@ def train_log(game: str, frames: list[int], wall_seconds: list[float]) -> pd.Dat
 
 
 def test_aggregate_marks_unfinished_runs_missing_with_their_partial_log(tmp_path):
-    from dqn.aggregate import main
+    from analysis.aggregate import main
 
     results = tmp_path / "results" / "exp"
     # breakout: finished (weights, learning curve, both evaluations); pong: stopped after 2 periods.
@@ -260,7 +260,7 @@ def test_aggregate_marks_unfinished_runs_missing_with_their_partial_log(tmp_path
 
 
 def test_aggregate_into_another_folder_leaves_the_results_alone(tmp_path):
-    from dqn.aggregate import main
+    from analysis.aggregate import main
 
     results, look = tmp_path / "results" / "exp", tmp_path / "look"
     write_episodes(results / "episodes/random/pong/seed0.parquet", "pong", "random", "none", [-21])
@@ -271,7 +271,7 @@ def test_aggregate_into_another_folder_leaves_the_results_alone(tmp_path):
 
 
 def test_aggregate_refuses_bad_arguments_in_one_line(tmp_path):
-    from dqn.aggregate import main
+    from analysis.aggregate import main
     from dqn.errors import UserError
 
     with pytest.raises(UserError, match="--seeds must be zero or positive"):

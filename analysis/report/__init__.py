@@ -1,6 +1,6 @@
 """Aggregate metrics, figures and the self-contained HTML report of a results folder.
 
-`python -m dqn.report --results results/demo --out reports/demo/report.html --figures-dir reports/demo/figures`
+`python -m analysis.report --results results/demo --out reports/demo/report.html --figures-dir reports/demo/figures`
 
 Modules: `results` reads the folder, `paper` gives the reference paper's columns, `metrics` holds
 the pure aggregate functions, `tables` computes the report's tables, `figures` draws (never
@@ -14,7 +14,7 @@ def __getattr__(name: str):
     # Imported on first use: matplotlib and seaborn take seconds to import, and the CLI should
     # refuse a wrong --results before paying for them.
     if name in __all__:
-        from dqn.report import build
+        from analysis.report import build
 
         return getattr(build, name)
-    raise AttributeError(f"module 'dqn.report' has no attribute {name!r}")
+    raise AttributeError(f"module 'analysis.report' has no attribute {name!r}")

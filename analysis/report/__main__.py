@@ -1,4 +1,4 @@
-"""CLI: python -m dqn.report --results results/{experiment} --out report.html --figures-dir figures/"""
+"""CLI: python -m analysis.report --results results/{experiment} --out report.html --figures-dir figures/"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dqn.errors import ArgumentParser, cli_main
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(
-        prog="python -m dqn.report",
+        prog="python -m analysis.report",
         description="Write the self-contained HTML report of a results folder and its PNG figures.",
     )
     parser.add_argument("--results", required=True, help="results folder of one experiment, e.g. results/demo")
@@ -24,8 +24,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from dqn.report.build import build_report, check_report_arguments
-    from dqn.report.results import check_results_folder
+    from analysis.report.build import build_report, check_report_arguments
+    from analysis.report.results import check_results_folder
 
     # Every argument before the results folder is looked at; build_report makes the output folders last.
     check_report_arguments(args.out, args.figures_dir, bootstrap_reps=args.bootstrap_reps, seed=args.seed)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from dqn.errors import UserError
 from dqn.fileio import atomic_write, check_output_dirs, remove_stale_temporaries, removed_if_failed
-from dqn.report import figures as figs
-from dqn.report import tables
-from dqn.report.html import FigureItem, ReportContent, render_report
-from dqn.report.paper import get_reference
-from dqn.report.results import Results, load_results
+from analysis.report import figures as figs
+from analysis.report import tables
+from analysis.report.html import FigureItem, ReportContent, render_report
+from analysis.report.paper import get_reference
+from analysis.report.results import Results, load_results
 
 # The figure files the workflow registers with Snakemake's report(), in the order the page shows them.
 FIGURE_FILES = ("normalized_scores.png", "learning_curves.png", "average_max_q.png", "scores_vs_paper.png")

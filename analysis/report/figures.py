@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from dqn.report.tables import WEIGHTS_LABELS
+from analysis.report.tables import WEIGHTS_LABELS
 
 # Human-normalized bars are drawn up to this value; longer ones are cut and labelled with their value.
 BAR_CLIP_PERCENT = 600.0

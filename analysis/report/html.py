@@ -470,7 +470,7 @@ def method_html(content: ReportContent) -> str:
 
 
 def _asset(name: str) -> str:
-    return resources.files("dqn.report").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("analysis.report").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def render_report(content: ReportContent) -> str:

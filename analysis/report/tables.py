@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from dqn.games import display_name
-from dqn.report import metrics
-from dqn.report.paper import human_normalized, paper_best_episodes, paper_columns
-from dqn.report.results import Results
+from analysis.report import metrics
+from analysis.report.paper import human_normalized, paper_best_episodes, paper_columns
+from analysis.report.results import Results
 
 WEIGHTS = ("best", "final")
 WEIGHTS_LABELS = {"best": "best-intermediate", "final": "final"}
@@ -132,7 +132,7 @@ def best_episode_table(results: Results, reference: str | None = None) -> pd.Dat
 
 def normalization_mismatches(results: Results, *, tolerance_percent: float = 1e-6) -> list[str]:
     """Games whose scores.parquet `human_normalized` differs from 100 x (mean - random) / (human - random)
-    with the random and human scores of the experiment's reference table, which is how dqn.aggregate
+    with the random and human scores of the experiment's reference table, which is how analysis.aggregate
     defines that column (tables written before it did so used Extended Data Table 2 whatever the
     reference, and are flagged here for a 2013 experiment). Games outside the table are not checked."""
     dqn = normalized_scores(results, paper_columns(results.reference))

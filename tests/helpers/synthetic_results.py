@@ -7,7 +7,7 @@ nothing here is a claim about DQN. Two sets:
   scores, no learning curve) while its random-agent baseline is present.
 - `write_full(path)`: all 49 paper games x 3 seeds, every run complete.
 
-Run `python tests/synthetic_results.py OUT_DIR [--full]` to write one for a look in a browser.
+Run `python tests/helpers/synthetic_results.py OUT_DIR [--full]` to write one for a look in a browser.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
                 curves.append(_learning_curve(game, seed, final_score, paper_random, frames_planned, curve_points, rng))
                 frames_done = frames_planned
             elif seed % 2 == 0:
-                # An unfinished run: its partial train log, no training-time evaluation yet (as dqn.aggregate writes it).
+                # An unfinished run: its partial train log, no training-time evaluation yet (as analysis.aggregate writes it).
                 partial = _learning_curve(game, seed, paper_dqn, paper_random, frames_planned, curve_points, rng)
                 partial = partial.iloc[: curve_points // 2].assign(eval_score_mean=np.nan, eval_episodes=np.int64(0),
                                                                  eval_frames=np.int64(0))
@@ -138,7 +138,7 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
     scores_df = grouped.agg(mean="mean", std=lambda s: float(np.std(s, ddof=0)), episodes="count").reset_index()
     scores_df.insert(1, "display_name", scores_df["game"].map(display_name))
     scores_df["episodes"] = scores_df["episodes"].astype(np.int64)
-    # As dqn.aggregate does: the random and human scores of the experiment's reference table.
+    # As analysis.aggregate does: the random and human scores of the experiment's reference table.
     scores_df["human_normalized"] = human_normalized(scores_df["game"], scores_df["mean"], reference).astype(np.float64)
     scores_df = scores_df[["game", "display_name", "agent", "seed", "weights", "mean", "std", "episodes", "human_normalized"]]
 
@@ -178,18 +178,19 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
 
 
 def write_episode_files(results: str | Path, episodes: pd.DataFrame) -> Path:
-    """Write `episodes` (the columns of episodes.parquet) as the evaluation files dqn.aggregate reads
+    """Write `episodes` (the columns of episodes.parquet) as the evaluation files analysis.aggregate reads
     under `results`: one file per DQN (game, seed, weights) and per random-agent (game, seed)."""
-    from dqn import aggregate
+    from analysis.aggregate import conform
+    from dqn.run_folder import EPISODE_SCHEMA, dqn_episodes_path, random_episodes_path
 
     results = Path(results)
     for (game, agent, seed, weights), rows in episodes.groupby(["game", "agent", "seed", "weights"], sort=False):
         if agent == "random":
-            target = aggregate.random_episodes_path(results, game, int(seed))
+            target = random_episodes_path(results, game, int(seed))
         else:
-            target = aggregate.dqn_episodes_path(results, game, int(seed), weights)
+            target = dqn_episodes_path(results, game, int(seed), weights)
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_parquet(aggregate.conform(rows.reset_index(drop=True), aggregate.EPISODE_SCHEMA), target)
+        write_parquet(conform(rows.reset_index(drop=True), EPISODE_SCHEMA), target)
     return results
 
 

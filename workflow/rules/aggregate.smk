@@ -4,7 +4,7 @@ localrules:
 
 rule aggregate:
     """The tidy results tables of the experiment (docs/DESIGN.md, "Workflow results"):
-    `python -m dqn.aggregate`, which a person can also run at any time for a partial picture."""
+    `python -m analysis.aggregate`, which a person can also run at any time for a partial picture."""
     input:
         learning_curves=learning_curves,
         dqn_episodes=dqn_episodes,
@@ -28,6 +28,6 @@ rule aggregate:
     conda:
         "../envs/dqn.yaml"
     shell:
-        "python -m dqn.aggregate --results {params.results:q} --games {params.games:q} --seeds {params.seeds:q}"
+        "python -m analysis.aggregate --results {params.results:q} --games {params.games:q} --seeds {params.seeds:q}"
         " --preset {params.preset:q} {params.overrides:q} --games-sheet {input.games_sheet:q}"
         " > {log:q} 2>&1"

@@ -3,7 +3,7 @@ localrules:
 
 
 rule report:
-    """The HTML report with its figures: `python -m dqn.report`. Only the report options are
+    """The HTML report with its figures: `python -m analysis.report`. Only the report options are
     parameters, so changing one re-renders the report and re-runs nothing else."""
     input:
         scores=rules.aggregate.output.scores,
@@ -52,7 +52,7 @@ rule report:
     conda:
         "../envs/dqn.yaml"
     shell:
-        "python -m dqn.report --results {params.results:q} --out {output.html:q} --figures-dir {params.figures:q}"
+        "python -m analysis.report --results {params.results:q} --out {output.html:q} --figures-dir {params.figures:q}"
         " --bootstrap-reps {params.bootstrap_repetitions} --seed {params.bootstrap_seed}"
         " > {log:q} 2>&1"
 
