@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from dqn.errors import UserError
 
 # (ALE id, display name as printed in Extended Data Table 2), in the table's order.
@@ -75,6 +77,9 @@ def check_game(game: str) -> str:
     ale_id = game.strip().lower().replace("-", "_")
     if ale_id in DISPLAY_NAMES or ale_id in ale_rom_ids():
         return ale_id
+    close = difflib.get_close_matches(ale_id, sorted(set(DISPLAY_NAMES) | set(ale_rom_ids())), n=1)
+    if close:
+        raise UserError(f"unknown game {game!r} (did you mean {close[0]!r}?); use an ALE ROM id")
     raise UserError(
         f"unknown game {game!r}; use an ALE ROM id, e.g. one of the paper's 49: {', '.join(PAPER_GAME_IDS)}"
     )

@@ -106,3 +106,13 @@ def test_unknown_preset_and_malformed_set():
         resolve("natur")
     with pytest.raises(UserError, match="--set expects key=value, got 'learning_rate'"):
         parse_overrides(["learning_rate"])
+
+
+def test_a_misspelt_game_is_answered_with_the_closest_one():
+    from dqn.games import check_game
+
+    assert check_game("Breakout") == "breakout" and check_game("space-invaders") == "space_invaders"
+    with pytest.raises(UserError, match=r"^unknown game 'breakuot' \(did you mean 'breakout'\?\)"):
+        check_game("breakuot")
+    with pytest.raises(UserError, match="one of the paper's 49: alien, amidar"):
+        check_game("qqqqzzzz")

@@ -166,6 +166,15 @@ def set_arguments(hp, overrides):
 
 
 # ---------------------------------------------------------------------------- the design
+def integer_items(values):
+    """`--config 'seeds=[0,1,2]'` hands the list's items over as strings: read the digits back as ints."""
+    if isinstance(values, list):
+        return [int(v) if isinstance(v, str) and v.strip().isdigit() else v for v in values]
+    return values
+
+
+if "seeds" in config:
+    config["seeds"] = integer_items(config["seeds"])
 validated(config, "../schemas/config.schema.yaml", "config")
 GAMES_TABLE = read_games_sheet(GAMES_SHEET)
 EXPERIMENT = config["experiment"]
