@@ -510,3 +510,13 @@ def test_a_changed_checkpoint_interval_re_runs_no_training(tiny):
     text = output_of(done)
     assert done.returncode == 0, text
     assert job_counts(text) == {"aggregate": 1, "report": 1, "all": 1}
+
+
+def test_seeds_given_on_the_command_line_plan_those_seeds(tmp_path):
+    # config/config.yaml documents `--config 'seeds=[0,1,2,3,4]'`; Snakemake hands the items over as strings.
+    config = write_config(tmp_path / "cli.yaml", experiment="cli", preset="demo", games=["pong"], seeds=[0], device="cpu")
+    done = snakemake(tmp_path, "-n", "--configfile", str(config), "--config", "seeds=[0,1,2,3,4]")
+    text = output_of(done)
+    assert done.returncode == 0, text
+    assert job_counts(text)["train"] == 5
+    assert "--game pong --seed 4 --out results/cli/runs/dqn/pong/seed4" in text
