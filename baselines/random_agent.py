@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dqn.cli import EPISODES_OUT_HELP, EVALUATION_SEED_HELP, add_game, add_out, add_seed, add_workers
 from dqn.errors import ArgumentParser, cli_main
 
 RANDOM_AGENT_ACTION_REPEAT_FRAMES = 6  # 60 Hz / 10 Hz
@@ -49,7 +50,7 @@ def evaluate_random_agent(game: str, *, seed: int, episodes: int = RANDOM_AGENT_
                           num_workers: int | None = None, env_factory=None, log=None,
                           max_episode_frames: int = RANDOM_AGENT_MAX_EPISODE_FRAMES,
                           num_actions: int | None = None):
-    """One row per episode (dqn.evaluate.EPISODE_COLUMNS) with agent "random" and weights "none"."""
+    """One row per episode (dqn.run_folder.EPISODE_COLUMNS) with agent "random" and weights "none"."""
     from dqn.evaluate import evaluate
 
     policy = RandomPolicy(num_actions_of(game) if num_actions is None else num_actions)
@@ -67,16 +68,17 @@ def _parser() -> argparse.ArgumentParser:
         description="Score the paper's random agent (a uniform random action every 6th frame) by the DQN protocol: "
         "30 episodes of at most 5 minutes with a random no-op start; one Parquet row per episode.",
     )
-    parser.add_argument("--game", required=True, help="ALE id of the game, e.g. breakout")
-    parser.add_argument("--seed", type=int, required=True, help="evaluation seed; episode i is seeded by (seed, i)")
-    parser.add_argument("--out", required=True, help="Parquet file to write (atomically)")
+    add_game(parser)
+    add_seed(parser, help=EVALUATION_SEED_HELP)
+    add_out(parser, help=EPISODES_OUT_HELP)
     parser.add_argument("--episodes", type=int, default=RANDOM_AGENT_EPISODES, help="episodes (default 30)")
-    parser.add_argument("--workers", type=int, default=None, help="environment processes (default: every core; 0 or 1: in-process)")
+    add_workers(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dqn.evaluate import check_out_file, check_out_path, check_run_arguments, log_to_stderr, summarize
+    from dqn.cli import check_out_file, check_out_path, check_run_arguments, log_to_stderr
+    from dqn.evaluate import summarize
     from dqn.fileio import remove_stale_temporaries, removed_if_failed, write_parquet
     from dqn.games import check_game
 

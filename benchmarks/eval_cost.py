@@ -42,8 +42,8 @@ def measure(game: str, frames: int, preset: str) -> float:
 
     from dqn.atari import AtariEnv
     from dqn.config import resolve
-    from dqn.evaluate import DQNPolicy
     from dqn.networks import build_network
+    from dqn.policy import DQNPolicy
     from dqn.snapshot_eval import play_for_frames
 
     hp = resolve(preset, {}).for_game(game)

@@ -30,7 +30,8 @@ from typing import Any, Sequence
 
 from benchmarks.common import print_table, setup_process
 from dqn.devices import resolve_device
-from dqn.errors import UserError, cli_main
+from dqn.cli import add_device, add_game, add_seed, add_switch, add_threads, add_workers
+from dqn.errors import ArgumentParser, UserError, cli_main
 
 COLUMNS = ("measure", "value", "unit", "setting")
 NATURE_REPLAY_TRANSITIONS = 1_000_000
@@ -58,8 +59,9 @@ def evaluation_rate(game: str, episodes: int, max_episode_frames: int, workers: 
     import torch
 
     from dqn.atari import AtariEnv
-    from dqn.evaluate import DQNPolicy, evaluate
+    from dqn.evaluate import evaluate
     from dqn.networks import build_network
+    from dqn.policy import DQNPolicy
 
     num_actions = AtariEnv(game, seed=0).num_actions
     torch.manual_seed(0)
@@ -95,21 +97,19 @@ def training_rates(args: argparse.Namespace, device: str, fast: bool) -> list[di
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
-    p.add_argument("--game", default="breakout")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--fast-path", default="auto", choices=("auto", "on", "off"), help="auto: on for CUDA")
-    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
-                   help="compiled optimizer step (auto: as dqn.train decides for a Nature run on this device)")
-    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
-                   help="the CNN's memory format (auto: as dqn.train decides on this device)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads of each training run")
+    p = ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
+    add_game(p, default="breakout")
+    add_seed(p, default=0)
+    add_device(p)
+    add_switch(p, "--fast-path", help="auto: on for CUDA")
+    add_switch(p, "--compile", help="compiled optimizer step (auto: as dqn.train decides for a Nature run on this device)")
+    add_switch(p, "--channels-last", help="the CNN's memory format (auto: as dqn.train decides on this device)")
+    add_threads(p, help="torch threads of each training run")
     p.add_argument("--concurrent-runs", type=int, default=1, help="training runs at once (one per spare core)")
     p.add_argument("--env-steps", type=int, default=2_000, help="agent steps of the environment-only row")
     p.add_argument("--eval-episodes", type=int, default=30, help="the protocol's 30: the policy's batch is their count")
     p.add_argument("--eval-max-frames", type=int, default=18_000, help="frame cap of an evaluation episode")
-    p.add_argument("--eval-workers", type=int, default=None, help="evaluation processes (default: every core)")
+    add_workers(p, flag="--eval-workers", help="evaluation processes (default: every core)")
     p.add_argument("--replay-transitions", type=int, default=100_000, help="replay capacity of the training rows")
     p.add_argument("--learning-start-steps", type=int, default=2_000)
     p.add_argument("--warmup-steps", type=int, default=500)
@@ -202,4 +202,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    cli_main(main)

@@ -39,22 +39,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from dqn.cli import add_device, add_workers, log_to_stderr
+from dqn.devices import resolve_device
 from dqn.errors import ArgumentParser, UserError, cli_main
-from dqn.evaluate import (
-    DQNPolicy,
-    EnvSpec,
-    Policy,
-    RunResult,
-    Slot,
-    log_to_stderr,
-    resolve_device,
-    run_slots,
-    slot_seeds,
-)
+from dqn.policy import DQNPolicy, Policy
+from dqn.run_folder import EVAL_COLUMNS, RunFiles, eval_path, pending_snapshots, read_run_config, snapshot_path
+from dqn.runner import EnvSpec, RunResult, Slot, run_slots, slot_seeds
+
 if TYPE_CHECKING:
     import pandas as pd
-
-from dqn.run_folder import EVAL_COLUMNS, RunFiles, eval_path, pending_snapshots, read_run_config, snapshot_path
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,9 +287,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--run", required=True, help="the run folder written by dqn.train")
     parser.add_argument("--follow", action="store_true", help="poll for new snapshots until snapshots/COMPLETE exists")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="snapshots evaluated at once, one process and one core each (default 1: in this process)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    add_workers(parser, default=1,
+                help="snapshots evaluated at once, one process and one core each (default 1: in this process)")
+    add_device(parser, default="cpu", exact=False)
     parser.add_argument("--poll-seconds", type=float, default=5.0, help="seconds between looks for new snapshots (default 5)")
     return parser
 

@@ -1,6 +1,6 @@
 """AtariEnv and FrameStack: preprocessing values, frame accounting, lives, no-ops, checkpoints.
 
-Most tests drive a scripted fake ALE (tests/fake_ale.py) so every frame is known; a few run the
+Most tests drive a scripted fake ALE (tests/helpers/fake_ale.py) so every frame is known; a few run the
 real Breakout and Pong ROMs. Expected luminance values are OpenCV's RGB2GRAY, computed by hand
 as round-down of (4899 R + 9617 G + 1868 B + 8192) / 16384, i.e. 0.299 R + 0.587 G + 0.114 B.
 """
@@ -24,7 +24,7 @@ from dqn.atari import (
     preprocess_nips2013,
 )
 from dqn.errors import UserError
-from fake_ale import FakeALE, constant_screen
+from helpers.fake_ale import FakeALE, constant_screen
 
 
 def rgb_screen(r: int, g: int, b: int) -> np.ndarray:

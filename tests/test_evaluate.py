@@ -10,9 +10,11 @@ from torch import nn
 
 from dqn.config import NATURE
 from dqn.errors import UserError, cli_main
-from dqn.evaluate import EPISODE_COLUMNS, DQNPolicy, evaluate, main
+from dqn.evaluate import evaluate, main
 from dqn.networks import build_network
-from fake_ale import MINIMAL_ACTIONS, FakeALE, FakeGames
+from dqn.policy import DQNPolicy
+from dqn.run_folder import EPISODE_COLUMNS
+from helpers.fake_ale import MINIMAL_ACTIONS, FakeALE, FakeGames
 
 
 class FixedQ(nn.Module):

@@ -1,6 +1,6 @@
 """DQN must learn, not only run: `dqn.loop.train_loop` trains the real Learner, ReplayMemory,
-LinearEpsilon and epsilon_greedy on CartPole-v1 (dqn/classic_control.py) until the greedy policy
-of its final weights balances the pole, for three seeds, in a fixed budget of 10,000 agent steps.
+LinearEpsilon and epsilon_greedy on CartPole-v1 (tests/helpers/classic_control.py) until the greedy
+policy of its final weights balances the pole, for three seeds, in a fixed budget of 10,000 agent steps.
 
 Why 150 over 10 greedy episodes: a uniform random policy lasts 22.4 steps on average (s.d. 11.8;
 2,000 episodes measured) and the mean of 10 of its episodes never passed 34 in 200 groups, so 150
@@ -24,8 +24,8 @@ import pytest
 import torch
 
 from dqn import loop
-from dqn.classic_control import ClassicControlEnv, ObservationStack, build_parts, greedy_returns
 from dqn.config import resolve
+from helpers.classic_control import ClassicControlEnv, ObservationStack, build_parts, greedy_returns
 
 SEEDS = (0, 1, 2)
 GREEDY_EPISODES = 10

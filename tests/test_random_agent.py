@@ -8,8 +8,8 @@ import pytest
 
 from baselines.random_agent import RandomPolicy, evaluate_random_agent, main
 from dqn.errors import cli_main
-from dqn.evaluate import EPISODE_COLUMNS
-from fake_ale import MINIMAL_ACTIONS, FakeGames
+from dqn.run_folder import EPISODE_COLUMNS
+from helpers.fake_ale import MINIMAL_ACTIONS, FakeGames
 
 
 def test_action_changes_only_on_every_6th_frame_and_the_cut_is_3000_choices():

@@ -12,9 +12,9 @@ import torch
 from dqn.atari import AtariEnv
 from dqn.config import NATURE
 from dqn.errors import cli_main
-from dqn.evaluate import DQNPolicy
 from dqn.fileio import write_torch
 from dqn.networks import build_network
+from dqn.policy import DQNPolicy
 from dqn.run_folder import (
     EVAL_COLUMNS,
     best_choice_score,
@@ -25,7 +25,7 @@ from dqn.run_folder import (
     snapshot_path,
 )
 from dqn.snapshot_eval import evaluate_for_frames, evaluate_pending, main, play_for_frames
-from fake_ale import FakeGames
+from helpers.fake_ale import FakeGames
 
 # Fake games alternate between 100 and 60 frames; a reward of 1 on every 10th frame gives scores
 # 10 and 6. With no no-op start (noop_max_frames 0) and 4 frames a step, they last 25 and 15 steps.
