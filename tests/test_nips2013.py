@@ -280,7 +280,7 @@ def test_workflow_plans_table_1_games_with_the_preset(tmp_path):
     trainings = re.findall(r"python -m dqn\.train --game (\w+) --seed (\d+) .*?--preset (\S+)", text)
     assert sorted(trainings) == sorted((g, str(s), "nips2013") for g in TABLE1_GAMES for s in (0, 1, 2))
     assert set(TABLE1_GAMES) == set(nips2013_table()["ale_id"])
-    assert re.search(r"python -m dqn\.aggregate .*--preset nips2013", text)
+    assert re.search(r"python -m analysis\.aggregate .*--preset nips2013", text)
 
 
 def test_report_of_a_nips2013_results_folder_compares_with_table_1(tmp_path):
