@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from analysis.report.paper import get_reference, human_normalized, paper_columns
 from dqn import fileio
+from dqn.cli import add_out
 from dqn.config import PRESET_REFERENCE, PRESETS, Hyperparameters, deviations, parse_overrides, resolve
 from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.games import PAPER_GAME_IDS
@@ -366,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="nature", help=f"hyperparameter preset of the runs: {', '.join(sorted(PRESETS))}")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides of the runs")
     p.add_argument("--games-sheet", default=None, help="TSV with ale_id and display_name (default: the paper's names)")
-    p.add_argument("--out", default=None, help="folder for the tables (default: the --results folder)")
+    add_out(p, required=False, help="folder for the tables (default: the --results folder)")
     return p
 
 

@@ -29,7 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from benchmarks.common import peak_rss_bytes, print_table, setup_process
-from dqn.errors import UserError, cli_main
+from dqn.cli import add_threads
+from dqn.errors import ArgumentParser, UserError, cli_main
 
 COLUMNS = ("process", "peak RSS before storing (MiB)", "peak RSS measured (MiB)", "stored transitions",
            "projected peak, 1M stored (MiB)")
@@ -99,10 +100,10 @@ def _row(name: str, r: dict[str, Any], bytes_per_unfilled_transition: float) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.split("\n\n")[0])
     p.add_argument("--fill-fraction", type=float, default=0.25, help="share of the 1M-transition memory to fill")
     p.add_argument("--no-checkpoint", action="store_true", help="skip the checkpoint and the resume process")
-    p.add_argument("--threads", type=int, default=1)
+    add_threads(p)
     p.add_argument("--phase", choices=("train", "resume"), help=argparse.SUPPRESS)
     p.add_argument("--checkpoint-dir", help=argparse.SUPPRESS)
     return p
@@ -136,4 +137,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    cli_main(main)

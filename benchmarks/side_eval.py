@@ -50,7 +50,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmarks.common import print_table
-from dqn.errors import UserError, cli_main
+from dqn.cli import add_device, add_game, add_seed, add_threads
+from dqn.errors import ArgumentParser, UserError, cli_main
 
 PRESET = "demo"
 MODES: dict[str, str] = {
@@ -152,17 +153,17 @@ def nature_projection(runs: dict[str, list[dict[str, Any]]], action_repeat_frame
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.side_eval", description=__doc__.split("\n\n")[0])
-    p.add_argument("--game", default="breakout")
-    p.add_argument("--seed", type=int, default=0)
+    p = ArgumentParser(prog="python -m benchmarks.side_eval", description=__doc__.split("\n\n")[0])
+    add_game(p, default="breakout")
+    add_seed(p, default=0)
     p.add_argument("--frames", type=int, default=24_000, help="training length of every run (default 6,000 agent steps)")
     p.add_argument("--eval-interval-frames", type=int, default=8_000, help="frames between snapshots")
     p.add_argument("--eval-length-frames", type=int, default=4_000,
                    help="frames of play per snapshot (default: half the interval, the Nature preset's ratio)")
     p.add_argument("--learning-start-steps", type=int, default=500, help="the replay start, in agent steps")
     p.add_argument("--rounds", type=int, default=2, help="runs of each mode, alternating their order")
-    p.add_argument("--threads", type=int, default=1, help="torch threads of training (dqn.train --threads)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="dqn.train --device")
+    add_threads(p, help="torch threads of training (dqn.train --threads)")
+    add_device(p, help="dqn.train --device")
     return p
 
 
@@ -214,4 +215,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    cli_main(main)

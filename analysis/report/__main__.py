@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from dqn.cli import add_out, add_seed
 from dqn.errors import ArgumentParser, cli_main
 
 
@@ -14,11 +15,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Write the self-contained HTML report of a results folder and its PNG figures.",
     )
     parser.add_argument("--results", required=True, help="results folder of one experiment, e.g. results/demo")
-    parser.add_argument("--out", required=True, help="HTML file to write, e.g. reports/demo/report.html")
+    add_out(parser, help="HTML file to write, e.g. reports/demo/report.html")
     parser.add_argument("--figures-dir", required=True, help="folder for the PNG figures, e.g. reports/demo/figures")
     parser.add_argument("--bootstrap-reps", type=int, default=2000,
                         help="stratified-bootstrap resamples for the 95%% confidence intervals (default 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    add_seed(parser, default=0, help="seed of the bootstrap (default 0)")
     return parser.parse_args(argv)
 
 
