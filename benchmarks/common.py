@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 def setup_process(threads: int) -> dict[str, Any]:
     """The training entry point's process settings: malloc thresholds, `threads` torch threads."""
-    from dqn.allocator import keep_freed_memory_mapped
+    from dqn.speed.allocator import keep_freed_memory_mapped
 
     malloc = keep_freed_memory_mapped()
     import torch

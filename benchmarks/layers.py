@@ -90,8 +90,8 @@ def update_ms(preset: str, batch: int, repeats: int) -> dict[str, float]:
     import torch
 
     from dqn.agent import Learner
-    from dqn.compiled_step import compile_optimizer_step
     from dqn.config import resolve
+    from dqn.speed.compiled_step import compile_optimizer_step
 
     hp = resolve(preset, {})
     rng = np.random.default_rng(0)

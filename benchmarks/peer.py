@@ -126,9 +126,8 @@ def run_ours(*, game: str, seed: int, threads: int, replay_transitions: int, lea
              warmup_steps: int, measure_steps: int, compile_choice: str = "auto", channels_last_choice: str = "auto",
              **_: Any) -> dict[str, Any]:
     from benchmarks.training_run import measure_training
-    from dqn.compiled_step import compile_enabled
     from dqn.config import NATURE
-    from dqn.networks import channels_last_enabled
+    from dqn.speed.auto import channels_last_enabled, compile_enabled
 
     # As dqn.train decides for a Nature run on this device (this short run stands for one).
     compile_optimizer = compile_enabled(compile_choice, "cpu", NATURE.training_length_frames)

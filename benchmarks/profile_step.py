@@ -63,12 +63,12 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
     from dqn.agent import Learner, epsilon_greedy
     from dqn.atari import AtariEnv, FrameStack
     from dqn.checkpoint import Checkpointer
-    from dqn.compiled_step import compile_enabled, compile_optimizer_step
     from dqn.config import resolve
     from dqn.games import check_game
-    from dqn.networks import channels_last_enabled
     from dqn.progress import Progress
     from dqn.replay import ReplayMemory
+    from dqn.speed.auto import channels_last_enabled, compile_enabled
+    from dqn.speed.compiled_step import compile_optimizer_step
     from dqn.loop import HELDOUT_BATCH_TRANSITIONS, heldout_statistics, heldout_transitions
     from dqn.run_folder import weights_file, write_train_log
 
@@ -90,8 +90,8 @@ def profile(args: argparse.Namespace) -> tuple[list[list], dict]:
     channels_last = not fast and channels_last_enabled(args.channels_last, device, hp.network)
     learner = Learner(hp, env.num_actions, device=device, in_shape=in_shape, channels_last=channels_last)
     if fast:
-        from dqn.device_replay import DeviceReplay
-        from dqn.fast_learner import FastLearner
+        from dqn.speed.device_replay import DeviceReplay
+        from dqn.speed.fast_learner import FastLearner
 
         replay = DeviceReplay(hp.replay_memory_size_transitions, hp.agent_history_length_frames, device=device)
         learner = FastLearner(learner)

@@ -122,9 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _worker(args: argparse.Namespace) -> int:
     from benchmarks.training_run import measure_training
-    from dqn.compiled_step import compile_enabled
     from dqn.config import NATURE
-    from dqn.networks import channels_last_enabled
+    from dqn.speed.auto import channels_last_enabled, compile_enabled
 
     fast = args.fast_path == "on"
     # This short run stands for a Nature run: compile as dqn.train would decide for one.
@@ -140,8 +139,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def table(args: argparse.Namespace) -> list[list]:
-    from dqn.device_replay import replay_bytes
     from dqn.replay import ReplayMemory
+    from dqn.speed.device_replay import replay_bytes
 
     setup_process(args.threads)
     device = resolve_device(args.device)

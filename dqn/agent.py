@@ -93,7 +93,7 @@ class Learner:
                s_tp1: torch.Tensor) -> torch.Tensor:
         """Per-sample clipped TD losses of a minibatch already on the device, [B].
 
-        No host synchronisation inside, so a CUDA graph can capture it (dqn/fast_learner.py).
+        No host synchronisation inside, so a CUDA graph can capture it (dqn/speed/fast_learner.py).
         """
         with torch.no_grad():
             bootstrap_net = self.target if self.target is not None else self.online

@@ -17,7 +17,7 @@ Memory format: on a CPU the CNNs run channels-last (NHWC) by default, oneDNN's n
 The weight gradient of the first convolution (4 input channels) is about 4x faster there than in
 NCHW, which makes a whole update ~12% faster (26.2 -> 23.2 ms, benchmarks/README.md). It is the
 same arithmetic in another summation order: results agree to float rounding, not bit for bit, so
-a run keeps the format it started with.
+a run keeps the format it started with. The --channels-last rule lives in dqn/speed/auto.py.
 """
 
 from __future__ import annotations
@@ -113,21 +113,8 @@ class MLP(nn.Module):
         return self.net(x.float())
 
 
+# The networks with a channels-last form (to_channels_last).
 CNN_NETWORKS = ("nature", "nips2013")
-
-
-def channels_last_enabled(choice: str, device: str | torch.device, network: str) -> bool:
-    """The --channels-last choice resolved: "auto" is on for a CNN on the CPU.
-
-    On CUDA the fast path's captured graphs were built and checked in NCHW, so auto leaves it.
-    """
-    if choice not in ("auto", "on", "off"):
-        raise ValueError(f"channels-last choice must be auto, on or off, got {choice!r}")
-    if network not in CNN_NETWORKS:
-        return False
-    if choice != "auto":
-        return choice == "on"
-    return torch.device(device).type == "cpu"
 
 
 def build_network(name: str, in_shape: tuple[int, ...], num_actions: int) -> nn.Module:

@@ -246,12 +246,12 @@ def build_parts(hp: Hyperparameters, game: str, seed: int, device: str, files: R
     learner = Learner(hp, env.num_actions, device=device, in_shape=(history, *frame_shape),
                       channels_last=channels_last)
     if compile_step:
-        from dqn.compiled_step import compile_optimizer_step
+        from dqn.speed.compiled_step import compile_optimizer_step
 
         compile_optimizer_step(learner.optimizer)
     if fast_path:
-        from dqn.device_replay import DeviceReplay
-        from dqn.fast_learner import FastLearner
+        from dqn.speed.device_replay import DeviceReplay
+        from dqn.speed.fast_learner import FastLearner
 
         replay = DeviceReplay(hp.replay_memory_size_transitions, history, frame_shape, device=device)
         learner = FastLearner(learner)
@@ -284,9 +284,7 @@ SPEED_CHOICE_KEYS = ("fast_path", "compiled_optimizer_step", "channels_last")
 def speed_choices(args: argparse.Namespace, started: dict[str, Any], device: str,
                   hp: Hyperparameters) -> tuple[bool, bool, bool]:
     """--fast-path, --compile and --channels-last resolved; `started` is the config.json of the run so far."""
-    from dqn.compiled_step import compile_enabled
-    from dqn.fast_learner import fast_path_enabled
-    from dqn.networks import channels_last_enabled
+    from dqn.speed.auto import channels_last_enabled, compile_enabled, fast_path_enabled
 
     def kept(choice: str, key: str) -> bool | None:
         return bool(started[key]) if choice == "auto" and key in started else None
@@ -433,11 +431,11 @@ def disk_full_as_one_line(files: RunFiles, hp: Hyperparameters):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dqn.allocator import keep_freed_memory_mapped
     from dqn.checkpoint import Checkpointer
+    from dqn.speed.allocator import keep_freed_memory_mapped
 
     # Before any large allocation: an update's freed buffers stay mapped for the next one
-    # (saves ~3,000 page faults and 15-40% of a CPU update; see dqn/allocator.py).
+    # (saves ~3,000 page faults and 15-40% of a CPU update; see dqn/speed/allocator.py).
     keep_freed_memory_mapped()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)

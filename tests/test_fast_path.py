@@ -12,9 +12,9 @@ import torch
 
 from dqn.agent import LazyQValues, Learner, epsilon_greedy
 from dqn.config import NATURE
-from dqn.device_replay import DeviceReplay, fits_on_device, replay_bytes
-from dqn.fast_learner import FastLearner
 from dqn.replay import ReplayMemory
+from dqn.speed.device_replay import DeviceReplay, fits_on_device, replay_bytes
+from dqn.speed.fast_learner import FastLearner
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -293,8 +293,8 @@ def test_lazy_q_values_skip_the_forward_pass_on_exploring_steps_with_the_same_ac
 
 
 def test_compiled_optimizer_step_is_the_eager_step_up_to_rounding():
-    from dqn.compiled_step import compile_optimizer_step, is_compiled
     from dqn.optim import DeepMindRMSprop
+    from dqn.speed.compiled_step import compile_optimizer_step, is_compiled
 
     torch.manual_seed(0)
     weights = [torch.randn(300, 7), torch.randn(11)]

@@ -104,7 +104,7 @@ def test_unknown_network_name_is_refused():
 
 
 def test_channels_last_is_the_cpu_default_for_cnns_only():
-    from dqn.networks import channels_last_enabled
+    from dqn.speed.auto import channels_last_enabled
 
     assert channels_last_enabled("auto", "cpu", "nature") and channels_last_enabled("auto", "cpu", "nips2013")
     assert not channels_last_enabled("auto", "cuda", "nature")

@@ -56,19 +56,3 @@ def eager_optimizer_step(optimizer: torch.optim.Optimizer) -> torch.optim.Optimi
 def is_compiled(optimizer: torch.optim.Optimizer) -> bool:
     return isinstance(optimizer.step, _CompiledStep) and optimizer.step.compiled is not None
 
-
-# Runs at least this long compile the optimizer step under --compile auto: seconds of compiling
-# against hours of training; shorter runs (tests, demos) start at once.
-AUTO_COMPILE_MIN_FRAMES = 10_000_000
-
-
-def compile_enabled(choice: str, device: str, training_length_frames: int) -> bool:
-    """The --compile choice resolved: "auto" is on for CPU runs of AUTO_COMPILE_MIN_FRAMES or more.
-
-    On CUDA the fast path's captured graphs already run the step as one launch, so auto is off.
-    """
-    if choice not in ("auto", "on", "off"):
-        raise ValueError(f"compile choice must be auto, on or off, got {choice!r}")
-    if choice != "auto":
-        return choice == "on"
-    return torch.device(device).type == "cpu" and training_length_frames >= AUTO_COMPILE_MIN_FRAMES

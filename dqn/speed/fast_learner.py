@@ -3,7 +3,7 @@
 `FastLearner` wraps a `dqn.agent.Learner` (same networks, same optimizer, same loss code:
 `Learner.losses` and `Learner.descend`) and changes only how the work reaches the device:
 
-- `update(batch)` takes a `DeviceBatch` already on the device (dqn/device_replay.py) and returns
+- `update(batch)` takes a `DeviceBatch` already on the device (dqn/speed/device_replay.py) and returns
   the batch-mean loss as a 0-dim device tensor: reading it (`float()`) is the caller's choice,
   so the host never waits for an update (the plain Learner's `.item()` waits every time).
 - On CUDA the update (both forward passes, backward, RMSProp) is captured once as a CUDA graph
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from dqn.agent import Learner
-from dqn.device_replay import DeviceBatch
+from dqn.speed.device_replay import DeviceBatch
 
 _WARMUP_RUNS = 3
 
@@ -39,7 +39,7 @@ class FastLearner:
         self._use_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         if self._use_graphs:
             # A compiled step would be compiled during capture; the graph makes it one launch anyway.
-            from dqn.compiled_step import eager_optimizer_step
+            from dqn.speed.compiled_step import eager_optimizer_step
 
             eager_optimizer_step(learner.optimizer)
         self._update_graph: tuple[Any, DeviceBatch, torch.Tensor] | None = None
@@ -159,13 +159,3 @@ class FastLearner:
         # The optimizer's averages are new tensors now: the captured update would write the old ones.
         self._update_graph = None
 
-
-def fast_path_enabled(choice: str, device: str, replay_transitions: int, frame_shape: tuple[int, ...] = (84, 84)) -> bool:
-    """The --fast-path choice resolved: "on" and "off" as asked, "auto" on for CUDA when the replay fits."""
-    from dqn.device_replay import fits_on_device
-
-    if choice not in ("auto", "on", "off"):
-        raise ValueError(f"fast path choice must be auto, on or off, got {choice!r}")
-    if choice != "auto":
-        return choice == "on"
-    return torch.device(device).type == "cuda" and fits_on_device(replay_transitions, device, frame_shape)

@@ -1,0 +1,18 @@
+"""What exists only for speed: the GPU fast path, the compiled optimizer step, the allocator
+settings, and the rules that pick them under "auto".
+
+    device_replay.py   DeviceReplay: the replay memory on the learner's device, sampled there
+    fast_learner.py    FastLearner: the update and the acting pass captured as CUDA graphs
+    compiled_step.py   torch.compile of the optimizer step, with an eager fallback
+    allocator.py       glibc malloc thresholds that keep an update's freed buffers mapped
+    auto.py            the "auto" rules of --fast-path, --compile and --channels-last, each with
+                       its measured reason
+
+The rule of this package: each part is the same algorithm as the plain path (dqn.replay,
+dqn.agent, dqn.optim), only faster, pinned to it by equality tests (tests/test_fast_path.py:
+DeviceReplay's stacks, validity and sampling distribution are ReplayMemory's, FastLearner's
+losses and weights Learner's, the compiled step the eager one up to float rounding; the
+allocator settings change only where memory sits). Where a part changes float rounding or a
+random stream, the run records the choice in config.json and a resume keeps it. The plain path
+never imports this package: only dqn.train's composition root and the benchmarks do.
+"""
