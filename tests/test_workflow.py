@@ -520,3 +520,13 @@ def test_seeds_given_on_the_command_line_plan_those_seeds(tmp_path):
     assert done.returncode == 0, text
     assert job_counts(text)["train"] == 5
     assert "--game pong --seed 4 --out results/cli/runs/dqn/pong/seed4" in text
+
+
+def test_the_plan_says_its_cost_before_any_job(tmp_path):
+    done = snakemake(tmp_path, "-n", "--configfile", str(PAPER_CONFIG), "--config", "device=cpu")
+    text = output_of(done)
+    assert done.returncode == 0, text
+    # 49 games x 3 seeds x 50M agent steps = 7.35G agent steps; at 150 steps/s: 13,611.1 hours.
+    assert "plan: 147 training run(s), 29,400,000,000 frames (7,350,000,000 agent steps) in all, on cpu" in text
+    assert "about 13,611.1 training hours" in text
+    assert "the paper's preset is planned on a CPU: each training takes about 4 days" in text

@@ -187,6 +187,32 @@ TRAIN_DEVICE = training_device(config["device"])
 EVALUATION_WORKERS = config["evaluation_workers"]
 REPORT = config["report"]
 
+# Agent steps per second of one training on a CPU core pair, measured (README, "Performance":
+# 139-159 on the 2-core test machine). No GPU rate has been measured by this project yet.
+CPU_AGENT_STEPS_PER_SECOND = 150
+
+
+def cost_line():
+    """What the plan costs, said before any job: runs x frames, the device, the hours at the measured rate."""
+    runs = len(GAMES) * len(SEEDS)
+    frames = sum(HP.for_game(game).training_length_frames for game in GAMES) * len(SEEDS)
+    steps = sum(HP.for_game(game).training_length_steps for game in GAMES) * len(SEEDS)
+    line = f"plan: {runs} training run(s), {frames:,} frames ({steps:,} agent steps) in all, on {TRAIN_DEVICE}"
+    if TRAIN_DEVICE == "cpu":
+        hours = steps / CPU_AGENT_STEPS_PER_SECOND / 3600
+        return (f"{line}; about {hours:,.1f} training hours at the {CPU_AGENT_STEPS_PER_SECOND} agent steps/s "
+                "one CPU training runs (README, Performance), divided by the trainings run at once")
+    return f"{line}; no GPU rate is measured yet (benchmarks/README.md), so no estimate of the hours"
+
+
+logger.info(cost_line())
+if TRAIN_DEVICE == "cpu" and PRESET == "nature" and HP.training_length_frames >= 10_000_000:
+    logger.warning(
+        "the paper's preset is planned on a CPU: each training takes about "
+        f"{HP.training_length_steps / CPU_AGENT_STEPS_PER_SECOND / 86_400:,.0f} days; train on GPUs "
+        "(device: cuda, or a Slurm profile), or start with config/demo.yaml"
+    )
+
 
 def check_planned_runs():
     """Refuse, before any job, a planned run whose folder holds a run of another config.
