@@ -3,7 +3,9 @@
 Same layout and the same sampling rule as `dqn.replay.ReplayMemory` (read its docstring first):
 one circular array of frames, each stored once, plus per-entry action, clipped reward, terminal
 and episode-start flags; stacks rebuilt by index, zeroed before a game's first frame; a
-transition is sampled uniformly among the valid ones. What changes is where the work happens:
+transition is sampled uniformly among the valid ones. The ring's counters, the validity and
+zeroing rules and the checkpoint format are `dqn.replay.ReplayRing`'s, shared with ReplayMemory
+and evaluated here on torch tensors. What changes is where the work happens:
 
 - The frames live on the device as uint8 (1M x 84 x 84 = 7 GB fits an H100), so a minibatch
   never crosses the PCIe bus. New entries are staged on the host (never more than the capacity)
@@ -45,7 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from dqn.checkpoint import released_chunks
+from dqn.replay import ReplayRing, entry_bytes, entry_layout
 
 DEFAULT_REJECTION_ROUNDS = 8
 # Entries staged on the host before a forced copy to the device (reads flush earlier).
@@ -66,7 +68,7 @@ def replay_bytes(capacity_transitions: int, frame_shape: tuple[int, ...] = (84, 
     """Bytes of the stored transitions of a DeviceReplay of that capacity (frames + int32 action +
     float32 reward + 2 flags); the validity mask and its scan (5 bytes per transition) fit in the
     headroom of fits_on_device."""
-    return int(capacity_transitions) * (int(np.prod(frame_shape)) + 4 + 4 + 1 + 1)
+    return int(capacity_transitions) * entry_bytes(frame_shape, np.uint8)
 
 
 def fits_on_device(capacity_transitions: int, device: str | torch.device, frame_shape: tuple[int, ...] = (84, 84),
@@ -79,49 +81,29 @@ def fits_on_device(capacity_transitions: int, device: str | torch.device, frame_
     return replay_bytes(capacity_transitions, frame_shape) + headroom_bytes <= free_bytes
 
 
-def _reverse_cumulative_or(flags: torch.Tensor) -> torch.Tensor:
-    """out[..., j] = flags[..., j:].any(-1): is there a flag at j or later along the last axis."""
-    return torch.flip(torch.cumsum(torch.flip(flags, (-1,)), dim=-1), (-1,)) > 0
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
+    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
 
 
-class DeviceReplay:
+class DeviceReplay(ReplayRing):
     def __init__(self, capacity_transitions: int, history_length_frames: int = 4,
                  frame_shape: tuple[int, ...] = (84, 84), *, device: str | torch.device = "cpu",
                  generator: torch.Generator | None = None, rejection_rounds: int = DEFAULT_REJECTION_ROUNDS,
                  staging_transitions: int = DEFAULT_STAGING_TRANSITIONS, cuda_graphs: bool = True):
-        if history_length_frames < 1:
-            raise ValueError(f"history_length_frames must be positive, got {history_length_frames}")
-        if capacity_transitions <= history_length_frames:
-            raise ValueError(
-                f"capacity_transitions ({capacity_transitions}) must exceed history_length_frames ({history_length_frames})"
-            )
-        if rejection_rounds < 1 or staging_transitions < 1:
-            raise ValueError("rejection_rounds and staging_transitions must be positive")
-        self.device = torch.device(device)
+        self.device = torch.device(device)  # before ReplayRing.__init__, which allocates through _zeros
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
-        self.capacity = int(capacity_transitions)
-        self.history_length_frames = int(history_length_frames)
-        self.frame_shape = tuple(int(d) for d in frame_shape)
+        super().__init__(capacity_transitions, history_length_frames, frame_shape, np.uint8)
+        if rejection_rounds < 1 or staging_transitions < 1:
+            raise ValueError("rejection_rounds and staging_transitions must be positive")
         self.rejection_rounds = int(rejection_rounds)
         self._generator = generator
         dev = self.device
-        # On the CPU through np.zeros, whose pages are mapped only as entries are written (torch.zeros
-        # writes every page at once: 7 GB of RSS for an empty 1M memory).
-        if dev.type == "cpu":
-            self._frames = torch.from_numpy(np.zeros((self.capacity, *self.frame_shape), dtype=np.uint8))
-        else:
-            self._frames = torch.zeros((self.capacity, *self.frame_shape), dtype=torch.uint8, device=dev)
-        self._actions = torch.zeros(self.capacity, dtype=torch.int32, device=dev)
-        self._rewards = torch.zeros(self.capacity, dtype=torch.float32, device=dev)
-        self._terminals = torch.zeros(self.capacity, dtype=torch.bool, device=dev)
-        self._episode_starts = torch.zeros(self.capacity, dtype=torch.bool, device=dev)
         # Whether the transition stored in each slot can be sampled (False for empty slots and the
         # newest entry), kept up to date by flush() for the exact draw (module docstring).
         self._valid_slots = torch.zeros(self.capacity, dtype=torch.bool, device=dev)
-        self._adds = 0  # host copies of the counters: entries ever added, entries stored
-        self.size = 0
-        # Device copies, read by the sampling graph; written only when staged entries land.
+        # Device copies of the counters `_adds` and `size`, read by the sampling graph; written
+        # only when staged entries land.
         self._adds_t = torch.zeros((), dtype=torch.int64, device=dev)
         self._size_t = torch.zeros((), dtype=torch.int64, device=dev)
         self._exhausted_draws_t = torch.zeros((), dtype=torch.int64, device=dev)
@@ -130,7 +112,6 @@ class DeviceReplay:
         # decides whether the next flush's first entry truncates it.
         self._last_untruncated = -1
         self._newest_terminal = False
-        self._stack_offsets = torch.arange(-(self.history_length_frames - 1), 1, dtype=torch.int64, device=dev)
         # Earlier rounds win: weights R..1 make argmax pick the first valid round.
         self._round_weights = torch.arange(self.rejection_rounds, 0, -1, dtype=torch.int64, device=dev)[:, None]
 
@@ -153,38 +134,33 @@ class DeviceReplay:
         self._front_offsets = torch.arange(self.history_length_frames - 1, dtype=torch.int64, device=dev)
 
     def _new_stage(self, pin: bool) -> dict[str, torch.Tensor]:
-        n = self._staging_transitions
-        return {
-            "frames": torch.zeros((n, *self.frame_shape), dtype=torch.uint8, pin_memory=pin),
-            "actions": torch.zeros(n, dtype=torch.int32, pin_memory=pin),
-            "rewards": torch.zeros(n, dtype=torch.float32, pin_memory=pin),
-            "terminals": torch.zeros(n, dtype=torch.bool, pin_memory=pin),
-            "episode_starts": torch.zeros(n, dtype=torch.bool, pin_memory=pin),
-        }
+        """Host buffers for staged entries, in the ring's layout."""
+        return {name: torch.zeros(shape, dtype=_torch_dtype(dtype), pin_memory=pin)
+                for name, (shape, dtype) in entry_layout(self._staging_transitions, self.frame_shape).items()}
 
-    # ------------------------------------------------------------------ sizes
-    def _arrays(self) -> dict[str, torch.Tensor]:
-        return {
-            "frames": self._frames,
-            "actions": self._actions,
-            "rewards": self._rewards,
-            "terminals": self._terminals,
-            "episode_starts": self._episode_starts,
-        }
+    # ------------------------------------------------------------------ ReplayRing's kernels, in torch
+    def _zeros(self, shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
+        if self.device.type == "cpu":
+            # Through np.zeros, whose pages are mapped only as entries are written (torch.zeros
+            # writes every page at once: 7 GB of RSS for an empty 1M memory).
+            return torch.from_numpy(np.zeros(shape, dtype=dtype))
+        return torch.zeros(shape, dtype=_torch_dtype(dtype), device=self.device)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(a.numel() * a.element_size() for a in self._arrays().values())
+    def _index_array(self, values: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(values).to(self.device)
 
-    @property
-    def bytes_per_transition(self) -> float:
-        return self.nbytes / self.capacity
+    @staticmethod
+    def _reverse_cumulative_or(flags: torch.Tensor) -> torch.Tensor:
+        return torch.flip(torch.cumsum(torch.flip(flags, (-1,)), dim=-1), (-1,)) > 0
+
+    def _oldest_stored(self) -> torch.Tensor:
+        # The device counters: a captured graph reads their current values on every replay.
+        return self._adds_t - self._size_t
 
     # ------------------------------------------------------------------ writing
     def add(self, frame: np.ndarray, action: int, reward: float, terminal: bool, episode_start: bool) -> None:
         """Store s_t's newest frame with a_t, the clipped r_t and whether a_t ended bootstrapping."""
-        if np.shape(frame) != self.frame_shape:
-            raise ValueError(f"frame has shape {np.shape(frame)}, the memory stores {self.frame_shape}")
+        self._check_frame(frame)
         if self._staged == 0 and self._stage_done[self._stage_index] is not None:
             # The copy that last read this pinned buffer may still be queued behind GPU work.
             self._stage_done[self._stage_index].synchronize()
@@ -219,8 +195,7 @@ class DeviceReplay:
             source = stage[name]
             for slot, start, count in runs:
                 target[slot:slot + count].copy_(source[start:start + count], non_blocking=non_blocking)
-        self._adds += n
-        self.size = min(self.capacity, self.size + n)
+        self._count_adds(n)
         self._adds_t.fill_(self._adds)
         self._size_t.fill_(self.size)
         self._run_refresh()
@@ -258,7 +233,7 @@ class DeviceReplay:
         stored ones (a repeated position writes the same value twice), so that on CUDA the
         update is one captured graph instead of some 25 launches every flush.
         """
-        oldest, newest = self._adds_t - self._size_t, self._adds_t - 1
+        oldest, newest = self._oldest_stored(), self._adds_t - 1
         positions = torch.cat([
             torch.maximum(newest - self._recent_offsets, oldest),
             torch.minimum(oldest + self._front_offsets, newest),
@@ -285,25 +260,9 @@ class DeviceReplay:
         self._refresh_graph.replay()
 
     # ------------------------------------------------------------------ reading
-    def _starts_at(self, positions: torch.Tensor) -> torch.Tensor:
-        """Episode-start flags at logical positions; position 0 (the first add ever) starts one."""
-        return self._episode_starts[positions % self.capacity] | (positions == 0)
-
-    def _valid(self, positions: torch.Tensor) -> torch.Tensor:
-        """ReplayMemory._valid on the device, for positions of any shape; counters from the device."""
-        oldest = self._adds_t - self._size_t
-        window = positions[..., None] + self._stack_offsets  # [..., h]
-        missing = window < oldest
-        starts = self._starts_at(torch.maximum(window, oldest)) & ~missing
-        # A missing frame is harmless if a game starts later within the stack; `starts` is False
-        # on missing columns, so the inclusive "start from here on" means strictly later there.
-        ok = ~(missing & ~_reverse_cumulative_or(starts)).any(-1)
-        truncated = self._episode_starts[(positions + 1) % self.capacity] & ~self._terminals[positions % self.capacity]
-        return ok & ~truncated
-
     def _draw_positions(self, n: int) -> torch.Tensor:
         """n valid positions, uniform, with no host synchronisation (see the module docstring)."""
-        low = self._adds_t - self._size_t
+        low = self._oldest_stored()
         span = self._size_t - 1  # the newest entry has no next frame yet
         # One call for the rounds and the exact draw's uniforms: the last row is the exact draw's.
         u = torch.rand((self.rejection_rounds + 1, n), dtype=torch.float64, device=self.device, generator=self._generator)
@@ -331,13 +290,9 @@ class DeviceReplay:
 
     def _stacks(self, newest: torch.Tensor) -> torch.Tensor:
         """Stacked states whose newest frames are at logical positions `newest`, zeroed before game starts."""
-        window = newest[:, None] + self._stack_offsets  # [n, h]
+        window = self._stack_window(newest)  # [n, h]
         frames = self._frames[window % self.capacity]  # one gather, [n, h, *frame_shape]
-        starts = self._starts_at(window)
-        # Frame j is zeroed when a game starts at a later frame of the same stack (or j < 0).
-        zero = torch.zeros_like(starts)
-        zero[:, :-1] = _reverse_cumulative_or(starts[:, 1:])
-        zero |= window < 0
+        zero = self._zeroed(window)
         return frames.masked_fill(zero.view(*zero.shape, *([1] * len(self.frame_shape))), 0)
 
     def _gather(self, positions: torch.Tensor) -> DeviceBatch:
@@ -352,11 +307,10 @@ class DeviceReplay:
 
     def _check_sampleable(self) -> None:
         self.flush()
-        if self.size < 2:
-            raise ValueError(f"cannot sample from a replay memory with {self.size} entries; add at least 2")
+        self._check_two_entries()
         # An untruncated transition h - 1 or more entries after the oldest has every stack frame
         # stored, so it is valid; only without one (a handful of entries) is the device asked.
-        if self._last_untruncated < self._adds - self.size + self.history_length_frames - 1:
+        if self._last_untruncated < self._oldest() + self.history_length_frames - 1:
             if not bool(self._valid_slots.any()):
                 raise ValueError("the replay memory holds no sampleable transition")
 
@@ -415,43 +369,28 @@ class DeviceReplay:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Contents and pointers as host numpy arrays, in ReplayMemory's keys.
+        """ReplayMemory's state dict, as host numpy arrays (copies on CUDA).
 
         The random stream is the device generator's, saved with the run's torch RNG states, so
-        `rng_state` is None and `sampler` says "device". Before the memory first wraps only the
-        filled prefix is copied.
+        `rng_state` is None and `sampler` says "device".
         """
         self.flush()
-        filled = self.capacity if self._adds >= self.capacity else self._adds
-        d: dict[str, Any] = {name: t[:filled].cpu().numpy() for name, t in self._arrays().items()}
-        d.update(
-            capacity_transitions=self.capacity,
-            history_length_frames=self.history_length_frames,
-            frame_shape=self.frame_shape,
-            frame_dtype=np.dtype(np.uint8).str,
-            adds=self._adds,
-            size=self.size,
-            rng_state=None,
-            sampler="device",
-        )
-        return d
+        return super().state_dict()
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
-        layout = (int(d["capacity_transitions"]), int(d["history_length_frames"]), tuple(d["frame_shape"]),
-                  np.dtype(d["frame_dtype"]))
-        ours = (self.capacity, self.history_length_frames, self.frame_shape, np.dtype(np.uint8))
-        if layout != ours:
-            raise ValueError(f"replay state has layout {layout}, this memory is {ours}")
         self._staged = 0
-        for name, target in self._arrays().items():
-            source = np.asarray(d[name])
-            # Chunk by chunk: the host never holds the mapped file and a copy of it at once.
-            for start, stop, chunk in released_chunks(source):
-                target[start:stop].copy_(torch.from_numpy(np.array(chunk)))
-            if name != "frames":
-                target[len(source):] = 0
-        self._adds = int(d["adds"])
-        self.size = int(d["size"])
+        super().load_state_dict(d)
+
+    def _to_host(self, array: torch.Tensor) -> np.ndarray:
+        return array.cpu().numpy()
+
+    def _write_rows(self, target: torch.Tensor, start: int, stop: int, rows: np.ndarray) -> None:
+        target[start:stop].copy_(torch.from_numpy(np.array(rows)))
+
+    def _sampler_state(self) -> dict[str, Any]:
+        return {"rng_state": None, "sampler": "device"}
+
+    def _load_sampler_state(self, d: dict[str, Any]) -> None:
         self._adds_t.fill_(self._adds)
         self._size_t.fill_(self.size)
         self._rebuild_validity()
@@ -459,7 +398,7 @@ class DeviceReplay:
     def _rebuild_validity(self, chunk_transitions: int = 2**18) -> None:
         """The validity mask and the host's untruncated marker of every stored entry (after a load)."""
         self._valid_slots.zero_()
-        oldest, newest = self._adds - self.size, self._adds - 1
+        oldest, newest = self._oldest(), self._adds - 1
         self._last_untruncated, self._newest_terminal = -1, False
         if self._adds == 0:
             return
@@ -467,7 +406,7 @@ class DeviceReplay:
         for start in range(oldest, newest, chunk_transitions):
             positions = torch.arange(start, min(start + chunk_transitions, newest), dtype=torch.int64, device=self.device)
             self._valid_slots[positions % self.capacity] = self._valid(positions)
-            untruncated = ~self._episode_starts[(positions + 1) % self.capacity] | self._terminals[positions % self.capacity]
+            untruncated = ~self._truncated(positions)
             if bool(untruncated.any()):
                 self._last_untruncated = int(positions[untruncated][-1])
         self._newest_terminal = bool(self._terminals[newest % self.capacity])
