@@ -530,3 +530,24 @@ def test_the_plan_says_its_cost_before_any_job(tmp_path):
     assert "plan: 147 training run(s), 29,400,000,000 frames (7,350,000,000 agent steps) in all, on cpu" in text
     assert "about 13,611.1 training hours" in text
     assert "the paper's preset is planned on a CPU: each training takes about 4 days" in text
+
+
+def test_installed_slurm_profile_answers_to_its_bare_name(tmp_path):
+    # Cluster users type `snakemake --profile slurm`: Snakemake looks that name up under
+    # $XDG_CONFIG_HOME/snakemake/, where profiles/install.sh links the repository's profile.
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg"))
+    before = snakemake(tmp_path, "-n", "--profile", "slurm", "--configfile", str(REPO / "config" / "demo.yaml"), env=env)
+    assert before.returncode != 0 and "profile" in output_of(before)
+    installed = subprocess.run(["bash", str(REPO / "profiles" / "install.sh")], capture_output=True, text=True, env=env)
+    assert installed.returncode == 0, installed.stderr
+    assert (tmp_path / "xdg" / "snakemake" / "slurm").resolve() == REPO / "profiles" / "slurm"
+    done = snakemake(tmp_path, "-n", "--profile", "slurm", "--configfile", str(REPO / "config" / "demo.yaml"), env=env)
+    text = output_of(done)
+    assert done.returncode == 0, text
+    assert job_counts(text)["train"] == 2 and "--device cuda" in text  # the profile's config: device=cuda
+    # Running it again keeps the link; a folder of the user's own under that name is never replaced.
+    assert subprocess.run(["bash", str(REPO / "profiles" / "install.sh")], capture_output=True, env=env).returncode == 0
+    other = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "other"))
+    (tmp_path / "other" / "snakemake" / "slurm").mkdir(parents=True)
+    refused = subprocess.run(["bash", str(REPO / "profiles" / "install.sh")], capture_output=True, text=True, env=other)
+    assert refused.returncode == 2 and refused.stderr.startswith("error:") and refused.stderr.count("\n") == 1
