@@ -551,3 +551,11 @@ def test_installed_slurm_profile_answers_to_its_bare_name(tmp_path):
     (tmp_path / "other" / "snakemake" / "slurm").mkdir(parents=True)
     refused = subprocess.run(["bash", str(REPO / "profiles" / "install.sh")], capture_output=True, text=True, env=other)
     assert refused.returncode == 2 and refused.stderr.startswith("error:") and refused.stderr.count("\n") == 1
+
+
+def test_snakemake_report_before_any_result_says_so_in_one_line(tmp_path):
+    done = snakemake(tmp_path, "--configfile", str(REPO / "config" / "demo.yaml"), "--report", str(tmp_path / "r.zip"))
+    text = output_of(done)
+    assert done.returncode != 0
+    assert "no report of experiment 'demo' yet (reports/demo/report.html is missing): run the workflow first" in text
+    assert "Missing metadata" not in text and "Traceback" not in text and not (tmp_path / "r.zip").exists()

@@ -241,6 +241,22 @@ def check_planned_runs():
 check_planned_runs()
 
 
+def check_report_inputs():
+    """`snakemake --report` packs the figures and the report of a finished run: say so in one line
+    when there are none yet, instead of a warning per missing file and a WorkflowError."""
+    if "--report" not in sys.argv:
+        return
+    report_html = Path("reports", EXPERIMENT, "report.html")
+    if not report_html.is_file():
+        raise WorkflowError(
+            f"no report of experiment {EXPERIMENT!r} yet ({report_html} is missing): run the workflow first "
+            "(the same command without --report), then --report again"
+        )
+
+
+check_report_inputs()
+
+
 wildcard_constraints:
     experiment=re.escape(EXPERIMENT),
     game="[a-z0-9_]+",
