@@ -17,22 +17,22 @@ kernel for one format and shape can be several times slower for another.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Callable, Sequence
 
 from benchmarks.common import print_table, setup_process
-from dqn.errors import cli_main
+from dqn.cli import add_threads
+from dqn.errors import ArgumentParser, cli_main
 
 COLUMNS = ("layer", "format", "forward ms", "forward GFLOP/s", "backward ms", "backward GFLOP/s")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.layers", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m benchmarks.layers", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="nature", choices=("nature", "nips2013"))
     p.add_argument("--batch", type=int, default=32, help="minibatch size (the paper's 32)")
     p.add_argument("--repeats", type=int, default=40, help="timed calls of each measurement")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    add_threads(p)
     return p
 
 
@@ -128,4 +128,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    cli_main(main)

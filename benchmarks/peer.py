@@ -35,7 +35,8 @@ import time
 from typing import Any, Sequence
 
 from benchmarks.common import peak_rss_bytes, print_table, setup_process
-from dqn.errors import UserError, cli_main
+from dqn.cli import add_game, add_seed, add_switch, add_threads
+from dqn.errors import ArgumentParser, UserError, cli_main
 
 SB3_ENV_ID = "{game}NoFrameskip-v4"
 COLUMNS = ("implementation", "agent steps/s while learning", "per round", "cpu ms per agent step", "peak RSS MB",
@@ -143,19 +144,18 @@ WORKERS = {"ours": run_ours, "sb3": run_sb3}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.peer", description=__doc__.split("\n\n")[0])
-    p.add_argument("--game", default="breakout")
-    p.add_argument("--seed", type=int, default=0)
+    p = ArgumentParser(prog="python -m benchmarks.peer", description=__doc__.split("\n\n")[0])
+    add_game(p, default="breakout")
+    add_seed(p, default=0)
     p.add_argument("--rounds", type=int, default=2, help="runs of each side, alternating which goes first")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads, the same on both sides")
+    add_threads(p, help="torch intra-op threads, the same on both sides")
     p.add_argument("--replay-transitions", type=int, default=100_000)
     p.add_argument("--learning-start-steps", type=int, default=2_000)
     p.add_argument("--warmup-steps", type=int, default=500, help="learning steps before the timed span")
     p.add_argument("--measure-steps", type=int, default=2_000, help="timed learning steps")
-    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
-                   help="this project's compiled optimizer step (auto: as dqn.train decides for a Nature run)")
-    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
-                   help="this project's memory format (auto: as dqn.train decides on the CPU, channels-last)")
+    add_switch(p, "--compile", help="this project's compiled optimizer step (auto: as dqn.train decides for a Nature run)")
+    add_switch(p, "--channels-last", help="this project's memory format (auto: as dqn.train decides on the CPU, "
+               "channels-last)")
     p.add_argument("--sb3-optimize-memory", action="store_true", help="SB3 optimize_memory_usage=True")
     p.add_argument("--sb3-malloc-thresholds", action="store_true",
                    help="also run SB3 with this project's glibc malloc thresholds (a third row)")
@@ -243,4 +243,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    cli_main(main)

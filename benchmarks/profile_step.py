@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,29 +29,27 @@ from typing import Sequence
 import numpy as np
 
 from benchmarks.common import Stopwatch, device_sync, print_table, setup_process
-from dqn.errors import UserError, cli_main
+from dqn.cli import add_device, add_game, add_seed, add_switch, add_threads
+from dqn.errors import ArgumentParser, UserError, cli_main
 
 COLUMNS = ("part", "calls per agent step", "wall ms per call", "cpu ms per call", "wall ms per agent step", "share %")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.profile_step", description=__doc__.split("\n\n")[0])
-    p.add_argument("--game", default="breakout")
+    p = ArgumentParser(prog="python -m benchmarks.profile_step", description=__doc__.split("\n\n")[0])
+    add_game(p, default="breakout")
     p.add_argument("--preset", default="nature")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--fast-path", default="auto", choices=("auto", "on", "off"),
-                   help="device replay + FastLearner (auto: on for CUDA)")
-    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
-                   help="torch.compile the optimizer step (auto: as dqn.train decides for the preset)")
-    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
-                   help="the CNN's memory format (auto: as dqn.train decides on this device)")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    add_device(p)
+    add_switch(p, "--fast-path", help="device replay + FastLearner (auto: on for CUDA)")
+    add_switch(p, "--compile", help="torch.compile the optimizer step (auto: as dqn.train decides for the preset)")
+    add_switch(p, "--channels-last", help="the CNN's memory format (auto: as dqn.train decides on this device)")
+    add_threads(p)
     p.add_argument("--env-steps", type=int, default=400, help="timed environment steps (and acting passes)")
     p.add_argument("--updates", type=int, default=30, help="timed minibatch samples and updates")
     p.add_argument("--fill-transitions", type=int, default=20_000, help="replay entries stored before sampling")
     p.add_argument("--epsilon", type=float, default=0.1, help="exploration rate: share of steps with no forward pass")
     p.add_argument("--no-checkpoint", action="store_true", help="skip timing a checkpoint (writes ~--fill x 7 KB)")
-    p.add_argument("--seed", type=int, default=0)
+    add_seed(p, default=0)
     return p
 
 
@@ -238,4 +235,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    cli_main(main)

@@ -62,26 +62,25 @@ LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 # ---------------------------------------------------------------------------- checks before work
 def build_parser() -> argparse.ArgumentParser:
+    from dqn.cli import add_device, add_game, add_out, add_seed, add_switch, add_workers
+
     p = ArgumentParser(prog="python -m dqn.train", description="Train DQN on one Atari game with one seed.")
-    p.add_argument("--game", required=True, help="ALE ROM id, e.g. breakout")
-    p.add_argument("--seed", required=True, type=int, help="seed of the env, replay, actor and network init")
-    p.add_argument("--out", required=True, help="output folder of this run (re-running resumes it)")
+    add_game(p)
+    add_seed(p, help="seed of the env, replay, actor and network init")
+    add_out(p, help="output folder of this run (re-running resumes it)")
     p.add_argument("--preset", default="nature", help=f"hyperparameter preset: {', '.join(sorted(PRESETS))}")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override hyperparameters (repeatable)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
+    add_device(p)
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads of training (default: $OMP_NUM_THREADS if set, else the cores this "
                         "process may use minus one per side-evaluation worker)")
-    p.add_argument("--eval-workers", type=int, default=1, help="processes of training-time evaluation")
-    p.add_argument("--fast-path", default="auto", choices=("auto", "on", "off"),
-                   help="replay memory and captured update graphs on the device (auto: on for CUDA when the "
-                        "replay fits); a run resumes on the path it started on")
-    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
-                   help="torch.compile the optimizer step (auto: on for CPU runs of 10M frames or more)")
-    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
-                   help="run the CNN in channels-last (NHWC) memory format (auto: on for the CPU); a run resumes "
-                        "in the format it started with")
+    add_workers(p, flag="--eval-workers", default=1, help="processes of training-time evaluation")
+    add_switch(p, "--fast-path", help="replay memory and captured update graphs on the device (auto: on for CUDA "
+               "when the replay fits); a run resumes on the path it started on")
+    add_switch(p, "--compile", help="torch.compile the optimizer step (auto: on for CPU runs of 10M frames or more)")
+    add_switch(p, "--channels-last", help="run the CNN in channels-last (NHWC) memory format (auto: on for the CPU); "
+               "a run resumes in the format it started with")
     p.add_argument("--no-side-eval", action="store_true",
                    help="evaluate snapshots at the end of training instead of beside it")
     p.add_argument("--restart-from-zero", action="store_true",

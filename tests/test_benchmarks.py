@@ -22,6 +22,30 @@ def _run(*args):
     return proc.stdout
 
 
+# One bad value per benchmark, each of a different kind: not a number, not a choice, unknown flag.
+BAD_ARGUMENTS = {
+    "checksum": ["--size-gib", "lots"],
+    "eval_cost": ["--preset", "demo"],
+    "layers": ["--threads", "two"],
+    "memory": ["--fill-fraction", "half"],
+    "peer": ["--compile", "maybe"],
+    "profile_step": ["--device", "tpu"],
+    "side_eval": ["--seed", "-"],
+    "throughput": ["--no-such-flag"],
+}
+
+
+@pytest.mark.parametrize("module", list(BAD_ARGUMENTS))
+def test_a_bad_argument_is_one_error_line_with_exit_code_2(module):
+    args = BAD_ARGUMENTS[module]
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert args[0] in proc.stderr and f"python -m benchmarks.{module} --help" in proc.stderr
+    assert proc.stdout == ""
+
+
 def _table(stdout):
     """The Markdown table of a benchmark's output: header cells and rows of cells."""
     lines = [line for line in stdout.splitlines() if line.startswith("|")]
