@@ -99,7 +99,7 @@ def report_tables(html: str) -> list[str]:
 
 def test_report_of_synthetic_results_gives_the_golden_tables(tmp_path):
     results = write_small(tmp_path / "results")
-    done = subprocess.run([sys.executable, "-m", "dqn.report", "--results", str(results), "--out",
+    done = subprocess.run([sys.executable, "-m", "analysis.report", "--results", str(results), "--out",
                            str(tmp_path / "report.html"), "--figures-dir", str(tmp_path / "figures")],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

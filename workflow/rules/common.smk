@@ -332,12 +332,12 @@ GPU_LAUNCHER = f"bash {shlex.quote(str(GPU_SCRIPT))}" if TRAIN_DEVICE == "cuda" 
 
 # ---------------------------------------------------------------------------- partial report
 def aggregate_command(results):
-    return [sys.executable, "-m", "dqn.aggregate", "--results", results, "--games", *GAMES,
+    return [sys.executable, "-m", "analysis.aggregate", "--results", results, "--games", *GAMES,
             "--seeds", *map(str, SEEDS), "--preset", PRESET, *SET_ARGUMENTS, "--games-sheet", str(GAMES_SHEET)]
 
 
 def report_command(results, reports):
-    return [sys.executable, "-m", "dqn.report", "--results", results, "--out", f"{reports}/report.html",
+    return [sys.executable, "-m", "analysis.report", "--results", results, "--out", f"{reports}/report.html",
             "--figures-dir", f"{reports}/figures", "--bootstrap-reps", str(REPORT["bootstrap_repetitions"]),
             "--seed", str(REPORT["bootstrap_seed"])]
 
