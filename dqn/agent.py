@@ -66,8 +66,10 @@ class Learner:
         )
         self.parameter_updates = 0
 
-    def _as_tensor(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
-        # from_numpy shares memory: uint8 frames stay uint8 until the network's first layer.
+    def to_device(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A host array or a tensor as a tensor on the learner's device, dtype kept (uint8 frames
+        stay uint8 until the network's first layer); a tensor already there is returned as is."""
+        # from_numpy shares memory (a read-only array is copied first, which torch requires).
         if isinstance(x, np.ndarray):
             x = torch.from_numpy(x if x.flags.writeable else x.copy())
         return x.to(self.device, non_blocking=True)
@@ -75,19 +77,19 @@ class Learner:
     @torch.no_grad()
     def q_values(self, states: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Q(s, .) of the online network, [B, A] on the device; one unbatched state gives [1, A]."""
-        s = self._as_tensor(states)
+        s = self.to_device(states)
         if s.dim() == len(self.in_shape):
             s = s.unsqueeze(0)
         return self.online(s)
 
-    def update(self, batch: Batch) -> float:
-        """One parameter update on `batch`; returns the batch-mean loss."""
-        losses = self.losses(self._as_tensor(batch.state), self._as_tensor(batch.action),
-                             self._as_tensor(batch.reward), self._as_tensor(batch.terminal),
-                             self._as_tensor(batch.next_state))
+    def update(self, batch: Batch) -> torch.Tensor:
+        """One parameter update on `batch` (host arrays, or tensors on the device); returns the
+        batch-mean loss as a 0-d float tensor on the device, unread: reading it (`float()`) waits
+        for the update on a GPU, so that is the caller's choice (the CPU has nothing to wait for)."""
+        losses = self.losses(*(self.to_device(x) for x in batch))
         self.descend(losses)
         self.parameter_updates += 1
-        return losses.detach().mean().item()
+        return losses.detach().mean()
 
     def losses(self, s_t: torch.Tensor, a_t: torch.Tensor, r_t: torch.Tensor, terminal_t: torch.Tensor,
                s_tp1: torch.Tensor) -> torch.Tensor:
@@ -112,7 +114,7 @@ class Learner:
         q_max_sum = td_error_abs_sum = 0.0
         count = len(batch.action)
         for start in range(0, count, chunk_transitions):
-            s_t, a_t, r_t, terminal_t, s_tp1 = (self._as_tensor(x[start:start + chunk_transitions]) for x in batch)
+            s_t, a_t, r_t, terminal_t, s_tp1 = (self.to_device(x[start:start + chunk_transitions]) for x in batch)
             q_tp1_max = bootstrap_net(s_tp1).max(dim=1).values
             td_error = r_t + self.discount * (1.0 - terminal_t) * q_tp1_max
             td_error = td_error - self.online(s_t).gather(1, a_t.unsqueeze(1)).squeeze(1)

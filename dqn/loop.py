@@ -46,7 +46,7 @@ class Period:
 
     start_agent_steps: int
     start_wall_seconds: float
-    loss_sum: Any = 0.0  # float, or a float64 device tensor on the fast path
+    loss_sum: Any = 0.0  # a float until the first add_loss, then a float64 0-d tensor on the learner's device
     updates: int = 0
     episode_returns: list[float] = field(default_factory=list)
 
@@ -227,9 +227,9 @@ def end_period(parts: Parts, st: TrainState) -> None:
 
 
 def add_loss(total, loss):
-    """total + loss in float64. The fast path's loss is a device tensor: the sum stays there, so
-    the host never waits for an update; it is read once per period."""
-    return total + (loss.double() if hasattr(loss, "double") else loss)
+    """total + loss in float64; `loss` is the 0-d tensor Learner.update returns. The sum stays on
+    the learner's device, so the host never waits for an update; it is read once per period."""
+    return total + loss.double()
 
 
 def save_checkpoint(parts: Parts, st: TrainState) -> None:

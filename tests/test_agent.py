@@ -158,7 +158,7 @@ def test_same_seed_same_losses_on_cpu():
     for _ in range(2):
         torch.manual_seed(123)
         learner = Learner(NATURE, 6, device="cpu")
-        runs.append(([learner.update(b) for b in batches], params(learner.online)))
+        runs.append(([float(learner.update(b)) for b in batches], params(learner.online)))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
     assert len(set(runs[0][0])) == 5  # the loss really changes from batch to batch
@@ -168,10 +168,25 @@ def test_updates_lower_the_loss_on_a_repeated_batch():
     torch.manual_seed(0)
     learner = Learner(NATURE, 6, device="cpu")
     batch = atari_batch(np.random.default_rng(5))
-    losses = [learner.update(batch) for _ in range(15)]
+    losses = [float(learner.update(batch)) for _ in range(15)]
     # Measured: 0.2995, 0.2961, ... 0.1964 -- every step downhill, a third off after 15.
     assert all(b < a for a, b in zip(losses, losses[1:]))
     assert losses[-1] < 0.75 * losses[0]
+
+
+def test_update_returns_the_loss_as_a_0d_float_tensor_on_the_device():
+    # The type FastLearner.update returns too, so the training loop sums both alike, unread.
+    torch.manual_seed(0)
+    learner = Learner(MLP_HP, 3, device="cpu", in_shape=OBS)
+    batch = mlp_batch(np.random.default_rng(8))
+    loss = learner.update(batch)
+    assert torch.is_tensor(loss) and loss.dim() == 0 and loss.dtype == torch.float32
+    assert loss.device == learner.device and not loss.requires_grad
+    # Tensors already on the device (a DeviceBatch's fields) give the same update as host arrays.
+    torch.manual_seed(0)
+    twin = Learner(MLP_HP, 3, device="cpu", in_shape=OBS)
+    assert torch.equal(twin.update(Batch(*(torch.from_numpy(x) for x in batch))), loss)
+    assert all(torch.equal(p, q) for p, q in zip(params(learner.online), params(twin.online)))
 
 
 def test_q_values_from_numpy_or_tensor_single_or_batched():

@@ -245,7 +245,7 @@ def test_fast_learner_gives_the_plain_learners_losses_on_the_same_minibatches():
     plain_losses, fast_losses = [], []
     for k in range(16):
         positions = device.sample_positions(32)
-        plain_losses.append(plain.update(host.batch_at(positions.cpu().numpy())))
+        plain_losses.append(float(plain.update(host.batch_at(positions.cpu().numpy()))))
         fast_losses.append(fast.update(device.batch_at(positions)))
         if k % 6 == 5:
             plain.sync_target()
@@ -330,8 +330,8 @@ def test_channels_last_learner_gives_the_nchw_losses_and_weights():
     nchw_losses, nhwc_losses = [], []
     for k, rows in enumerate(positions):
         batch = host.batch_at(rows)
-        nchw_losses.append(nchw.update(batch))
-        nhwc_losses.append(nhwc.update(batch))
+        nchw_losses.append(float(nchw.update(batch)))
+        nhwc_losses.append(float(nhwc.update(batch)))
         if k % 6 == 5:
             nchw.sync_target()
             nhwc.sync_target()

@@ -3,9 +3,9 @@
 `FastLearner` wraps a `dqn.agent.Learner` (same networks, same optimizer, same loss code:
 `Learner.losses` and `Learner.descend`) and changes only how the work reaches the device:
 
-- `update(batch)` takes a `DeviceBatch` already on the device (dqn/speed/device_replay.py) and returns
-  the batch-mean loss as a 0-dim device tensor: reading it (`float()`) is the caller's choice,
-  so the host never waits for an update (the plain Learner's `.item()` waits every time).
+- `update(batch)` takes a `DeviceBatch` already on the device (dqn/speed/device_replay.py) and,
+  like `Learner.update`, returns the batch-mean loss as a 0-dim device tensor: reading it
+  (`float()`) is the caller's choice, so the host never waits for an update.
 - On CUDA the update (both forward passes, backward, RMSProp) is captured once as a CUDA graph
   and replayed: one launch instead of ~150 kernel launches from Python.
 - `q_values` on one state replays a captured graph of the acting forward pass.
@@ -66,7 +66,7 @@ class FastLearner:
     @torch.no_grad()
     def q_values(self, states: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Q(s, .) of the online network, [B, A] on the device; one unbatched state gives [1, A]."""
-        s = self.learner._as_tensor(states)
+        s = self.learner.to_device(states)
         if s.dim() == len(self.in_shape):
             s = s.unsqueeze(0)
         if not self._use_graphs or s.shape[0] != 1 or s.dtype != torch.uint8:
@@ -95,10 +95,7 @@ class FastLearner:
     def update(self, batch: DeviceBatch) -> torch.Tensor:
         """One parameter update on a minibatch on the device; returns the batch-mean loss, unsynchronised."""
         if not self._use_graphs:
-            losses = self.learner.losses(batch.state, batch.action, batch.reward, batch.terminal, batch.next_state)
-            self.learner.descend(losses)
-            self.learner.parameter_updates += 1
-            return losses.detach().mean()
+            return self.learner.update(batch)
         if self._update_graph is None:
             self._update_graph = self._capture_update(batch)
         graph, static_batch, static_loss = self._update_graph
