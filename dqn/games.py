@@ -77,7 +77,8 @@ def check_game(game: str) -> str:
     ale_id = game.strip().lower().replace("-", "_")
     if ale_id in DISPLAY_NAMES or ale_id in ale_rom_ids():
         return ale_id
-    close = difflib.get_close_matches(ale_id, sorted(set(DISPLAY_NAMES) | set(ale_rom_ids())), n=1)
+    # A high cutoff: a typo gets its game, a wrong name the whole list rather than a far guess.
+    close = difflib.get_close_matches(ale_id, sorted(set(DISPLAY_NAMES) | set(ale_rom_ids())), n=1, cutoff=0.8)
     if close:
         raise UserError(f"unknown game {game!r} (did you mean {close[0]!r}?); use an ALE ROM id")
     raise UserError(
