@@ -19,7 +19,7 @@ the last two of 4 repeated frames, 84x84 grey, lost life = end of an episode, FI
 reward clipping) with VecFrameStack(4), torch's centered RMSprop (alpha 0.95, eps 0.01), Huber
 loss, its default gradient-norm clip of 10, and `optimize_memory_usage=False` (its default:
 s and s' stored apart) unless --sb3-optimize-memory. This project runs with the glibc malloc
-thresholds set at its entry point (dqn/allocator.py); --sb3-malloc-thresholds gives
+thresholds set at its entry point (dqn/speed/allocator.py); --sb3-malloc-thresholds gives
 Stable-Baselines3 the same.
 """
 

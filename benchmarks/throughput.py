@@ -14,7 +14,7 @@ Rows:
   32, replay --replay-transitions), --concurrent-runs runs at once, each a process of its own
   with --threads torch threads; their total is the machine's training throughput.
 - replay memory: bytes per transition of the host memory (dqn.replay) and of the device
-  memory (dqn.device_replay), exact from their array layouts; peak RSS of one training run
+  memory (dqn.speed.device_replay), exact from their array layouts; peak RSS of one training run
   as measured, and projected for a Nature run (1M transitions) by adding the unfilled memory.
 """
 
@@ -180,7 +180,7 @@ def table(args: argparse.Namespace) -> list[list]:
     rows.append(["replay memory (host, dqn.replay)", host_bytes, "bytes/transition",
                  f"1M transitions = {host_bytes * NATURE_REPLAY_TRANSITIONS / 1e9:.2f} GB"])
     device_bytes = replay_bytes(NATURE_REPLAY_TRANSITIONS) / NATURE_REPLAY_TRANSITIONS
-    rows.append(["replay memory (device, dqn.device_replay)", device_bytes, "bytes/transition",
+    rows.append(["replay memory (device, dqn.speed.device_replay)", device_bytes, "bytes/transition",
                  f"1M transitions = {device_bytes * NATURE_REPLAY_TRANSITIONS / 1e9:.2f} GB"])
     return rows
 
