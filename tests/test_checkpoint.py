@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import zlib
 
 import numpy as np
@@ -18,6 +17,7 @@ from dqn import checkpoint
 from dqn.checkpoint import (REJECTED_NOTE, SENTINEL, STATE_FILE, CheckpointWriteError, Checkpointer,
                             NoValidCheckpointError, step_dir_name)
 from dqn.errors import UserError
+from helpers.processes import mounted_tmpfs
 
 
 def _state(step: int) -> dict:
@@ -412,21 +412,8 @@ def test_estimate_bytes_is_within_a_mebibyte_above_the_saved_size(tmp_path):
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A real 4 MiB file system (tmpfs), for a real ENOSPC. Needs root and mount."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("a real full disk needs root and mount(8); the monkeypatched ENOSPC tests cover the logic")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); "
-                    "the monkeypatched ENOSPC tests cover the logic")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", 4, covered_by="the monkeypatched ENOSPC tests") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=False)
-        if os.path.ismount(mount_point):
-            subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
 
 def test_a_real_full_tmpfs_keeps_the_previous_checkpoint(small_tmpfs, monkeypatch):

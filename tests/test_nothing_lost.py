@@ -23,6 +23,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers.processes import in_background, mounted_tmpfs
+
 from dqn.checkpoint import Checkpointer
 
 SETS = [
@@ -112,20 +114,8 @@ def one_error_line(done: subprocess.CompletedProcess) -> str:
 def reference(tmp_path_factory):
     """The uninterrupted run; started in the background while the stopped one plays."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    proc = subprocess.Popen(cmd(out), stderr=subprocess.PIPE, text=True)
-    result = {}
-
-    def finished() -> Path:
-        if not result:
-            _, stderr = proc.communicate(timeout=600)
-            assert proc.returncode == 0, stderr
-            result["out"] = out
-        return result["out"]
-
-    yield finished
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    with in_background(cmd(out), out) as finished:
+        yield finished
 
 
 @pytest.fixture(scope="module")
@@ -293,24 +283,8 @@ def tmpfs(tmp_path):
 
     hp = resolve("nature", dict(item.split("=") for item in SETS)).for_game("breakout")
     size_mib = estimate_disk_bytes(hp) // 2**20 + 16
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    no_privileges = "a real full disk needs mounting a tmpfs, which needs root"
-    if os.geteuid() != 0:
-        pytest.skip(f"{no_privileges}; tests/test_checkpoint.py's ENOSPC tests cover the logic")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        if re.search(r"permission denied|not permitted|must be superuser", mounted.stderr, re.IGNORECASE):
-            pytest.skip(f"{no_privileges} and the capability to mount ({mounted.stderr.strip()}); "
-                        "tests/test_checkpoint.py's ENOSPC tests cover the logic")
-        pytest.fail(f"mount -t tmpfs failed: {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", size_mib, covered_by="tests/test_checkpoint.py's ENOSPC tests") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=False)
-        if os.path.ismount(mount_point):
-            subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
 
 def fill(ballast: Path, leave_bytes: int = 0) -> None:

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.processes import in_background
+
 SETS = [
     "training_length_frames=2400",  # 600 agent steps
     "replay_memory_size_transitions=1000",
@@ -49,19 +51,8 @@ def wait_until(proc, condition, timeout=300.0):
 def reference(tmp_path_factory):
     """The uninterrupted run; started in the background while the interrupted ones play."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    proc = subprocess.Popen(cmd(out), stderr=subprocess.PIPE, text=True)
-    result = {}
-
-    def finished():
-        if not result:
-            _, stderr = proc.communicate(timeout=600)
-            assert proc.returncode == 0, stderr
-            result["out"] = out
-        return result["out"]
-
-    yield finished
-    if proc.poll() is None:
-        proc.kill()
+    with in_background(cmd(out), out) as finished:
+        yield finished
 
 
 def read_log(out):
