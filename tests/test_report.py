@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import math
 import re
 import shutil
@@ -26,7 +27,7 @@ from analysis.report import tables as report_tables
 from analysis.report.html import MISSING, format_percent, format_score
 from analysis.report.paper import human_normalized, paper_best_episodes, paper_columns
 from analysis.report.results import load_results
-from helpers.synthetic_results import SMALL_GAMES, SMALL_MISSING, write_full, write_results, write_small
+from helpers.synthetic_results import DEMO_GAMES, SMALL_GAMES, SMALL_MISSING, write_demo, write_full, write_results, write_small
 
 REPO = Path(__file__).resolve().parents[1]
 REPS = 300
@@ -248,6 +249,9 @@ def expected_rows(folder: Path) -> pd.DataFrame:
         prefix = "random" if agent == "random" else weights
         out.setdefault(game, {})[f"{prefix}_mean"] = rows["mean"].mean()
         out[game][f"{prefix}_std"] = rows["mean"].std(ddof=1)
+        out[game][f"{prefix}_seeds"] = len(rows)
+        # The s.d. over episodes pooled over seeds: the root mean square of the seeds' s.d.s.
+        out[game][f"{prefix}_episode_std"] = math.sqrt((rows["std"] ** 2).mean())
         if agent == "dqn":
             random_score, human_score = paper.loc[game, "random_score"], paper.loc[game, "human_score"]
             normalized = 100.0 * (rows["mean"] - random_score) / (human_score - random_score)
@@ -257,10 +261,12 @@ def expected_rows(folder: Path) -> pd.DataFrame:
     return pd.DataFrame.from_dict(out, orient="index")
 
 
+EPISODE_SD, SEED_SD = "\u00b1 s.d. episodes", "\u00b1 s.d. seeds"
 GAME_COLUMNS = {  # (header, occurrence among equal headers) -> expected column
     ("Random", 0): "random_score", ("Human", 0): "human_score", ("DQN", 0): "paper_dqn_mean",
-    ("\u00b1 s.d.", 0): "paper_dqn_std", ("Random", 1): "random_mean", ("DQN best", 0): "best_mean",
-    ("\u00b1 s.d. seeds", 0): "best_std", ("DQN final", 0): "final_mean", ("\u00b1 s.d. seeds", 1): "final_std",
+    (EPISODE_SD, 0): "paper_dqn_std", ("Random", 1): "random_mean", ("DQN best", 0): "best_mean",
+    (EPISODE_SD, 1): "best_episode_std", (SEED_SD, 0): "best_std", ("DQN final", 0): "final_mean",
+    (EPISODE_SD, 2): "final_episode_std", (SEED_SD, 1): "final_std",
     ("Best", 0): "best_normalized", ("Final", 0): "final_normalized",
 }  # fmt: skip
 
@@ -275,13 +281,17 @@ def check_game_table(folder: Path, parsed: _Tables) -> dict[str, dict]:
         want = {"random_score": paper.loc[game, "random_score"], "human_score": paper.loc[game, "human_score"],
                 "paper_dqn_mean": paper.loc[game, "dqn_mean"], "paper_dqn_std": paper.loc[game, "dqn_std"]}
         want.update({c: expected.loc[game, c] if c in expected.columns and game in expected.index else math.nan
-                     for c in ("random_mean", "best_mean", "best_std", "final_mean", "final_std", "best_normalized", "final_normalized")})
+                     for c in ("random_mean", "best_mean", "best_std", "best_episode_std", "final_mean", "final_std",
+                               "final_episode_std", "best_normalized", "final_normalized")})
         want_copied = {"random_score", "human_score", "paper_dqn_mean", "paper_dqn_std"}
         for (header, occurrence), column in GAME_COLUMNS.items():
             cell = cells[column_index(table, header, occurrence)]
             got, value = number(cell), want[column]
             if pd.isna(value):
-                assert math.isnan(got) and cell["text"] == "\u2014", (game, column)
+                # An s.d. across seeds of a single seed reads so; any other missing value is a dash.
+                one_seed = column in ("best_std", "final_std") and game in expected.index and \
+                    expected.loc[game].get(column.replace("std", "seeds")) == 1
+                assert math.isnan(got) and cell["text"] == ("n/a (1 seed)" if one_seed else "\u2014"), (game, column)
             elif column.endswith("normalized"):
                 assert got == pytest.approx(value, rel=1e-12), (game, column)
                 assert cell["text"] == format_percent(value)
@@ -309,7 +319,7 @@ def test_small_report_table_matches_the_parquet_inputs(small):
     pong = scores[(scores["game"] == "pong") & (scores["weights"] == "best")]["mean"].to_numpy()
     table = parsed.tables["game-table"]
     assert number(rows["pong"]["cells"][column_index(table, "DQN best")]) == (pong[0] + pong[1]) / 2
-    assert number(rows["pong"]["cells"][column_index(table, "\u00b1 s.d. seeds")]) == pytest.approx(abs(pong[0] - pong[1]) / math.sqrt(2))
+    assert number(rows["pong"]["cells"][column_index(table, SEED_SD)]) == pytest.approx(abs(pong[0] - pong[1]) / math.sqrt(2))
 
 
 def test_small_report_lists_missing_games_and_runs(small):
@@ -429,6 +439,159 @@ def test_full_report_has_every_game_and_matches_the_parquet_inputs(full):
     assert int(ours[7]["text"]) == int((per_game >= 75).sum())
 
 
+# ---------------------------------------------------------------- a first demo run: one seed, not the paper's experiment
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = write_demo(tmp_path_factory.mktemp("results") / "demo")
+    out = tmp_path_factory.mktemp("report-demo")
+    text, parsed = render(folder, out)
+    return folder, out, text, parsed
+
+
+def banners(text: str) -> dict[str, str]:
+    """The text of every banner of the page, by id."""
+    found = re.findall(r'<div class="banner" id="([^"]+)" role="note">(.*?)</div>', text, re.DOTALL)
+    return {element_id: " ".join(unescape(re.sub(r"<[^>]+>", "", body)).split()) for element_id, body in found}
+
+
+def test_demo_report_says_it_is_not_the_papers_experiment_with_its_frames(demo):
+    folder, _, text, _ = demo
+    provenance = json.loads((folder / "provenance.json").read_text())
+    deviations = pd.read_parquet(folder / "deviations.parquet").set_index("field")
+    assert provenance["preset"] == "demo" and provenance["reference"] == "nature"
+    # By hand from the synthetic files: the demo trains deviations' training_length_frames per run, at the
+    # paper's action repeat (not a deviation), against the paper's 200M frames = 50M agent steps.
+    assert "action_repeat_frames" not in deviations.index
+    frames = int(deviations.loc["training_length_frames", "this_value"])
+    paper_frames = int(deviations.loc["training_length_frames", "paper_value"])
+    assert (frames, paper_frames) == (64_000, 200_000_000)
+    expected = (f"Each run trained {frames:,} emulator frames ({frames // 4:,} agent steps), "
+                f"{100 * frames / paper_frames:.3f} % of the paper's {paper_frames:,} frames "
+                f"({paper_frames // 4:,} agent steps) per run.")
+    assert expected == ("Each run trained 64,000 emulator frames (16,000 agent steps), 0.032 % of the paper's "
+                        "200,000,000 frames (50,000,000 agent steps) per run.")
+    found = banners(text)
+    assert set(found) == {"banner-top", "banner-summary"}
+    for banner in found.values():
+        assert banner.startswith("Not the paper's experiment: the scores are not comparable to the Nature 2015 paper's.")
+        assert expected in banner
+    # At the top of the page (under the title) and at the top of the summary.
+    assert text.index('id="banner-top"') < text.index("<nav>") and text.index('<section id="summary">') < text.index(
+        'id="banner-summary"') < text.index('class="headline"')
+    why = found["banner-summary"]
+    assert "preset demo, not the paper's nature" in why
+    assert f"{len(deviations)} hyperparameters differ from the paper's" in why
+    assert "not comparable with the paper's" in text  # the headline says so too
+
+
+def test_one_seed_confidence_intervals_read_not_available(demo):
+    folder, _, text, parsed = demo
+    rows = {r["cells"][0]["text"]: r["cells"] for r in parsed.tables["aggregates"]["body"]}
+    for label in ("This run, best-intermediate weights", "This run, final weights"):
+        for cell in rows[label][3:6]:  # median, mean, IQM
+            assert cell["text"].endswith(" [n/a (1 seed)]"), cell["text"]
+            assert cell["attrs"]["data-low"] == cell["attrs"]["data-high"] == ""  # no zero-width interval
+            assert cell["text"] == f"{format_percent(number(cell))} [n/a (1 seed)]"
+    assert "95 % CI n/a (1 seed)" in text
+    # A zero-width interval such as [400.5, 400.5] appears nowhere.
+    assert not re.search(r"\[(-?[\d,.]+), \1\]", text)
+    table = report_tables.aggregate_table(load_results(folder), reps=REPS)
+    ours = table[table["kind"] == "this run"]
+    assert ours[["median_low", "median_high", "iqm_low", "iqm_high"]].isna().all().all()
+    assert set(ours["ci_note"]) == {"n/a (1 seed)"}
+
+
+def test_one_seed_table_shows_both_spreads_labelled_apart(demo):
+    folder, _, _, parsed = demo
+    table = parsed.tables["game-table"]
+    rows = check_game_table(folder, parsed)
+    assert sorted(rows) == sorted(DEMO_GAMES)
+    headers = table["head"][-1]["cells"]
+    episode_sd = [h for h in headers if h["text"] == EPISODE_SD]
+    seed_sd = [h for h in headers if h["text"] == SEED_SD]
+    assert len(episode_sd) == 3 and len(seed_sd) == 2  # the paper's; best and final for this run
+    assert "paper's s.d. over its 30 evaluation episodes" in episode_sd[0]["attrs"]["title"]
+    for header in episode_sd[1:]:
+        assert "over single evaluation episodes, the paper's kind of s.d." in header["attrs"]["title"]
+    for header in seed_sd:
+        assert "across seeds of the seed means" in header["attrs"]["title"] and "not the" in header["attrs"]["title"]
+    scores = pd.read_parquet(folder / "scores.parquet").set_index(["game", "agent", "seed", "weights"])
+    for game, row in rows.items():
+        cells = row["cells"]
+        # One seed: this run's s.d. over episodes is the seed's own std; the s.d. across seeds does not exist.
+        assert number(cells[column_index(table, EPISODE_SD, 1)]) == scores.loc[(game, "dqn", 0, "best"), "std"]
+        assert number(cells[column_index(table, EPISODE_SD, 2)]) == scores.loc[(game, "dqn", 0, "final"), "std"]
+        for occurrence in (0, 1):
+            cell = cells[column_index(table, SEED_SD, occurrence)]
+            assert cell["text"] == "n/a (1 seed)" and cell["attrs"]["data-value"] == ""
+
+
+def test_the_papers_own_presets_show_no_banner(full, nips):
+    for folder, _, text, _ in (full, nips):
+        provenance = json.loads((folder / "provenance.json").read_text())
+        assert provenance["preset"] == provenance["reference"]
+        assert banners(text) == {} and "not comparable" not in text
+    # The 2013 preset's deviations.parquet lists its readings of what the paper leaves unstated: not departures.
+    assert len(pd.read_parquet(nips[0] / "deviations.parquet")) > 0
+    assert report_tables.comparability(load_results(nips[0])).deviations == ()
+
+
+def test_a_paper_preset_with_an_override_shows_the_banner(tmp_path):
+    folder = write_full(tmp_path / "nature")
+    deviations = pd.DataFrame([{"field": "replay_memory_size_transitions", "paper_value": "1000000",
+                                "this_value": "100000", "unit": "transitions", "note": ""}])
+    deviations.to_parquet(folder / "deviations.parquet")
+    comparability = report_tables.comparability(load_results(folder))
+    assert not comparability.comparable and comparability.deviations == ("replay_memory_size_transitions",)
+    (length,) = comparability.lengths  # the full length: every game trains the paper's 200M frames
+    assert (length.frames, length.steps, length.paper_frames, length.paper_steps) == (200_000_000, 50_000_000,
+                                                                                      200_000_000, 50_000_000)
+    assert len(length.games) == 49
+
+
+def test_2013_frames_per_run_are_the_2013_papers_10m_agent_steps(tmp_path):
+    folder = write_results(tmp_path / "nips", games=("breakout", "space_invaders"), seeds=(0,), preset="demo",
+                           reference="nips2013", curve_points=2)
+    comparability = report_tables.comparability(load_results(folder))
+    assert not comparability.comparable and comparability.preset == "demo" and comparability.paper_preset == "nips2013"
+    lengths = {length.games: length for length in comparability.lengths}
+    # The 2013 preset: 10M agent steps, at k = 4 (40M frames) and k = 3 for Space Invaders (30M frames).
+    assert (lengths[("Breakout",)].paper_frames, lengths[("Breakout",)].paper_steps) == (40_000_000, 10_000_000)
+    assert (lengths[("Space Invaders",)].paper_frames, lengths[("Space Invaders",)].paper_steps) == (30_000_000, 10_000_000)
+    assert lengths[("Breakout",)].frames == 64_000 and lengths[("Breakout",)].steps == 16_000
+
+
+def test_learning_curves_of_few_evaluations_have_dots_readable_frames_and_the_random_agent(demo):
+    folder, _, _, _ = demo
+    from analysis.report import figures
+
+    results = load_results(folder)
+    table = report_tables.game_table(results)
+    fig = figures.learning_curves_figure(results.learning_curves, table, reference_label="Nature 2015 paper")
+    fig.canvas.draw()
+    legend = fig.legends[0]
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert "random agent (this run's mean score)" in labels
+    assert labels[0] == "mean over seeds (dots: evaluations)"
+    figure_box, legend_box = fig.bbox, legend.get_window_extent()
+    assert figure_box.x0 <= legend_box.x0 and legend_box.x1 <= figure_box.x1
+    assert figure_box.y0 <= legend_box.y0 and legend_box.y1 <= figure_box.y1
+    for ax, (_, row) in zip(fig.axes, table.iterrows()):
+        assert ax.get_xlabel() == "frames (thousands)"  # 64,000 frames: thousands, not 0.064 millions
+        mean_line = ax.lines[0]
+        assert mean_line.get_marker() == "o"  # 2 evaluations: each one drawn
+        np.testing.assert_allclose(mean_line.get_xdata(), [32.0, 64.0])
+        random_line = [line for line in ax.lines if line.get_linestyle() == ":"]
+        assert len(random_line) == 1 and random_line[0].get_ydata()[0] == pytest.approx(row["random_mean"])
+    scores = pd.read_parquet(folder / "scores.parquet")
+    pong_random = scores[(scores["game"] == "pong") & (scores["agent"] == "random")]["mean"].mean()
+    assert table.set_index("game").loc["pong", "random_mean"] == pytest.approx(pong_random)
+    # Drawn at 150 dpi: the PNG is 1.5 times the size the page lays it out at.
+    assert figures.DPI == 150
+
+
 def test_partial_seeds_and_the_2013_reference(tmp_path):
     games = tuple(nips2013_table()["ale_id"])
     folder = write_results(tmp_path / "nips", games=games, seeds=(0, 1), missing_runs=[("pong", 1)], reference="nips2013")
@@ -442,12 +605,15 @@ def test_partial_seeds_and_the_2013_reference(tmp_path):
         assert number(cells[column_index(table, "Random")]) == reference.loc[game, "random"]
         assert number(cells[column_index(table, "Human")]) == reference.loc[game, "human"]
         assert number(cells[column_index(table, "DQN")]) == reference.loc[game, "dqn"]
-        assert cells[column_index(table, "\u00b1 s.d.")]["text"] == "\u2014"
+        assert cells[column_index(table, EPISODE_SD)]["text"] == "\u2014"
     # Pong's one scored seed: its mean, no s.d., normalized with Table 1's random and human.
     scores = pd.read_parquet(folder / "scores.parquet").set_index(["game", "agent", "seed", "weights"])
     pong = scores.loc[("pong", "dqn", 0, "best"), "mean"]
     assert number(rows["pong"][column_index(table, "DQN best")]) == pong
-    assert math.isnan(number(rows["pong"][column_index(table, "\u00b1 s.d. seeds")]))
+    seed_sd = rows["pong"][column_index(table, SEED_SD)]
+    assert math.isnan(number(seed_sd)) and seed_sd["text"] == "n/a (1 seed)"
+    # Its s.d. over episodes is that one seed's (scores.parquet std).
+    assert number(rows["pong"][column_index(table, EPISODE_SD, 1)]) == pytest.approx(scores.loc[("pong", "dqn", 0, "best"), "std"])
     assert number(rows["pong"][column_index(table, "Best")]) == pytest.approx(100 * (pong + 20.4) / (-3 + 20.4))
     assert "NIPS 2013 workshop paper (Table 1)" in text and "Table 1 of the 2013 workshop paper" in text
     aggregates = {r["cells"][0]["text"]: r["cells"] for r in parsed.tables["aggregates"]["body"]}

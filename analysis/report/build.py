@@ -40,9 +40,11 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
         ("learning_curves.png", "Learning curves (Fig. 2 a, b style)",
          figs.learning_curves_figure(curves, table, reference_label=reference_label),
          "Training-time evaluation score (\u03b5 = 0.05, one environment playing the whole budget, the unfinished "
-         "last episode discarded) against emulator frames for every game: line, the mean over seeds; band, the range "
-         "(min to max) over seeds; dashed grey, the paper's final DQN score; red cross at 0, an evaluation that "
-         "completed no episode (no score; 0 in the choice of the best snapshot, as in DeepMind's code)."),
+         "last episode discarded) against emulator frames for every game: line, the mean over seeds (a dot on each "
+         f"evaluation when a run has at most {figs.MARKER_POINTS}); band, the range (min to max) over seeds; dashed grey, "
+         "the paper's final DQN score; dotted, this run's random agent (its mean score over seeds and episodes); red "
+         "cross at 0, an evaluation that completed no episode (no score; 0 in the choice of the best snapshot, as in "
+         "DeepMind's code)."),
         ("average_max_q.png", "Average max Q on held-out transitions (Fig. 2 c, d style)",
          figs.average_max_q_figure(curves, table),
          "Mean over the held-out transitions of max_a Q_target(s', a), the target network on their next states, as "
@@ -57,7 +59,7 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
     ]  # fmt: skip
     items = []
     for name, title, figure, caption in drawn:
-        items.append(FigureItem(name=name, png=figs.png_bytes(figure), title=title, caption=caption))
+        items.append(FigureItem(name=name, png=figs.png_bytes(figure), title=title, caption=caption, dpi=figs.DPI))
     return items
 
 
@@ -142,6 +144,7 @@ def write_report(results: Results, out: Path, figures_dir: Path, *, bootstrap_re
         warnings=warnings,
         best_episodes=tables.best_episode_table(results),
         best_episodes_where=reference.best_episodes.where if reference.best_episodes else "",
+        comparability=tables.comparability(results),
     )
     document = render_report(content)
     for item in figure_items:

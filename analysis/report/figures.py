@@ -24,6 +24,11 @@ BAR_CLIP_PERCENT = 600.0
 SYMLOG_LINEAR_WIDTH = 10.0
 # The scatter of scores names this many games, those farthest from the paper on the symlog scale.
 SCATTER_LABELS = 12
+# A learning curve with at most this many evaluations in a run draws a dot on each.
+MARKER_POINTS = 12
+# PNG resolution: the page lays a figure out at 100 px an inch (html.PAGE_DPI), so 150 is sharp there
+# and on a 1.5x screen; a panel grid of 7 columns is then about 2,500 px wide.
+DPI = 150
 
 _PALETTE = sns.color_palette("colorblind")
 THIS_RUN_COLOR = _PALETTE[0]
@@ -31,13 +36,14 @@ FINAL_COLOR = _PALETTE[2]
 PAPER_COLOR = (0.62, 0.62, 0.62)
 HUMAN_COLOR = _PALETTE[3]
 NO_EPISODE_COLOR = "firebrick"
+RANDOM_COLOR = _PALETTE[1]
 
 
 def _new_figure(width_inches: float, height_inches: float) -> Figure:
     return Figure(figsize=(width_inches, height_inches), layout="constrained")
 
 
-def png_bytes(fig: Figure, *, dpi: int = 100) -> bytes:
+def png_bytes(fig: Figure, *, dpi: int = DPI) -> bytes:
     """The figure encoded as PNG."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
@@ -99,9 +105,11 @@ def normalized_scores_figure(table: pd.DataFrame, *, weights: str = "best", refe
     return fig
 
 
-def _grid(n: int, panel_inches: float = 2.3, max_columns: int = 7) -> tuple[Figure, list, int]:
+def _grid(n: int, max_columns: int = 7) -> tuple[Figure, list, int]:
     columns = max(1, min(max_columns, n))
     rows = max(1, math.ceil(n / columns))
+    # 2.3 inch panels for a full grid; fewer games get larger panels, up to a figure about 12.5 inches wide.
+    panel_inches = min(4.5, max(2.3, 12.5 / columns))
     fig = _new_figure(panel_inches * columns + 0.4, panel_inches * 0.8 * rows + 0.8)
     with sns.axes_style("whitegrid"):
         axes = fig.subplots(rows, columns, squeeze=False).ravel().tolist()
@@ -116,20 +124,46 @@ def seed_band(curves: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.DataFrame({"mean": grouped.mean(), "low": grouped.min(), "high": grouped.max(), "seeds": grouped.count()}).reset_index()
 
 
+def frames_unit(max_frames: float) -> tuple[float, str]:
+    """(divisor, axis label) for emulator frames up to `max_frames`: millions from 1M, thousands from 1,000."""
+    if max_frames >= 1e6:
+        return 1e6, "frames (millions)"
+    if max_frames >= 1e3:
+        return 1e3, "frames (thousands)"
+    return 1.0, "frames"
+
+
+def fit_legend(fig: Figure, handles: list, *, fontsize: float = 8):
+    """A legend above the panels with as many entries a row as fit inside the figure's width."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    for ncols in range(len(handles), 0, -1):
+        legend = fig.legend(handles=handles, loc="outside upper center", ncols=ncols, fontsize=fontsize, frameon=False)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.97 * fig.bbox.width:
+            return legend
+        legend.remove()
+
+
 def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel: str, *,
-                  paper_line: str | None = None, paper_label: str = "paper", mark_no_episode: bool = False) -> Figure:
+                  paper_line: str | None = None, paper_label: str = "paper", random_line: str | None = None,
+                  random_label: str = "random agent", mark_no_episode: bool = False) -> Figure:
     """One panel per game of `table` (missing games included): `column` of learning_curves.parquet against
     emulator frames, the mean over seeds as a line and the range over seeds (min to max) as a band.
 
     `paper_line` names a `table` column drawn as a dashed horizontal line (e.g. the paper's score),
-    labelled `paper_label` in the legend. `mark_no_episode`: an evaluation that completed no
-    episode (no score; 0 in the choice of the best snapshot) is drawn as a cross at 0.
+    labelled `paper_label` in the legend; `random_line` one drawn dotted (e.g. this run's random
+    agent), labelled `random_label`. `mark_no_episode`: an evaluation that completed no episode (no
+    score; 0 in the choice of the best snapshot) is drawn as a cross at 0. A run with at most
+    MARKER_POINTS evaluations gets a dot on each. Frames are in millions or thousands, from the data.
     """
     fig, axes, columns = _grid(len(table))
     curves = curves.assign(game=curves["game"].astype(str))
+    scale, xlabel = frames_unit(float(curves["frames"].max()) if len(curves) else 0.0)
     no_episode = ((curves["eval_frames"] > 0) & (curves["eval_episodes"] == 0)
                   if mark_no_episode and "eval_frames" in curves else pd.Series(False, index=curves.index))
     any_no_episode = False
+    any_markers = False
     for k, (ax, (_, row)) in enumerate(zip(axes, table.iterrows())):
         game_no_episode = curves[(curves["game"] == row["game"]) & no_episode]
         game_curves = curves[(curves["game"] == row["game"]) & curves[column].notna()]
@@ -140,10 +174,10 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
         if k % columns == 0:
             ax.set_ylabel(ylabel, fontsize=8)
         if k >= len(axes) - columns:
-            ax.set_xlabel("frames (millions)", fontsize=8)
+            ax.set_xlabel(xlabel, fontsize=8)
         if not game_no_episode.empty:
             any_no_episode = True
-            ax.plot(game_no_episode["frames"] / 1e6, np.zeros(len(game_no_episode)), linestyle="none", marker="x",
+            ax.plot(game_no_episode["frames"] / scale, np.zeros(len(game_no_episode)), linestyle="none", marker="x",
                     color=NO_EPISODE_COLOR, markersize=5)
         if game_curves.empty and game_no_episode.empty:
             ax.text(0.5, 0.5, "no data yet", transform=ax.transAxes, ha="center", va="center",
@@ -154,24 +188,30 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
         if game_curves.empty:
             continue
         band = seed_band(game_curves, column)
-        x = band["frames"] / 1e6
+        x = band["frames"] / scale
+        few = int(game_curves.groupby("seed").size().max()) <= MARKER_POINTS
+        any_markers |= few
         ax.fill_between(x, band["low"], band["high"], color=THIS_RUN_COLOR, alpha=0.25, linewidth=0)
-        ax.plot(x, band["mean"], color=THIS_RUN_COLOR, linewidth=1.3)
+        ax.plot(x, band["mean"], color=THIS_RUN_COLOR, linewidth=1.3, marker="o" if few else None, markersize=3.5)
         if paper_line is not None and np.isfinite(row[paper_line]):
             ax.axhline(row[paper_line], color=PAPER_COLOR, linestyle="--", linewidth=1.0)
+        if random_line is not None and np.isfinite(row[random_line]):
+            ax.axhline(row[random_line], color=RANDOM_COLOR, linestyle=":", linewidth=1.4)
+        ax.set_xlim(left=0.0)  # training starts at 0 frames: a curve of two evaluations still reads as progress
         ax.yaxis.set_major_locator(_locator(4))
         ax.xaxis.set_major_locator(_locator(3))
     # A legend on the figure itself, so that the PNG reads on its own (the workflow shows it alone).
-    handles = [Line2D([], [], color=THIS_RUN_COLOR, linewidth=1.3, label="mean over seeds"),
+    handles = [Line2D([], [], color=THIS_RUN_COLOR, linewidth=1.3, marker="o" if any_markers else None, markersize=3.5,
+                      label="mean over seeds" + (" (dots: evaluations)" if any_markers else "")),
                Patch(color=THIS_RUN_COLOR, alpha=0.25, label="range over seeds (min to max)")]
     if paper_line is not None:
         handles.append(Line2D([], [], color=PAPER_COLOR, linestyle="--", label=paper_label))
+    if random_line is not None:
+        handles.append(Line2D([], [], color=RANDOM_COLOR, linestyle=":", linewidth=1.4, label=random_label))
     if any_no_episode:
         handles.append(Line2D([], [], color=NO_EPISODE_COLOR, linestyle="none", marker="x",
                               label="no episode completed (0 for the best snapshot)"))
-    # Two entries a row beyond three: a row of four is wider than a grid of three panels.
-    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles) if len(handles) <= 3 else 2,
-               fontsize=8, frameon=False)
+    fit_legend(fig, handles)
     return fig
 
 
@@ -183,9 +223,10 @@ def _locator(bins: int):
 
 def learning_curves_figure(curves: pd.DataFrame, table: pd.DataFrame, *, reference_label: str = "paper") -> Figure:
     """Fig. 2 (a, b) for every game: training-time evaluation score against frames, seeds as a min-max band,
-    the paper's final DQN score as a dashed grey line."""
+    the paper's final DQN score as a dashed grey line, this run's random agent (`random_mean`) dotted."""
     return curves_figure(curves, table, "eval_score_mean", "score", paper_line="paper_dqn_mean",
-                         paper_label=f"final DQN score in the {reference_label}", mark_no_episode=True)
+                         paper_label=f"final DQN score in the {reference_label}", random_line="random_mean",
+                         random_label="random agent (this run's mean score)", mark_no_episode=True)
 
 
 def average_max_q_figure(curves: pd.DataFrame, table: pd.DataFrame) -> Figure:

@@ -18,7 +18,12 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
+from analysis.report.tables import NO_INTERVAL_ONE_SEED, Comparability
+
 MISSING = "\u2014"  # em dash
+# The pixels per inch at which a figure is laid out on the page (a browser's CSS inch is 96 px; 100
+# keeps figure sizes round): a PNG drawn at a higher dpi is shown at this size, and so stays sharp.
+PAGE_DPI = 100
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,7 @@ class FigureItem:
     png: bytes
     title: str
     caption: str
+    dpi: int = PAGE_DPI  # the dpi the PNG was drawn at
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class ReportContent:
     warnings: list[str] = field(default_factory=list)
     best_episodes: pd.DataFrame | None = None  # tables.best_episode_table; None: the paper reports none
     best_episodes_where: str = ""  # where the paper prints them, e.g. "Table 1, lower part"
+    comparability: Comparability | None = None  # tables.comparability; None: not checked, no banner
 
 
 # ---------------------------------------------------------------- number formats
@@ -123,10 +130,12 @@ def text_cell(text: Any, css: str = "text", sort_value: str | None = None) -> st
     return f'<td class="{css}"{sort_attr}>{escape(text)}</td>'
 
 
-def header_cell(label: str, *, numeric: bool, title: str = "") -> str:
+def header_cell(label: str, *, numeric: bool, title: str = "", css: str = "") -> str:
     title_attr = f' title="{escape(title)}"' if title else ""
+    # Only the game column's class goes on its header (it stays in view when the table scrolls).
+    class_attr = ' class="game"' if css == "game" else ""
     kind = "number" if numeric else "text"
-    return f'<th data-type="{kind}" scope="col"{title_attr}>{escape(label)}</th>'
+    return f'<th data-type="{kind}" scope="col"{class_attr}{title_attr}>{escape(label)}</th>'
 
 
 def simple_table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, Callable[[Any], str] | None]], *,
@@ -143,25 +152,40 @@ def simple_table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, Callable
 
 
 # The per-game table: (column of game_table, header, formatter or None for text, tooltip, extra css).
+EPISODE_SD = "\u00b1 s.d. episodes"
+SEED_SD = "\u00b1 s.d. seeds"
+_OUR_EPISODE_SD_TIP = (
+    "s.d. over single evaluation episodes, the paper's kind of s.d.: each seed's s.d. over its episodes "
+    "(scores.parquet std), pooled over seeds as their root mean square"
+)
+_SEED_SD_TIP = (
+    "s.d. across seeds of the seed means (ddof 1): how far a mean moves from one seed to another, not the "
+    "spread of single episodes; n/a with one seed"
+)
 GAME_COLUMNS: list[tuple[str, str, Callable[[Any], str] | None, str, str]] = [
-    ("display_name", "Game", None, "game as printed in the paper", ""),
+    ("display_name", "Game", None, "game as printed in the paper", "game"),
     ("status", "Status", None, "complete: every planned seed trained and scored; partial; missing: no DQN score", "status"),
     ("random_score", "Random", format_score, "the paper's random agent", ""),
     ("human_score", "Human", format_score, "the paper's professional human tester", ""),
     ("paper_dqn_mean", "DQN", format_score, "the paper's DQN: mean over 30 episodes", ""),
-    ("paper_dqn_std", "\u00b1 s.d.", format_score, "the paper's s.d. over 30 episodes", "sd"),
+    ("paper_dqn_std", EPISODE_SD, format_score,
+     "the paper's s.d. over its 30 evaluation episodes (one trained agent): the spread of single episodes", "sd"),
     ("random_mean", "Random", format_score, "this run's random agent: mean of seed means", ""),
     ("best_mean", "DQN best", format_score, "best-intermediate weights: mean of seed means (each over 30 episodes)", ""),
-    ("best_std", "\u00b1 s.d. seeds", format_score, "s.d. of the seed means (ddof 1); empty with one seed", "sd"),
+    ("best_episode_std", EPISODE_SD, format_score, f"best-intermediate weights: {_OUR_EPISODE_SD_TIP}", "sd"),
+    ("best_std", SEED_SD, format_score, f"best-intermediate weights: {_SEED_SD_TIP}", "sd"),
     ("final_mean", "DQN final", format_score, "final weights: mean of seed means (each over 30 episodes)", ""),
-    ("final_std", "\u00b1 s.d. seeds", format_score, "s.d. of the seed means (ddof 1); empty with one seed", "sd"),
+    ("final_episode_std", EPISODE_SD, format_score, f"final weights: {_OUR_EPISODE_SD_TIP}", "sd"),
+    ("final_std", SEED_SD, format_score, f"final weights: {_SEED_SD_TIP}", "sd"),
     ("paper_normalized", "Paper", format_percent, "the paper's DQN, human-normalized (%)", ""),
     ("best_normalized", "Best", format_percent, "this run, best-intermediate weights, human-normalized (%)", ""),
     ("final_normalized", "Final", format_percent, "this run, final weights, human-normalized (%)", ""),
     ("higher", "Higher", None, "whose DQN score is higher: this run (best-intermediate) or the paper", ""),
 ]
 # Group headers over GAME_COLUMNS: (label, number of columns, css).
-GAME_GROUPS = [("", 2, ""), ("Paper", 4, "group-paper"), ("This run", 5, "group-ours"), ("Human-normalized (%)", 3, ""), ("", 1, "")]
+# The game's own cell stands alone, so that it can stay in view while the table scrolls sideways.
+GAME_GROUPS = [("", 1, "game"), ("", 1, ""), ("Paper", 4, "group-paper"), ("This run", 7, "group-ours"),
+               ("Human-normalized (%)", 3, ""), ("", 1, "")]
 
 
 def status_text(row: pd.Series) -> str:
@@ -171,9 +195,13 @@ def status_text(row: pd.Series) -> str:
     return f"{row['status']} ({scored} of {int(row['seeds_planned'])} seeds scored)"
 
 
+def _class(css: str) -> str:
+    return f' class="{css}"' if css else ""
+
+
 def _group_row(groups: Sequence[tuple[str, int, str]], reference_label: str) -> str:
     return "".join(
-        f'<th colspan="{span}" class="{css}">{escape(reference_label if label == "Paper" else label)}</th>'
+        f'<th colspan="{span}"{_class(css)}>{escape(reference_label if label == "Paper" else label)}</th>'
         for label, span, css in groups
     )
 
@@ -181,7 +209,7 @@ def _group_row(groups: Sequence[tuple[str, int, str]], reference_label: str) -> 
 def _game_cell(row: pd.Series, column: str) -> str | None:
     """The game and status cells every per-game table shares; None for any other column."""
     if column == "display_name":
-        return text_cell(row["display_name"], sort_value=str(row["display_name"]))
+        return text_cell(row["display_name"], css="text game", sort_value=str(row["display_name"]))
     if column == "status":
         return text_cell(status_text(row), css="text status", sort_value=str(row["status"]))
     return None
@@ -192,9 +220,16 @@ def _game_row(row: pd.Series, cells: Sequence[str]) -> str:
     return f'<tr class="status-{escape(str(row["status"]))}" data-game="{escape(str(row["game"]))}">{"".join(cells)}</tr>'
 
 
+def seed_sd_cell(row: pd.Series, weights: str) -> str:
+    """The s.d. across seeds: "n/a (1 seed)" where one seed is scored (there is no spread to measure)."""
+    if int(row[f"{weights}_seeds"]) == 1:
+        return f'<td class="num sd na" data-value="">{escape(NO_INTERVAL_ONE_SEED)}</td>'
+    return num_cell(row[f"{weights}_std"], format_score, css="num sd")
+
+
 def game_table_html(table: pd.DataFrame, reference_label: str) -> str:
     groups = _group_row(GAME_GROUPS, reference_label)
-    head = "".join(header_cell(h, numeric=fmt is not None, title=tip) for _, h, fmt, tip, _ in GAME_COLUMNS)
+    head = "".join(header_cell(h, numeric=fmt is not None, title=tip, css=css) for _, h, fmt, tip, css in GAME_COLUMNS)
     body = []
     for _, row in table.iterrows():
         cells = []
@@ -202,6 +237,8 @@ def game_table_html(table: pd.DataFrame, reference_label: str) -> str:
             shared = _game_cell(row, column)
             if shared is not None:
                 cells.append(shared)
+            elif column in ("best_std", "final_std"):
+                cells.append(seed_sd_cell(row, column.removesuffix("_std")))
             elif column == "higher":
                 higher = str(row["higher"])
                 cells.append(text_cell(higher, css=f"text higher-{higher.replace(' ', '-')}" if higher else "text"))
@@ -224,7 +261,7 @@ BEST_EPISODE_COLUMNS: list[tuple[str, str, Callable[[Any], str] | None, str]] = 
     ("best_max_score", "Best-intermediate weights", format_score, "highest score of any evaluation episode, over every seed"),
     ("final_max_score", "Final weights", format_score, "highest score of any evaluation episode, over every seed"),
 ]
-BEST_EPISODE_GROUPS = [("", 2, ""), ("Paper", 2, "group-paper"), ("This run, best single episode", 2, "group-ours")]
+BEST_EPISODE_GROUPS = [("", 1, "game"), ("", 1, ""), ("Paper", 2, "group-paper"), ("This run, best single episode", 2, "group-ours")]
 
 
 def _episode_counts_text(table: pd.DataFrame) -> str:
@@ -261,7 +298,8 @@ def best_episodes_html(content: ReportContent) -> str:
         return ""
     paper_label = content.reference_label.split(" (")[0]
     groups = _group_row(BEST_EPISODE_GROUPS, paper_label)
-    head = "".join(header_cell(h, numeric=fmt is not None, title=tip) for _, h, fmt, tip in BEST_EPISODE_COLUMNS)
+    head = "".join(header_cell(h, numeric=fmt is not None, title=tip, css="game" if column == "display_name" else "")
+                   for column, h, fmt, tip in BEST_EPISODE_COLUMNS)
     body = []
     for _, row in table.iterrows():
         cells = [_game_cell(row, column) or num_cell(row[column], fmt) for column, _, fmt, _ in BEST_EPISODE_COLUMNS]
@@ -276,13 +314,22 @@ def best_episodes_html(content: ReportContent) -> str:
 
 def _with_ci(row: pd.Series, name: str) -> str:
     point = format_percent(row[name])
+    if row.get("ci_note"):
+        return f"{point} [{row['ci_note']}]"
     if _finite(row.get(f"{name}_low")):
         return f"{point} [{format_percent(row[f'{name}_low'])}, {format_percent(row[f'{name}_high'])}]"
     return point
 
 
+def _title(tip: str) -> str:
+    return f' title="{escape(tip)}"' if tip else ""
+
+
 def aggregates_html(aggregates: pd.DataFrame) -> str:
     head = ["", "games", "runs", "median (%)", "mean (%)", "IQM (%)", "games \u2265 100 %", "games \u2265 75 %"]
+    ci = "with its 95 % confidence interval in brackets (stratified bootstrap over seeds; n/a with one seed per game)"
+    tips = ["", "games with a score", "run x game scores", f"median over games {ci}", f"mean over games {ci}",
+            f"interquartile mean of all run x game scores {ci}", "", ""]
     body = []
     for _, row in aggregates.iterrows():
         cells = [
@@ -296,8 +343,63 @@ def aggregates_html(aggregates: pd.DataFrame) -> str:
         cells.append(num_cell(row["at_or_above_100"], format_int))
         cells.append(num_cell(row["at_or_above_75"], format_int))
         body.append(f'<tr class="kind-{escape(str(row["kind"]).replace(" ", "-"))}">{"".join(cells)}</tr>')
-    header = "".join(f'<th scope="col">{escape(h)}</th>' for h in head)
+    header = "".join(f'<th scope="col"{_title(tip)}>{escape(h)}</th>' for h, tip in zip(head, tips))
     return f'<table id="aggregates"><thead><tr>{header}</tr></thead><tbody>\n' + "\n".join(body) + "\n</tbody></table>"
+
+
+def percent_of(fraction: float) -> str:
+    """A share in percent with two significant digits below 10 % (0.032 %), whole numbers above."""
+    percent = 100.0 * fraction
+    if percent >= 10.0 or percent == 0.0:
+        return f"{percent:,.0f} %"
+    decimals = max(0, 1 - math.floor(math.log10(percent)))
+    return f"{percent:.{decimals}f} %"
+
+
+def _length_text(length) -> str:
+    steps = f" ({length.steps:,} agent steps)" if length.steps is not None else ""
+    return (f"{length.frames:,} emulator frames{steps}, {percent_of(length.fraction)} of the paper's "
+            f"{length.paper_frames:,} frames ({length.paper_steps:,} agent steps)")
+
+
+def training_length_text(comparability: Comparability) -> str:
+    """The training length per run beside the paper's, e.g. "Each run trained 64,000 emulator frames (16,000 agent
+    steps), 0.032 % of the paper's 200,000,000 frames (50,000,000 agent steps) per run."
+    """
+    lengths = comparability.lengths
+    if not lengths:
+        return "No run is planned yet, so the frames per run are unknown."
+    text = f"Each run trained {_length_text(lengths[0])} per run"
+    if len(lengths) > 1:
+        text += "; " + "; ".join(f"{', '.join(length.games)}: {_length_text(length)}" for length in lengths[1:])
+    return text + "."
+
+
+def banner_html(content: ReportContent, element_id: str, *, full: bool) -> str:
+    """The note that this is not the paper's experiment, or "" when it is (or was not checked).
+
+    `full` adds why (preset, deviating fields); the short one heads the page, the full one the summary.
+    """
+    comparability = content.comparability
+    if comparability is None or comparability.comparable:
+        return ""
+    paper = content.reference_label.split(" (")[0]
+    parts = [f"<strong>Not the paper's experiment: the scores are not comparable to the {escape(paper)}'s.</strong>",
+             escape(training_length_text(comparability))]
+    if full:
+        why = []
+        if comparability.preset != comparability.paper_preset:
+            why.append(f"preset <code>{escape(comparability.preset)}</code>, not the paper's "
+                       f"<code>{escape(comparability.paper_preset)}</code>")
+        if comparability.deviations:
+            fields = comparability.deviations
+            shown = ", ".join(f"<code>{escape(f)}</code>" for f in fields[:6]) + (f" and {len(fields) - 6} more" if len(fields) > 6 else "")
+            why.append(f"{len(fields)} hyperparameter{'s' if len(fields) > 1 else ''} differ{'' if len(fields) > 1 else 's'} "
+                       f"from the paper's (<a href=\"#deviations-heading\">deviations</a>: {shown})")
+        parts.append("Why: " + "; ".join(why) + ".")
+    else:
+        parts.append('<a href="#summary">Details in the summary.</a>')
+    return f'<div class="banner" id="{escape(element_id)}" role="note">' + " ".join(parts) + "</div>"
 
 
 def headline_html(content: ReportContent) -> str:
@@ -310,13 +412,20 @@ def headline_html(content: ReportContent) -> str:
     table = content.game_table
     compared = table[table["higher"].isin(["this run", "paper", "tie"])]
     wins = int((compared["higher"] == "this run").sum())
+    if row.get("ci_note"):
+        interval = f"95 % CI {escape(str(row['ci_note']))}"
+    else:
+        interval = f"95 % CI {format_percent(row['median_low'])} to {format_percent(row['median_high'])} %"
+    caveat = ""
+    if content.comparability is not None and not content.comparability.comparable:
+        caveat = " These numbers are not comparable with the paper's: see the note above."
     return (
         '<p class="headline">'
         f"Median human-normalized score of this run: <strong>{format_percent(row['median'])} %</strong> "
-        f"({escape(str(row['label']).split(', ', 1)[1])}; 95 % CI {format_percent(row['median_low'])} to "
-        f"{format_percent(row['median_high'])} %) against <strong>{format_percent(paper['median'])} %</strong> for DQN in the paper "
+        f"({escape(str(row['label']).split(', ', 1)[1])}; {interval}) "
+        f"against <strong>{format_percent(paper['median'])} %</strong> for DQN in the paper "
         f"on the same {int(paper['games'])} games. This run scores higher than the paper on "
-        f"<strong>{wins} of {len(compared)}</strong> games (best-intermediate weights).</p>"
+        f"<strong>{wins} of {len(compared)}</strong> games (best-intermediate weights).{caveat}</p>"
     )
 
 
@@ -334,14 +443,23 @@ def missing_html(missing: pd.DataFrame, table: pd.DataFrame) -> str:
     return intro + simple_table(missing, columns, table_id="missing-runs")
 
 
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) in pixels of a PNG, read from its IHDR chunk."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 def figures_html(figures: Sequence[FigureItem]) -> str:
     parts = []
     for item in figures:
         encoded = base64.b64encode(item.png).decode("ascii")
+        # Laid out at PAGE_DPI (the CSS caps the width at the page's): a PNG drawn at a higher dpi is sharp.
+        width, height = (round(n * PAGE_DPI / item.dpi) for n in png_size(item.png))
         parts.append(
             f'<figure id="figure-{escape(item.name.removesuffix(".png"))}">'
             f"<h3>{escape(item.title)}</h3>"
-            f'<img src="data:image/png;base64,{encoded}" alt="{escape(item.title)}">'
+            f'<img src="data:image/png;base64,{encoded}" width="{width}" height="{height}" alt="{escape(item.title)}">'
             f"<figcaption>{escape(item.caption)} (file <code>{escape(item.name)}</code>)</figcaption></figure>"
         )
     return "\n".join(parts)
@@ -374,7 +492,7 @@ def setting_text(value: Any) -> str:
 
 def provenance_html(content: ReportContent) -> str:
     prov = dict(content.provenance)
-    parts = ["<h3>Deviations of the resolved config from the paper</h3>"]
+    parts = ['<h3 id="deviations-heading">Deviations of the resolved config from the paper</h3>']
     if content.deviations.empty:
         parts.append("<p>None: every hyperparameter equals the paper's (deviations.parquet has no rows).</p>")
     else:
@@ -450,17 +568,23 @@ def method_html(content: ReportContent) -> str:
         "This run's score of a game is the <em>mean of the seed means</em>: each seed's mean over its evaluation "
         "episodes (<code>scores.parquet</code> <code>mean</code>; 30 episodes of at most 5 minutes at \u03b5 = 0.05 by the "
         "protocol) averaged over the seeds. Its \u00b1 is the <em>standard deviation across seeds</em> of those seed "
-        "means (sample s.d., ddof 1; empty with one seed). The paper's \u00b1 is the s.d. over the 30 episodes of its "
-        "single agent, a different quantity; each seed's 30-episode s.d. is in <code>scores.parquet</code> "
-        "<code>std</code>.",
+        "means (sample s.d., ddof 1; n/a with one seed). The paper's \u00b1 is the s.d. over the 30 episodes of its "
+        "single agent, a different quantity; this run's counterpart is the \u201c\u00b1 s.d. episodes\u201d column: "
+        "each seed's s.d. over its episodes (<code>scores.parquet</code> <code>std</code>) pooled over seeds as the "
+        "root mean square.",
         "Human-normalized scores are computed per seed from that seed's mean, then averaged over seeds.",
         "\u201cHigher\u201d compares this run's best-intermediate mean with the paper's DQN mean.",
         "Aggregates follow rliable (Agarwal et al., 2021): median and mean over games of the per-game scores; "
         "the IQM is the mean of the middle 50 % of all run \u00d7 game scores (int(0.25 n) cut from each end). "
         f"95 % confidence intervals are percentile intervals of a stratified bootstrap over seeds "
         f"(seeds resampled with replacement within each game; {content.bootstrap_reps:,} resamples, seed "
-        f"{content.bootstrap_seed}). The paper's aggregates use its one published score per game.",
+        f"{content.bootstrap_seed}); with one seed per game there is nothing to resample and the interval reads "
+        f"\u201c{NO_INTERVAL_ONE_SEED}\u201d. The paper's aggregates use its one published score per game.",
         "Games \u2265 100 % and \u2265 75 % count games whose mean of seed scores reaches that human-normalized level.",
+        "The note that heads the page when the experiment is not the paper's is generated from "
+        "<code>provenance.json</code> (<code>preset</code>), <code>deviations.parquet</code> and <code>runs.parquet</code> "
+        "(<code>frames_planned</code>), against the paper's preset in <code>dqn.config</code>; the 2013 preset's "
+        "readings of values the paper leaves unstated are the paper's experiment, not a deviation from it.",
         "Games without a DQN score are listed as missing and left out of this run's aggregates; the "
         "\u201cPaper, the same games\u201d row then compares like with like.",
         f"Every number comes from the files in <code>{escape(content.results_path)}</code> and the reference CSV "
@@ -491,14 +615,18 @@ def render_report(content: ReportContent) -> str:
         warnings = '<div class="warnings"><strong>Check these:</strong><ul>' + "".join(
             f"<li>{escape(w)}</li>" for w in content.warnings) + "</ul></div>"
     table_note = (
-        "Scores are raw game scores; this run's are the mean of seed means \u00b1 the s.d. across seeds, the paper's "
-        "the mean \u00b1 s.d. over 30 episodes."
+        "Scores are raw game scores; this run's are the mean of seed means. Two different spreads: "
+        f"\u201c{EPISODE_SD}\u201d is the s.d. over single evaluation episodes, as the paper's \u00b1 (this run's "
+        f"pooled over seeds); \u201c{SEED_SD}\u201d is the s.d. of the seed means across seeds, how much a mean "
+        "moves from seed to seed. Hover a header for its definition."
     )
     values = {
         "title": escape(f"DQN reproduction report: {content.experiment}"),
         "css": _asset("report.css"),
         "js": _asset("report.js"),
         "header_meta": header_meta,
+        "banner_top": banner_html(content, "banner-top", full=False),
+        "banner_summary": banner_html(content, "banner-summary", full=True),
         "warnings": warnings,
         "headline": headline_html(content),
         "aggregates": aggregates_html(content.aggregates),

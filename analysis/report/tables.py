@@ -2,15 +2,24 @@
 
 Across seeds, a game's score is the mean of the seed means (each seed mean is over that seed's
 evaluation episodes, the `mean` column of scores.parquet) and its spread is the sample standard
-deviation (ddof 1) of those seed means, NaN with one seed. Human-normalized scores are computed
-per seed with the reference's random and human scores, then averaged the same way.
+deviation (ddof 1) of those seed means, NaN with one seed. Beside it, {weights}_episode_std is the
+s.d. over evaluation episodes (the paper's kind of s.d.), pooled over seeds as the root mean square
+of each seed's s.d. (scores.parquet `std`). Human-normalized scores are computed per seed with the
+reference's random and human scores, then averaged the same way.
+
+A bootstrap over seeds has nothing to resample when every game has a single seed: the aggregates
+then carry no confidence interval (NaN bounds, `ci_note` "n/a (1 seed)") instead of a zero-width one.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
+from dqn import config
+from dqn.errors import UserError
 from dqn.games import display_name
 from analysis.report import metrics
 from analysis.report.paper import human_normalized, paper_best_episodes, paper_columns
@@ -18,15 +27,21 @@ from analysis.report.results import Results
 
 WEIGHTS = ("best", "final")
 WEIGHTS_LABELS = {"best": "best-intermediate", "final": "final"}
+# What a confidence interval reads when every game has one seed (a bootstrap over seeds has nothing to resample).
+NO_INTERVAL_ONE_SEED = "n/a (1 seed)"
 
 
 def _seed_stats(scores: pd.DataFrame, prefix: str) -> pd.DataFrame:
     grouped = scores.groupby("game", sort=False)["mean"]
+    # The s.d. over episodes, pooled over seeds: the root mean square of the seeds' own s.d.s
+    # (scores.parquet `std`, each over that seed's evaluation episodes), the paper's kind of s.d.
+    variance = (scores["std"].astype(np.float64) ** 2).groupby(scores["game"], sort=False).mean()
     return pd.DataFrame(
         {
             f"{prefix}_mean": grouped.mean(),
             f"{prefix}_std": grouped.std(ddof=1),
             f"{prefix}_seeds": grouped.count().astype(np.int64),
+            f"{prefix}_episode_std": np.sqrt(variance),
         }
     )
 
@@ -55,8 +70,8 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
     Columns: game, display_name, seeds_planned, seeds_complete, status (complete | partial | missing),
     random_score, human_score, paper_dqn_mean, paper_dqn_std (the reference's), random_mean,
     random_std, random_seeds (this run's random agent), best_mean, best_std, best_seeds,
-    final_mean, final_std, final_seeds, paper_normalized, best_normalized, final_normalized,
-    higher ("this run" when best_mean exceeds paper_dqn_mean, "paper" when below, "tie", or "").
+    best_episode_std, final_mean, final_std, final_seeds, final_episode_std, paper_normalized,
+    best_normalized, final_normalized, higher ("this run" when best_mean exceeds paper_dqn_mean, "paper" when below, "tie", or "").
     """
     paper = paper_columns(reference or results.reference)
     games = experiment_games(results, paper)
@@ -98,7 +113,8 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
         "display_name", "seeds_planned", "seeds_complete", "status",
         "random_score", "human_score", "paper_dqn_mean", "paper_dqn_std",
         "random_mean", "random_std", "random_seeds",
-        "best_mean", "best_std", "best_seeds", "final_mean", "final_std", "final_seeds",
+        "best_mean", "best_std", "best_seeds", "best_episode_std",
+        "final_mean", "final_std", "final_seeds", "final_episode_std",
         "paper_normalized", "best_normalized", "final_normalized", "higher",
     ]  # fmt: skip
     return table[columns].reset_index()
@@ -176,8 +192,9 @@ def aggregate_table(results: Results, *, reps: int = 2000, seed: int = 0, refere
     """The aggregate rows: this run (best, final weights) with 95 % CIs, the paper on the same games, the paper on all its games.
 
     Columns: label, kind ("this run" | "paper"), games, runs, median, median_low, median_high,
-    mean, mean_low, mean_high, iqm, iqm_low, iqm_high, at_or_above_100, at_or_above_75.
-    CI columns are NaN for the paper (one published number per game).
+    mean, mean_low, mean_high, iqm, iqm_low, iqm_high, at_or_above_100, at_or_above_75, ci_note.
+    CI columns are NaN for the paper (one published number per game, ci_note "") and for this run
+    when every game has a single seed (nothing to resample; ci_note NO_INTERVAL_ONE_SEED).
     """
     reference = reference or results.reference
     paper = paper_columns(reference)
@@ -188,9 +205,15 @@ def aggregate_table(results: Results, *, reps: int = 2000, seed: int = 0, refere
         if not games:
             continue
         covered |= set(games)
+        one_seed = int((~np.isnan(matrix)).sum(axis=0).max()) < 2
         row = {"label": f"This run, {WEIGHTS_LABELS[weights]} weights", "kind": "this run", "weights": weights,
-               "games": len(games), "runs": int((~np.isnan(matrix)).sum())}
+               "games": len(games), "runs": int((~np.isnan(matrix)).sum()),
+               "ci_note": NO_INTERVAL_ONE_SEED if one_seed else ""}
         for name, statistic in metrics.AGGREGATES.items():
+            if one_seed:
+                # Every resample would be the sample itself: a zero-width interval that claims certainty.
+                row.update({name: float(statistic(matrix)), f"{name}_low": np.nan, f"{name}_high": np.nan})
+                continue
             point, low, high = metrics.interval_estimate(matrix, statistic, reps=reps, seed=seed)
             row.update({name: point, f"{name}_low": low, f"{name}_high": high})
         for threshold in metrics.THRESHOLDS_PERCENT:
@@ -199,7 +222,8 @@ def aggregate_table(results: Results, *, reps: int = 2000, seed: int = 0, refere
 
     def paper_row(label: str, games: pd.DataFrame) -> dict:
         matrix = games["paper_normalized"].to_numpy(dtype=np.float64)[np.newaxis, :]
-        row = {"label": label, "kind": "paper", "weights": "", "games": matrix.shape[1], "runs": matrix.shape[1]}
+        row = {"label": label, "kind": "paper", "weights": "", "games": matrix.shape[1], "runs": matrix.shape[1],
+               "ci_note": ""}
         for name, statistic in metrics.AGGREGATES.items():
             row.update({name: float(statistic(matrix)), f"{name}_low": np.nan, f"{name}_high": np.nan})
         for threshold in metrics.THRESHOLDS_PERCENT:
@@ -266,3 +290,79 @@ def device_hours(results: Results) -> pd.DataFrame:
         cpu_hours=("cpu_hours", "sum"),
     )
     return per_game.reset_index()
+
+
+# ---------------------------------------------------------------- is this the paper's experiment?
+
+
+@dataclass(frozen=True)
+class TrainingLength:
+    """Frames (and agent steps) one run of a group of games trains, beside the paper's for them."""
+
+    games: tuple[str, ...]  # display names
+    frames: int
+    steps: int | None  # None when this experiment's action repeat cannot be resolved
+    paper_frames: int
+    paper_steps: int
+
+    @property
+    def fraction(self) -> float:
+        return self.frames / self.paper_frames
+
+
+@dataclass(frozen=True)
+class Comparability:
+    """Whether an experiment is the reference paper's own, and if not, why (all read from the results).
+
+    `deviations` are the deviations.parquet fields whose value is not the paper preset's own: the
+    2013 preset's rows that only record its reading of a value the paper leaves unstated are the
+    paper's experiment, not a departure from it.
+    """
+
+    preset: str
+    paper_preset: str  # the preset that reproduces the reference paper (its name is the reference's)
+    deviations: tuple[str, ...]
+    lengths: tuple[TrainingLength, ...]  # the most common length first; empty without runs
+
+    @property
+    def comparable(self) -> bool:
+        return self.preset == self.paper_preset and not self.deviations
+
+
+def _value_text(value) -> str:
+    from analysis.aggregate import value_text  # the text deviations.parquet holds
+
+    return value_text(value)
+
+
+def comparability(results: Results) -> Comparability:
+    """Compare the experiment's preset, deviations and planned frames per run with the reference paper's."""
+    reference = results.reference
+    preset = str(results.provenance.get("preset") or "unknown")
+    paper_hp = config.PRESETS[reference]
+    own = {f: _value_text(getattr(paper_hp, f)) for f in config.field_names()}
+    departures = tuple(
+        str(field) for field, value in zip(results.deviations["field"], results.deviations["this_value"])
+        if own.get(str(field)) != str(value)
+    )
+    try:
+        overrides = results.provenance.get("overrides") or {}
+        hp = config.resolve(preset, overrides if isinstance(overrides, dict) else {})
+    except (UserError, KeyError, TypeError, ValueError):
+        hp = None  # an unknown preset: frames only, no agent steps
+
+    groups: dict[tuple[int, int | None, int, int], list[str]] = {}
+    planned = results.runs.assign(game=results.runs["game"].astype(str))
+    for game, frames in planned.groupby("game", sort=False)["frames_planned"].max().items():
+        frames = int(frames)
+        paper_game = paper_hp.for_game(game)
+        steps = frames // hp.for_game(game).action_repeat_frames if hp is not None else None
+        key = (frames, steps, paper_game.training_length_frames, paper_game.training_length_steps)
+        groups.setdefault(key, []).append(display_name(game))
+    lengths = [
+        TrainingLength(tuple(games), frames, steps, paper_frames, paper_steps)
+        for (frames, steps, paper_frames, paper_steps), games in groups.items()
+        if paper_frames > 0
+    ]
+    lengths.sort(key=lambda length: -len(length.games))
+    return Comparability(preset=preset, paper_preset=reference, deviations=departures, lengths=tuple(lengths))

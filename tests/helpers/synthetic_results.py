@@ -6,8 +6,9 @@ nothing here is a claim about DQN. Two sets:
 - `write_small(path)`: 3 games x 2 seeds, Breakout's DQN runs unfinished (status `missing`, no DQN
   scores, no learning curve) while its random-agent baseline is present.
 - `write_full(path)`: all 49 paper games x 3 seeds, every run complete.
+- `write_demo(path)`: a first run of the `demo` preset: 2 games x 1 seed, its 2 evaluations per run.
 
-Run `python tests/helpers/synthetic_results.py OUT_DIR [--full]` to write one for a look in a browser.
+Run `python tests/helpers/synthetic_results.py OUT_DIR [--full | --demo]` to write one for a look in a browser.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.aggregate import value_text
 from baselines.reference import human_normalized, reference_table
 from dqn.config import PRESETS, deviations
 from dqn.fileio import write_json, write_parquet
@@ -90,10 +92,11 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
     table = reference_table(reference).set_index("ale_id")
     random_col, human_col, dqn_col = ("random_score", "human_score", "dqn_mean") if reference == "nature" else ("random", "human", "dqn")
     hp = PRESETS[preset]
-    frames_planned = hp.training_length_frames
 
     episodes, curves, runs, run_provenance = [], [], [], []
     for game in games:
+        # As analysis.aggregate plans a run: a game with its own action repeat keeps the agent steps.
+        frames_planned = hp.for_game(game).training_length_frames
         paper_random, paper_human, paper_dqn = (float(table.loc[game, c]) for c in (random_col, human_col, dqn_col))
         random_spread = abs(paper_random) * 0.3 + 1.0
         for seed in seeds:
@@ -146,8 +149,10 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
     runs_df = pd.DataFrame(runs).astype({"device": "string"})
     deviations_df = pd.DataFrame(
         [
-            {"field": d.field, "paper_value": str(d.paper_value), "this_value": str(d.this_value), "unit": d.unit, "note": d.note}
-            for d in deviations(hp, reference if reference == "nature" else "nature")
+            {"field": d.field, "paper_value": value_text(d.paper_value), "this_value": value_text(d.this_value), "unit": d.unit,
+             "note": d.note}
+            # As analysis.aggregate writes them: against the experiment's reference paper.
+            for d in deviations(hp, reference)
         ],
         columns=["field", "paper_value", "this_value", "unit", "note"],
     )
@@ -205,7 +210,18 @@ def write_full(path: str | Path, **kwargs) -> Path:
     return write_results(path, games=PAPER_GAME_IDS, seeds=(0, 1, 2), **kwargs)
 
 
+DEMO_GAMES = ("pong", "breakout")
+
+
+def write_demo(path: str | Path, **kwargs) -> Path:
+    """The demo preset's first run: 2 games x 1 seed, as many learning-curve points as the preset evaluates."""
+    hp = PRESETS["demo"]
+    kwargs.setdefault("curve_points", hp.training_length_frames // hp.eval_interval_frames)
+    return write_results(path, games=DEMO_GAMES, seeds=(0,), preset="demo", **kwargs)
+
+
 if __name__ == "__main__":
     out = Path(sys.argv[1])
-    (write_full if "--full" in sys.argv[2:] else write_small)(out)
+    writer = write_full if "--full" in sys.argv[2:] else write_demo if "--demo" in sys.argv[2:] else write_small
+    writer(out)
     print(out)
