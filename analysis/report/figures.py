@@ -204,6 +204,8 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
     handles = [Line2D([], [], color=THIS_RUN_COLOR, linewidth=1.3, marker="o" if any_markers else None, markersize=3.5,
                       label="mean over seeds" + (" (dots: evaluations)" if any_markers else "")),
                Patch(color=THIS_RUN_COLOR, alpha=0.25, label="range over seeds (min to max)")]
+    if len(curves) and int(curves.groupby("game")["seed"].nunique().max()) < 2:
+        handles.pop()  # one seed: no band is drawn, so the legend names none
     if paper_line is not None:
         handles.append(Line2D([], [], color=PAPER_COLOR, linestyle="--", label=paper_label))
     if random_line is not None:
