@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from analysis.report import build_report
-from helpers.synthetic_results import write_results
+from helpers.synthetic_results import write_demo, write_results
 
 pytestmark = pytest.mark.browser
 
@@ -71,6 +71,24 @@ def page(browser, report):
     browser.get(report.as_uri())
     browser.execute_script("return document.readyState")
     return browser
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory):
+    """A first demo run (one seed, the demo preset): the report carries the not-the-paper banner."""
+    folder = write_demo(tmp_path_factory.mktemp("results") / "demo")
+    out = tmp_path_factory.mktemp("report-demo")
+    build_report(folder, out / "report.html", out / "figures", bootstrap_reps=50)
+    return out / "report.html"
+
+
+def at_width(browser, url: str, width: int):
+    """The page at `url` in a window `width` px wide, scrolled to the top."""
+    browser.set_window_size(width, 1000)
+    browser.get(url)
+    browser.execute_script("window.scrollTo(0, 0); return document.readyState")
+    # The window size includes the browser's frame: the page's own width is what a reader has.
+    return browser.execute_script("return document.documentElement.clientWidth")
 
 
 def column_values(page, index: int) -> list[float]:
@@ -141,3 +159,61 @@ def test_clicking_the_game_header_sorts_by_name(page):
         "return Array.from(document.querySelectorAll('#game-table tbody tr')).map(r => r.cells[0].textContent.trim());"
     )
     assert names == sorted(names, key=str.lower)
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_banner_is_visible_at_the_top(browser, demo_report, width):
+    client_width = at_width(browser, demo_report.as_uri(), width)
+    assert abs(client_width - width) <= 20
+    banner = browser.find_element("id", "banner-top")
+    assert banner.is_displayed()
+    box = browser.execute_script("const r = arguments[0].getBoundingClientRect(); "
+                                 "return [r.left, r.top, r.right, r.bottom, window.innerWidth, window.innerHeight];", banner)
+    left, top, right, bottom, view_width, view_height = box
+    # Inside the first screen, whole, without scrolling; under the title.
+    assert 0 <= left and right <= view_width and 0 <= top and bottom <= min(view_height, 400), box
+    assert "Not the paper's experiment" in banner.text and "64,000 emulator frames" in banner.text
+    summary = browser.find_element("id", "banner-summary")
+    assert summary.is_displayed() and "Why: preset demo" in summary.text
+    browser.set_window_size(1400, 1000)
+
+
+def test_game_name_stays_visible_when_the_table_scrolls_sideways(browser, report):
+    at_width(browser, report.as_uri(), 800)
+    wrap = browser.execute_script("return document.getElementById('game-table').parentElement;")
+    scrollable = browser.execute_script("return [arguments[0].scrollWidth, arguments[0].clientWidth];", wrap)
+    assert scrollable[0] > scrollable[1] + 200, scrollable  # the table is wider than an 800 px window
+    # The table's top rows in the middle of the window, then the table scrolled to its right end.
+    browser.execute_script("window.scrollTo(0, arguments[0].getBoundingClientRect().top + window.scrollY - 200);", wrap)
+    browser.execute_script("arguments[0].scrollLeft = arguments[0].scrollWidth;", wrap)
+    assert browser.execute_script("return arguments[0].scrollLeft;", wrap) > 200
+    # The game cell of the first row is still inside the wrapper's visible box, and on top at its own place.
+    visible = browser.execute_script(
+        """const wrap = arguments[0], cell = document.querySelector('#game-table tbody tr td.game');
+        const w = wrap.getBoundingClientRect(), c = cell.getBoundingClientRect();
+        const hit = document.elementFromPoint(c.left + c.width / 2, c.top + c.height / 2);
+        return [c.left >= w.left - 1 && c.right <= w.right + 1, cell.contains(hit) || hit === cell, cell.textContent];""",
+        wrap,
+    )
+    assert visible[0] and visible[1], visible
+    assert visible[2] == "Alien"
+    header = browser.execute_script(
+        """const th = document.querySelector('#game-table thead tr:last-child th.game');
+        const r = th.getBoundingClientRect(); const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        return th.contains(hit) || hit === th;""")
+    assert header
+    browser.set_window_size(1400, 1000)
+
+
+def test_learning_curve_legend_lies_inside_its_figure(tmp_path):
+    from analysis.report import figures
+    from analysis.report.results import load_results
+    from analysis.report.tables import game_table
+
+    for games in (("pong",), ("pong", "breakout"), GAMES):
+        folder = write_results(tmp_path / f"r{len(games)}", games=games, seeds=(0,), curve_points=2)
+        results = load_results(folder)
+        fig = figures.learning_curves_figure(results.learning_curves, game_table(results), reference_label="Nature 2015 paper")
+        fig.canvas.draw()
+        legend, box = fig.legends[0].get_window_extent(), fig.bbox
+        assert box.x0 <= legend.x0 and legend.x1 <= box.x1 and box.y0 <= legend.y0 and legend.y1 <= box.y1, games
