@@ -148,8 +148,8 @@ DEMO = dataclasses.replace(
     replay_start_size_steps=2_000,
     # 16,000 agent steps: the whole workflow (2 games, evaluations, report) in minutes on 2 cores.
     training_length_frames=64_000,
-    # Two points on the learning curve; the evaluation's frames are split over 8 games played
-    # side by side, and 32,000 of them let each finish a game of Pong.
+    # Two points on the learning curve; one environment plays each evaluation's 32,000 frames
+    # (8,000 agent steps), enough to finish a game of Pong or Breakout.
     eval_interval_frames=32_000,
     eval_length_frames=32_000,
     checkpoint_interval_minutes=2.0,
