@@ -45,6 +45,7 @@ from dqn.run_folder import (
     EPISODE_SCHEMA,
     FINAL_OUTPUTS,
     LEARNING_CURVE_SCHEMA,
+    WEIGHTS,
     RunFiles,
     dqn_episodes_path,
     learning_curve,
@@ -53,7 +54,6 @@ from dqn.run_folder import (
     run_dir,
 )
 
-WEIGHTS = ("best", "final")
 RANDOM_WEIGHTS = "none"
 RUN_STATUSES = ("complete", "missing")
 VERSIONED_PACKAGES = ("torch", "ale-py", "gymnasium", "snakemake", "numpy", "pandas", "pyarrow", "dqn-harness")

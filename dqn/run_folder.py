@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 RUN_DIR = "runs/dqn/{game}/seed{seed}"
 DQN_EPISODES = "episodes/dqn/{game}/seed{seed}/{weights}.parquet"
 RANDOM_EPISODES = "episodes/random/{game}/seed{seed}.parquet"
+# The weights of a run that the final evaluation scores ({weights} of DQN_EPISODES).
+WEIGHTS = ("best", "final")
 # Files that dqn.train writes last: a run is complete when all of them exist.
 FINAL_OUTPUTS = ("final.pt", "best.pt", "learning_curve.parquet")
 

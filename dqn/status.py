@@ -36,9 +36,8 @@ from typing import Sequence
 
 from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.progress import format_count, format_duration
-from dqn.run_folder import FINAL_OUTPUTS, RUN_DIR, RunFiles, dqn_episodes_path, read_eval_results
+from dqn.run_folder import FINAL_OUTPUTS, RUN_DIR, WEIGHTS, RunFiles, dqn_episodes_path, read_eval_results
 
-WEIGHTS = ("best", "final")
 # The last progress line of RUN/train.log: "breakout seed 0: 1.6k/2.4k frames (66.7%), 146.0 agent steps/s, ETA 1s, ..."
 PROGRESS_LINE = re.compile(r": (?P<done>[\d.]+[kMG]?)/(?P<planned>[\d.]+[kMG]?) frames \((?P<percent>[\d.]+)%\), "
                            r"(?P<rate>[\d.,]+) agent steps/s")

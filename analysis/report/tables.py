@@ -21,11 +21,11 @@ import pandas as pd
 from dqn import config
 from dqn.errors import UserError
 from dqn.games import display_name
+from dqn.run_folder import WEIGHTS
 from analysis.report import metrics
 from analysis.report.paper import human_normalized, paper_best_episodes, paper_columns
 from analysis.report.results import Results
 
-WEIGHTS = ("best", "final")
 WEIGHTS_LABELS = {"best": "best-intermediate", "final": "final"}
 # What a confidence interval reads when every game has one seed (a bootstrap over seeds has nothing to resample).
 NO_INTERVAL_ONE_SEED = "n/a (1 seed)"

@@ -39,7 +39,7 @@ RANDOM_EPISODES = RESULTS + run_folder.RANDOM_EPISODES
 def run_file(name):
     """A file of a training run's folder, as a pattern."""
     return os.path.join(RUN_DIR, name)
-WEIGHTS = ["best", "final"]
+WEIGHTS = list(run_folder.WEIGHTS)
 # The training-time evaluator of dqn.train runs as one process beside the learner.
 SIDE_EVAL_WORKERS = 1
 # Replay frames are 84x84 bytes, stored once each; the rest is the learner, torch and the
