@@ -3,7 +3,6 @@
 process killed). In each case the documented commands finish the experiment without training a
 finished run again or losing a checkpoint. (After a cancelled Slurm job: tests/test_slurm.py.)"""
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -14,6 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from dqn.run_folder import RunFiles
+from dqn.status import training_running as dqn_status_training_running
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path("results/recovery/runs/dqn/breakout/seed0")
@@ -63,17 +65,8 @@ def start_snakemake(root: Path) -> subprocess.Popen:
 
 
 def training_running(run: Path) -> bool:
-    """Whether a dqn.train holds the run folder's lock."""
-    lock = run / ".train.lock"
-    if not lock.exists():
-        return False
-    with open(lock, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-        return False
+    """Whether a dqn.train holds the run folder's lock (what dqn.status reads)."""
+    return dqn_status_training_running(RunFiles(run))
 
 
 def wait_for(condition, what: str, timeout_seconds: float = 300.0, snakemake: subprocess.Popen | None = None) -> None:
