@@ -5,6 +5,13 @@ printed: random, human, and DQN mean and s.d. over 30 episodes, with the ale-py 
 game. `nips2013_table()` is Table 1 of Mnih et al. (2013). Both ship as package data; see
 `data/CITATION.md` for the citations and how every number was checked.
 
+Two public reproductions ship beside them, each measured under its own protocol (see
+`data/CITATION.md` and the licence notices in `data/LICENSES.md`): `pfrl_table()`, PFRL's
+re-run of the Nature protocol on the 49 games (one score per game, the mean over its seeds), and
+`dopamine_curves()`, Dopamine's DQN training returns (5 runs x 199 iterations of 1M frames per
+game, with sticky actions: a learning-curve shape, not a score to normalize). A game either table
+lacks is a UserError, as for the papers' tables, never NaN.
+
 Human-normalized score = 100 x (agent - random) / (human - random), with the random and human
 columns of the chosen paper's table. The Nature table is the default: the later 57-game human
 table that post-2016 papers use differs for 33 of these 49 games and moves the median. The 2013
@@ -79,6 +86,75 @@ def _lookup(game: str, table: str) -> tuple[float, float]:
             f"no {table} reference scores for game {game!r}; games with reference scores: {', '.join(baselines)}"
         )
     return baselines[key]
+
+
+# ---------------------------------------------------------------- the published reproductions
+
+_PFRL_FILE = "pfrl_dqn_reproduction.csv"
+_DOPAMINE_FILE = "dopamine_dqn_training_returns.csv"
+# Dopamine's training iteration: 250,000 agent steps of 4 frames; iteration i covers frames [i*1M, (i+1)*1M).
+DOPAMINE_ITERATION_FRAMES = 1_000_000
+DOPAMINE_RUNS = 5
+DOPAMINE_ITERATIONS = 199
+
+
+def _read_data(name: str, dtypes: dict[str, Any]) -> pd.DataFrame:
+    with resources.files("baselines").joinpath("data", name).open("r", encoding="utf-8") as f:
+        return pd.read_csv(f, dtype=dtypes)
+
+
+@lru_cache(maxsize=None)
+def _pfrl() -> pd.DataFrame:
+    return _read_data(_PFRL_FILE, {"game": str, "ale_id": str, "pfrl_dqn_mean": np.float64})
+
+
+@lru_cache(maxsize=None)
+def _dopamine() -> pd.DataFrame:
+    return _read_data(_DOPAMINE_FILE, {"ale_id": str, "iteration": np.int64, "run": np.int64,
+                                       "training_return_mean": np.float64})
+
+
+def _game_key(game: Any) -> str:
+    return str(game).strip().lower().replace("-", "_")
+
+
+def pfrl_table() -> pd.DataFrame:
+    """PFRL's Nature-protocol reproduction: game, ale_id, pfrl_dqn_mean (49 rows, Extended Data Table 2's order).
+
+    pfrl_dqn_mean is, per game, the mean over PFRL's seeds of a 30-episode, 5-minute, epsilon 0.05
+    re-evaluation of the best intermediate agent after 200M frames without sticky actions.
+    """
+    return _pfrl().copy()
+
+
+def pfrl_score(game: str) -> float:
+    """PFRL's reproduction score of `game` (an ALE id); a game PFRL did not run is a UserError."""
+    table = _pfrl()
+    found = table.loc[table["ale_id"] == _game_key(game), "pfrl_dqn_mean"]
+    if found.empty:
+        raise UserError(f"no PFRL reproduction score for game {game!r}; games with one: {', '.join(table['ale_id'])}")
+    return float(found.iloc[0])
+
+
+def dopamine_curves(game: str | None = None) -> pd.DataFrame:
+    """Dopamine's DQN training returns: ale_id, iteration, run, training_return_mean, frames_end.
+
+    One row per game, iteration (0..198) and run (0..4); `frames_end` = (iteration + 1) x 1M is the
+    last emulator frame of the iteration, the frames its agent had trained on when the iteration's
+    episodes were over. With `game` (an ALE id), that game's 995 rows only; a game Dopamine's
+    baselines do not hold is a UserError. Sticky actions, training episodes at epsilon 0.01, no
+    no-op starts: not the Nature protocol, so never normalized or compared with a final score.
+    """
+    curves = _dopamine()
+    if game is not None:
+        key = _game_key(game)
+        curves = curves[curves["ale_id"] == key]
+        if curves.empty:
+            raise UserError(
+                f"no Dopamine DQN curves for game {game!r}; games with curves: {', '.join(_dopamine()['ale_id'].unique())}"
+            )
+    curves = curves.reset_index(drop=True)
+    return curves.assign(frames_end=(curves["iteration"] + 1) * DOPAMINE_ITERATION_FRAMES)
 
 
 def human_normalized(game: Any, score: Any, table: str = "nature") -> Any:

@@ -4,9 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from baselines.reference import human_normalized, nature_table, nips2013_table
+import hashlib
+from pathlib import Path
+
+from baselines.reference import (DOPAMINE_ITERATION_FRAMES, dopamine_curves, human_normalized, nature_table, nips2013_table,
+                                 pfrl_score, pfrl_table)
 from dqn.errors import UserError
 from dqn.games import PAPER_GAME_IDS
+
+SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+PACKAGE_DATA = Path(__file__).resolve().parents[1] / "baselines" / "data"
 
 
 def test_nature_table_holds_the_49_paper_games_in_order():
@@ -74,3 +81,87 @@ def test_unknown_table_and_mismatched_lengths_are_user_errors():
         human_normalized("pong", 0.0, table="atari57")
     with pytest.raises(UserError, match="one score per game"):
         human_normalized(["pong", "breakout"], [0.0])
+
+
+# ---------------------------------------------------------------- the published reproductions
+
+
+# SHA-256 of each file as copied from ../shared/reference/: the check still holds where that folder is absent.
+SHIPPED_SHA256 = {
+    "pfrl_dqn_reproduction.csv": "a1ea87e9ccdfe2b247a039afda72a59605aaf4137aad856894537fe84620a0cb",
+    "dopamine_dqn_training_returns.csv": "77d1cfc2447a494acc5be33868ef9a6ea5e892f5c84a13dff622356a4efbdd18",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_SHA256))
+def test_shipped_reproduction_files_are_the_files_copied_from_the_shared_reference(name):
+    assert hashlib.sha256((PACKAGE_DATA / name).read_bytes()).hexdigest() == SHIPPED_SHA256[name]
+
+
+def _shared(name: str) -> pd.DataFrame:
+    path = SHARED_REFERENCE / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout")
+    return pd.read_csv(path)
+
+
+@pytest.mark.parametrize("name", ["pfrl_dqn_reproduction.csv", "dopamine_dqn_training_returns.csv",
+                                  "nature2015_extended_data_table2.csv", "nips2013_table1.csv"])
+def test_shipped_tables_hold_the_numbers_of_the_shared_reference_files(name):
+    shipped, source = pd.read_csv(PACKAGE_DATA / name), _shared(name)
+    pd.testing.assert_frame_equal(shipped, source, check_exact=True)
+
+
+def test_pfrl_table_holds_the_49_paper_games_in_order():
+    table = pfrl_table()
+    assert list(table.columns) == ["game", "ale_id", "pfrl_dqn_mean"]
+    assert tuple(table["ale_id"]) == PAPER_GAME_IDS
+    assert list(table["game"]) == list(nature_table()["game"])
+    assert table["pfrl_dqn_mean"].notna().all()
+    assert (pfrl_score("breakout"), pfrl_score("Pong"), pfrl_score("space-invaders")) == (352.5, 20.0, 1609.8)
+
+
+def test_pfrl_aggregates_over_the_49_games_with_the_nature_random_and_human_scores():
+    table = pfrl_table()
+    normalized = human_normalized(table["ale_id"], table["pfrl_dqn_mean"])
+    assert normalized.median() == pytest.approx(90.1, abs=0.05)
+    assert normalized.mean() == pytest.approx(204.9, abs=0.05)
+    assert int((normalized >= 75).sum()) == 28
+    assert int((normalized >= 100).sum()) == 21
+    # Breakout: 100 x (352.5 - 1.7) / (31.8 - 1.7) = 350.8 / 30.1 x 100 = 1165.448...
+    assert human_normalized("breakout", pfrl_score("breakout")) == pytest.approx(350.8 / 30.1 * 100, rel=1e-12)
+    assert round(human_normalized("breakout", pfrl_score("breakout")), 1) == 1165.4
+    # PFRL scores higher than the paper on 28 of the 49 games.
+    assert int((table["pfrl_dqn_mean"].to_numpy() > nature_table()["dqn_mean"].to_numpy()).sum()) == 28
+
+
+def test_dopamine_curves_hold_5_runs_of_199_iterations_for_each_of_the_49_games():
+    curves = dopamine_curves()
+    assert list(curves.columns) == ["ale_id", "iteration", "run", "training_return_mean", "frames_end"]
+    assert len(curves) == 49 * 5 * 199
+    assert tuple(curves["ale_id"].unique()) == PAPER_GAME_IDS
+    counts = curves.groupby("ale_id").agg(runs=("run", "nunique"), iterations=("iteration", "nunique"), rows=("run", "size"))
+    assert (counts["runs"] == 5).all() and (counts["iterations"] == 199).all() and (counts["rows"] == 995).all()
+    assert set(curves["iteration"]) == set(range(199)) and set(curves["run"]) == set(range(5))
+    assert not curves.duplicated(["ale_id", "iteration", "run"]).any()
+    assert curves["training_return_mean"].notna().all()
+
+
+def test_a_dopamine_iteration_is_placed_at_its_last_frame():
+    breakout = dopamine_curves("breakout")
+    assert len(breakout) == 995 and set(breakout["ale_id"]) == {"breakout"}
+    assert DOPAMINE_ITERATION_FRAMES == 1_000_000
+    first = breakout[breakout["iteration"] == 0].sort_values("run")
+    # Iteration 0 covers frames [0, 1M): drawn at 1M, its five runs as in the CSV's first rows.
+    assert set(first["frames_end"]) == {1_000_000}
+    np.testing.assert_allclose(first["training_return_mean"].min(), 1.57108)
+    np.testing.assert_allclose(first["training_return_mean"].max(), 1.69933)
+    assert breakout["frames_end"].max() == 199_000_000
+
+
+@pytest.mark.parametrize("game", ["not_a_game", "defender"])
+def test_a_game_outside_the_reproductions_is_a_user_error_never_nan(game):
+    with pytest.raises(UserError, match=f"no PFRL reproduction score for game '{game}'.*breakout"):
+        pfrl_score(game)
+    with pytest.raises(UserError, match=f"no Dopamine DQN curves for game '{game}'.*breakout"):
+        dopamine_curves(game)
