@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from baselines.reference import nature_table, nips2013_table
+from baselines.reference import nature_table, nips2013_table, pfrl_table
 from dqn.errors import UserError
 from analysis.report import FIGURE_FILES, build_report, metrics
 from analysis.report import tables as report_tables
@@ -304,6 +304,11 @@ def check_game_table(folder: Path, parsed: _Tables) -> dict[str, dict]:
                 assert cell["text"] == format_score(got), (game, column)
         paper_normalized = 100.0 * (want["paper_dqn_mean"] - want["random_score"]) / (want["human_score"] - want["random_score"])
         assert number(cells[column_index(table, "Paper")]) == pytest.approx(paper_normalized, rel=1e-12)
+        # PFRL's score (the second "DQN" column) straight from its CSV, normalized with the same random and human.
+        pfrl = pfrl_table().set_index("ale_id").loc[game, "pfrl_dqn_mean"]
+        assert number(cells[column_index(table, "DQN", 1)]) == pfrl and cells[column_index(table, "DQN", 1)]["text"] == format_score(pfrl)
+        pfrl_normalized = 100.0 * (pfrl - want["random_score"]) / (want["human_score"] - want["random_score"])
+        assert number(cells[column_index(table, "PFRL")]) == pytest.approx(pfrl_normalized, rel=1e-12)
     return rows
 
 
@@ -347,8 +352,9 @@ def test_small_report_lists_missing_games_and_runs(small):
 def test_small_report_aggregates_cover_the_scored_games_beside_the_paper(small):
     folder, _, text, parsed = small
     rows = {r["cells"][0]["text"]: r["cells"] for r in parsed.tables["aggregates"]["body"]}
-    assert set(rows) == {"This run, best-intermediate weights", "This run, final weights",
-                         "Paper, the same 2 games", "Paper, all 49 games (as published)"}
+    # PFRL's row right under the paper's over the same games.
+    assert list(rows) == ["This run, best-intermediate weights", "This run, final weights", "Paper, the same 2 games",
+                          "PFRL reproduction, the same 2 games", "Paper, all 49 games (as published)"]
     scores = pd.read_parquet(folder / "scores.parquet")
     best = scores[(scores["agent"] == "dqn") & (scores["weights"] == "best")]
     matrix = best.pivot(index="seed", columns="game", values="human_normalized").to_numpy()
@@ -365,6 +371,14 @@ def test_small_report_aggregates_cover_the_scored_games_beside_the_paper(small):
     assert same[3]["attrs"]["data-low"] == ""  # no interval for one published number per game
     published = rows["Paper, all 49 games (as published)"]
     assert [published[3]["text"], published[4]["text"], published[6]["text"], published[7]["text"]] == ["93.5", "241.1", "23", "29"]
+    # PFRL on Pong and Seaquest, by hand: 100 x (20.0 + 20.7) / (9.3 + 20.7) = 135.67 and
+    # 100 x (6252 - 68.4) / (20182 - 68.4) = 30.74; median = mean = IQM (nothing cut from 2) = 83.21.
+    pfrl = rows["PFRL reproduction, the same 2 games"]
+    for cell in pfrl[3:6]:
+        assert number(cell) == pytest.approx((4070.0 / 30.0 + 618360.0 / 20113.6) / 2, rel=1e-12)
+        assert cell["text"] == "83.2" and cell["attrs"]["data-low"] == ""
+    assert [pfrl[1]["text"], pfrl[2]["text"], pfrl[6]["text"], pfrl[7]["text"]] == ["2", "2", "1", "1"]
+    assert "and <strong>83.2 %</strong> for PFRL's reproduction on the same 2 games" in text
 
 
 def test_deviations_table_is_deviations_parquet(small):
@@ -795,3 +809,212 @@ def test_2013_scores_normalized_with_the_nature_table_are_flagged_against_table_
     assert report_tables.normalization_mismatches(load_results(stale)) == scored
     stale_text, _ = render(stale, tmp_path / "report")
     assert "human scores of Table 1 of the NIPS 2013 workshop paper for beam_rider, breakout, pong" in unescape(stale_text)
+
+
+# ---------------------------------------------------------------- the published reproductions: PFRL and Dopamine
+
+
+def test_pfrl_aggregate_row_over_the_49_games_of_a_full_run(full):
+    _, _, text, parsed = full
+    rows = {r["cells"][0]["text"]: r for r in parsed.tables["aggregates"]["body"]}
+    assert list(rows)[-2:] == ["Paper, all 49 games (as published)", "PFRL reproduction, all 49 games"]
+    pfrl = rows["PFRL reproduction, all 49 games"]
+    assert pfrl["attrs"]["class"] == "kind-reproduction"
+    cells = pfrl["cells"]
+    # Checked by hand with Extended Data Table 2's random and human scores (baselines/data/CITATION.md).
+    assert [c["text"] for c in cells[1:]] == ["49", "49", "90.1", "204.9", "103.9", "21", "28"]
+    assert number(cells[3]) == pytest.approx(90.11385726, abs=1e-6)
+    assert number(cells[4]) == pytest.approx(204.89188252, abs=1e-6)
+    assert cells[3]["attrs"]["data-low"] == "" and cells[3]["attrs"]["data-high"] == ""  # one number per game
+    table = report_tables.game_table(load_results(full[0])).set_index("game")
+    assert round(table.loc["breakout", "pfrl_normalized"], 1) == 1165.4
+
+
+def test_a_report_before_any_score_shows_pfrl_over_all_its_games(tmp_path):
+    folder = write_results(tmp_path / "none", games=("pong", "breakout"), seeds=(0,), missing_games=("pong", "breakout"))
+    aggregates = report_tables.aggregate_table(load_results(folder), reps=REPS)
+    assert list(aggregates["label"]) == ["Paper, all 49 games (as published)", "PFRL reproduction, all 49 games"]
+    assert round(float(aggregates.iloc[1]["median"]), 1) == 90.1
+
+
+# Hand-picked best-intermediate means against the paper's and PFRL's scores of each game:
+# Pong: paper 18.9, PFRL 20.0, this run 15 -> below both; Breakout: paper 401.2, PFRL 352.5, this run 380 -> between;
+# Seaquest: paper 5,286, PFRL 6,252, this run 7,000 -> above both.
+STANDING_MEANS = {"pong": 15.0, "breakout": 380.0, "seaquest": 7000.0}
+
+
+@pytest.fixture(scope="module")
+def standings(tmp_path_factory):
+    folder = write_results(tmp_path_factory.mktemp("results") / "stands", games=("pong", "breakout", "seaquest", "enduro"),
+                           seeds=(0, 1), missing_games=("enduro",))
+    results = load_results(folder)
+    scores = results.scores.copy()
+    best = (scores["agent"] == "dqn") & (scores["weights"] == "best")
+    scores.loc[best, "mean"] = scores.loc[best, "game"].map(STANDING_MEANS)
+    return dataclasses.replace(results, scores=scores)
+
+
+def test_where_this_run_stands_against_the_paper_and_pfrl(standings):
+    from analysis.report import reproductions
+
+    table = report_tables.game_table(standings).set_index("game")
+    assert table.loc[["pong", "breakout", "seaquest"], "best_mean"].tolist() == [15.0, 380.0, 7000.0]
+    assert table.loc[["pong", "breakout", "seaquest"], "pfrl_dqn_mean"].tolist() == [20.0, 352.5, 6252.0]
+    assert table["stands"].to_dict() == {"pong": "below both", "breakout": "between", "seaquest": "above both",
+                                         "enduro": ""}  # enduro: no score of this run, no standing
+    # Ties with either published number count as between; a missing number gives no standing.
+    stands = reproductions.where_this_run_stands([18.9, 20.0, 18.0, 21.0, np.nan, 19.0], [18.9, 18.9, 18.9, 18.9, 18.9, np.nan],
+                                                 [20.0, 20.0, 20.0, 20.0, 20.0, 20.0])
+    assert stands.tolist() == ["between", "between", "below both", "above both", "", ""]
+
+
+def test_where_this_run_stands_is_a_sortable_column_in_its_order(standings):
+    from analysis.report import html as report_html
+
+    table = report_tables.game_table(standings)
+    parsed = parse(report_html.game_table_html(table, "Nature 2015 paper"))
+    game_table = parsed.tables["game-table"]
+    assert "sortable" in game_table["class"]
+    index = column_index(game_table, report_html.STANDS_HEADER)
+    header = game_table["head"][-1]["cells"][index]
+    assert header["attrs"]["data-type"] == "number" and "below both, between" in header["attrs"]["title"]
+    cells = {row["attrs"]["data-game"]: row["cells"][index] for row in game_table["body"]}
+    # Text for the reader, its rank for the sort: below both < between < above both, missing last.
+    assert {game: (cell["text"], cell["attrs"]["data-value"], cell["attrs"]["class"]) for game, cell in cells.items()} == {
+        "pong": ("below both", "0", "text stands-below-both"), "breakout": ("between", "1", "text stands-between"),
+        "seaquest": ("above both", "2", "text stands-above-both"), "enduro": ("", "", "text")}
+    # The groups span every column: PFRL's group over its one score column, four human-normalized columns.
+    groups = [(c["text"], int(c["attrs"]["colspan"])) for c in game_table["head"][0]["cells"]]
+    assert sum(span for _, span in groups) == len(game_table["head"][-1]["cells"]) == 20
+    assert ("PFRL", 1) in groups and ("Human-normalized (%)", 4) in groups
+
+
+def test_2013_report_shows_no_pfrl_but_labelled_dopamine_curves(nips):
+    folder, _, text, parsed = nips
+    table = parsed.tables["game-table"]
+    headers = [c["text"] for c in table["head"][-1]["cells"]]
+    assert "PFRL" not in headers and "Vs. paper & PFRL" not in headers and len(headers) == 17
+    assert headers.count("DQN") == 1
+    assert not any("PFRL" in r["cells"][0]["text"] for r in parsed.tables["aggregates"]["body"])
+    assert "PFRL's reproduction is not shown: it re-ran the Nature paper's protocol" in text
+    assert "for PFRL's reproduction" not in text  # nor in the headline
+    from analysis.report import figures
+
+    results = load_results(folder)
+    game_table = report_tables.game_table(results)
+    assert "pfrl_dqn_mean" not in game_table.columns
+    bars = figures.normalized_scores_figure(game_table, reference_label="NIPS 2013 workshop paper")
+    assert "PFRL's reproduction" not in [t.get_text() for t in bars.legends[0].get_texts()]
+    curves = figures.learning_curves_figure(results.learning_curves, game_table, reference_label="NIPS 2013 workshop paper")
+    labels = [t.get_text() for t in curves.legends[0].get_texts()]
+    assert figures.dopamine_label() in labels
+    assert "sticky actions, training returns at \u03b5 0.01, no no-op starts" in figures.dopamine_label()
+    # Breakout trains 40M frames in the 2013 preset: Dopamine's first 40 iterations, drawn at 1M ... 40M frames.
+    breakout = next(ax for ax in curves.axes if ax.get_title() == "Breakout")
+    (mean_line,) = [line for line in breakout.lines if line.get_gid() == figures.DOPAMINE_MEAN_GID]
+    np.testing.assert_allclose(mean_line.get_xdata(), np.arange(1, 41))
+
+
+def dopamine_artists(ax):
+    from analysis.report import figures
+
+    bands = [c for c in ax.collections if c.get_gid() == figures.DOPAMINE_BAND_GID]
+    means = [line for line in ax.lines if line.get_gid() == figures.DOPAMINE_MEAN_GID]
+    return bands, means
+
+
+def test_learning_curves_of_a_3m_frame_run_draw_dopamine_over_3_iterations(tmp_path):
+    from analysis.report import figures
+
+    folder = write_results(tmp_path / "three", games=("breakout", "pong"), seeds=(0, 1), frames_planned=3_000_000)
+    results = load_results(folder)
+    assert results.learning_curves["frames"].max() == 3_000_000
+    fig = figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
+                                         reference_label="Nature 2015 paper")
+    breakout = next(ax for ax in fig.axes if ax.get_title() == "Breakout")
+    (band,), (mean_line,) = dopamine_artists(breakout)
+    # Iterations 0, 1, 2 at their last frame, 1M, 2M, 3M; by hand from the CSV's 5 runs of each:
+    # iteration 0: 1.57108 1.65099 1.64711 1.63583 1.69933 -> mean 8.20434 / 5; min 1.57108; max 1.69933.
+    np.testing.assert_allclose(mean_line.get_xdata(), [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(mean_line.get_ydata(), [8.20434 / 5, 15.29527 / 5, 19.69055 / 5])
+    vertices = band.get_paths()[0].vertices
+    assert set(np.round(vertices[:, 0], 9)) == {1.0, 2.0, 3.0}
+    assert vertices[:, 1].min() == pytest.approx(1.57108) and vertices[:, 1].max() == pytest.approx(4.50959)
+    # Behind this run's band and line.
+    ours = [line for line in breakout.lines if line.get_color() == figures.THIS_RUN_COLOR]
+    assert ours and all(line.get_zorder() > mean_line.get_zorder() for line in ours)
+    assert band.get_zorder() < min(c.get_zorder() for c in breakout.collections if c is not band)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "Dopamine DQN, 5 runs: mean, min to max (sticky actions, training returns at \u03b5 0.01, no no-op starts)" in labels
+    assert not any("not drawn" in label for label in labels)
+
+
+def test_learning_curves_of_a_64k_frame_run_draw_no_dopamine_and_say_why(demo):
+    from analysis.report import figures
+
+    folder, _, text, _ = demo
+    results = load_results(folder)
+    fig = figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
+                                         reference_label="Nature 2015 paper")
+    for ax in fig.axes:
+        assert dopamine_artists(ax) == ([], [])
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    note = "Dopamine DQN not drawn: its first point is at 1M frames, this run covers 64k frames"
+    assert note in labels
+    assert figures.dopamine_label() not in labels
+    fig.canvas.draw()
+    legend, box = fig.legends[0].get_window_extent(), fig.bbox
+    assert box.x0 <= legend.x0 and legend.x1 <= box.x1  # the note fits inside the figure
+    # The caption says what the band is and that a short run gets the note.
+    assert "only over the frames this run covers (none, and a note in the legend, where this run covers less" in unescape(text)
+
+
+def test_a_run_partly_under_1m_frames_names_its_short_games(tmp_path):
+    from analysis.report import figures
+
+    short = write_results(tmp_path / "short", games=("pong",), seeds=(0,), frames_planned=500_000)
+    long = write_results(tmp_path / "long", games=("breakout",), seeds=(0,), frames_planned=2_000_000)
+    results = load_results(short)
+    curves = pd.concat([results.learning_curves, load_results(long).learning_curves], ignore_index=True)
+    table = pd.concat([report_tables.game_table(results), report_tables.game_table(load_results(long))], ignore_index=True)
+    fig = figures.learning_curves_figure(curves, table, reference_label="Nature 2015 paper")
+    pong, breakout = fig.axes[:2]
+    assert dopamine_artists(pong) == ([], []) and len(dopamine_artists(breakout)[1]) == 1
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "Dopamine DQN not drawn for Pong: its first point is at 1M frames, this run covers 500k frames" in labels
+    assert figures.dopamine_label() in labels
+
+
+def test_fig3_and_the_scatter_mark_pfrl_beside_the_paper_for_every_game(full):
+    from analysis.report import figures
+
+    table = report_tables.game_table(load_results(full[0]))
+    bars = figures.normalized_scores_figure(table, reference_label="Nature 2015 paper")
+    ax = bars.axes[0]
+    (ticks,) = [line for line in ax.lines if line.get_label() == "PFRL's reproduction"]
+    # One tick per game on the paper's bar, at PFRL's normalized score clipped to the axis.
+    assert len(ticks.get_xdata()) == 49
+    left, _ = ax.get_xlim()
+    expected = np.clip(table["pfrl_normalized"], left, figures.BAR_CLIP_PERCENT)
+    np.testing.assert_allclose(sorted(ticks.get_xdata()), sorted(expected))
+    texts = [t.get_text() for t in ax.texts]
+    assert "1,327 % \u2192, PFRL 1,165 % \u2192" in texts  # Breakout: both off the right end, written out
+    assert any(t.endswith("PFRL -181 % \u2190") for t in texts)  # Video Pinball: PFRL below the random agent
+    legend = [t.get_text() for t in bars.legends[0].get_texts()]
+    assert legend == ["DQN in the Nature 2015 paper", "PFRL's reproduction", "this run (best-intermediate weights)",
+                      "human level (100 %)"]
+    scatter = figures.scores_vs_paper_figure(table, reference_label="Nature 2015 paper").axes[0]
+    (pfrl,) = [line for line in scatter.lines if line.get_label() == "PFRL's reproduction"]
+    np.testing.assert_array_equal(pfrl.get_xdata(), table["paper_dqn_mean"])
+    np.testing.assert_array_equal(pfrl.get_ydata(), table["pfrl_dqn_mean"])
+
+
+def test_method_section_describes_each_reference_and_why_they_differ(small):
+    _, _, text, _ = small
+    method = unescape(re.sub(r"<[^>]+>", "", text[text.index('<section id="method">'):]))
+    for phrase in ("PFRL reproduction (pfnet/pfrl, MIT licence", "best intermediate agent re-evaluated for 30 episodes",
+                   "higher than the paper on 28 of the 49 games", "one run per game",
+                   "Dopamine DQN (google/dopamine, Apache License 2.0", "sticky actions", "training returns",
+                   "\u03b5 = 0.01", "cut at 30 minutes (27,000 agent steps), an evaluation here at 5 minutes",
+                   "no no-op starts", "drawn at (i + 1) \u00d7 1M"):
+        assert phrase in method, phrase

@@ -9,7 +9,7 @@ from pathlib import Path
 from dqn.errors import UserError
 from dqn.fileio import atomic_write, check_output_dirs, remove_stale_temporaries, removed_if_failed
 from analysis.report import figures as figs
-from analysis.report import tables
+from analysis.report import reproductions, tables
 from analysis.report.html import FigureItem, ReportContent, render_report
 from analysis.report.paper import get_reference
 from analysis.report.results import Results, load_results
@@ -31,12 +31,24 @@ def protocol_notes(reference: str) -> list[dict]:
 def report_figures(results: Results, table, reference_label: str) -> list[FigureItem]:
     """The four figures of the report, drawn and encoded as PNG."""
     curves = results.learning_curves
+    pfrl = "pfrl_normalized" in table.columns
+    pfrl_bar = (" Black tick on the paper's bar: PFRL's reproduction of the paper's protocol (its value written out "
+                "when off the axis).") if pfrl else ""
+    pfrl_scatter = (" Black horizontal ticks: PFRL's reproduction against the paper's score, on the same vertical as "
+                    "this run's point.") if pfrl else ""
+    dopamine = (
+        f" Pink dash-dot line and band behind: {reproductions.DOPAMINE_LABEL}'s learning curve of the game, the mean "
+        f"and the range (min to max) over its {reproductions.DOPAMINE_RUNS} runs of the training returns of each 1M-frame "
+        "iteration, drawn at the iteration's last frame and only over the frames this run covers (none, and a note "
+        "in the legend, where this run covers less than the first 1M frames). Another protocol: "
+        f"{reproductions.DOPAMINE_PROTOCOL}, so its level is a shape to compare with, not a score."
+    )
     drawn = [
         ("normalized_scores.png", "Human-normalized score per game (Fig. 3 style)",
          figs.normalized_scores_figure(table, reference_label=reference_label),
          f"This run's best-intermediate weights (mean of seed means) beside DQN in the {reference_label}, sorted by this "
          f"run's score; dashed line: human level (100 %). Bars are cut at {figs.BAR_CLIP_PERCENT:.0f} % and then "
-         "labelled with their value; games without a score are drawn last, marked \u201cno score\u201d."),
+         "labelled with their value; games without a score are drawn last, marked \u201cno score\u201d." + pfrl_bar),
         ("learning_curves.png", "Learning curves (Fig. 2 a, b style)",
          figs.learning_curves_figure(curves, table, reference_label=reference_label),
          "Training-time evaluation score (\u03b5 = 0.05, one environment playing the whole budget, the unfinished "
@@ -44,7 +56,7 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
          f"evaluation when a run has at most {figs.MARKER_POINTS}); band, the range (min to max) over seeds; dashed grey, "
          "the paper's final DQN score; dotted, this run's random agent (its mean score over seeds and episodes); red "
          "cross at 0, an evaluation that completed no episode (no score; 0 in the choice of the best snapshot, as in "
-         "DeepMind's code)."),
+         "DeepMind's code)." + dopamine),
         ("average_max_q.png", "Average max Q on held-out transitions (Fig. 2 c, d style)",
          figs.average_max_q_figure(curves, table),
          "Mean over the held-out transitions of max_a Q_target(s', a), the target network on their next states, as "
@@ -55,7 +67,7 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
          f"Raw scores on symmetric-log axes (linear within \u00b1{figs.SYMLOG_LINEAR_WIDTH:.0f} points, logarithmic "
          "outside, so negative scores need no shift); the dotted diagonal is equality; error bars are the s.d. across "
          f"seeds; the {figs.SCATTER_LABELS} games farthest from equality are named. Grey crosses: this run's random agent "
-         "against the paper's random agent."),
+         "against the paper's random agent." + pfrl_scatter),
     ]  # fmt: skip
     items = []
     for name, title, figure, caption in drawn:

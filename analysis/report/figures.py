@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from analysis.report import reproductions
 from analysis.report.tables import WEIGHTS_LABELS
 
 # Human-normalized bars are drawn up to this value; longer ones are cut and labelled with their value.
@@ -37,6 +38,8 @@ PAPER_COLOR = (0.62, 0.62, 0.62)
 HUMAN_COLOR = _PALETTE[3]
 NO_EPISODE_COLOR = "firebrick"
 RANDOM_COLOR = _PALETTE[1]
+PFRL_COLOR = "black"
+DOPAMINE_COLOR = _PALETTE[4]
 
 
 def _new_figure(width_inches: float, height_inches: float) -> Figure:
@@ -64,17 +67,19 @@ def normalized_scores_figure(table: pd.DataFrame, *, weights: str = "best", refe
     """
     ours = table[f"{weights}_normalized"].to_numpy(dtype=np.float64)
     paper = table["paper_normalized"].to_numpy(dtype=np.float64)
+    has_pfrl = "pfrl_normalized" in table.columns
+    pfrl = table["pfrl_normalized"].to_numpy(dtype=np.float64) if has_pfrl else np.full(len(table), np.nan)
     # Highest first, missing last; reversed below because barh draws its first bar at the bottom.
     order = sorted(range(len(table)), key=lambda i: (math.isnan(ours[i]), -ours[i] if not math.isnan(ours[i]) else 0.0))
     names = [str(table["display_name"].iloc[i]) + ("  (no score)" if math.isnan(ours[i]) else "") for i in order]
-    ours, paper = ours[order][::-1], paper[order][::-1]
+    ours, paper, pfrl = ours[order][::-1], paper[order][::-1], pfrl[order][::-1]
     names = names[::-1]
 
     n = len(names)
     fig = _new_figure(9.0, 1.4 + 0.3 * n)
     with sns.axes_style("whitegrid"):
         ax = fig.add_subplot()
-    finite = np.concatenate([ours[np.isfinite(ours)], paper[np.isfinite(paper)], [100.0]])
+    finite = np.concatenate([ours[np.isfinite(ours)], paper[np.isfinite(paper)], pfrl[np.isfinite(pfrl)], [100.0]])
     right = min(max(finite.max() * 1.08, 110.0), BAR_CLIP_PERCENT * 1.12)
     left = min(0.0, max(finite.min() * 1.1, -100.0)) - 0.02 * right
     y = np.arange(n)
@@ -89,10 +94,22 @@ def normalized_scores_figure(table: pd.DataFrame, *, weights: str = "best", refe
             x = min(value, BAR_CLIP_PERCENT) if value >= 0 else 0.0
             ax.text(x + 0.01 * right, yi + height / 2, f"{_whole(value)} %" + (" \u2192" if cut else ""),
                     va="center", ha="left", fontsize=7, color="black", fontweight="bold" if cut else "normal")
-    for yi, value in zip(y, paper):
-        if np.isfinite(value) and value > BAR_CLIP_PERCENT:
-            ax.text(BAR_CLIP_PERCENT + 0.01 * right, yi - height / 2, f"{_whole(value)} % \u2192", va="center",
-                    ha="left", fontsize=7, color="dimgray")
+    if has_pfrl:
+        # PFRL's score on the paper's bar (a tick across it), so that the two published numbers read together.
+        shown = np.isfinite(pfrl)
+        ax.plot(np.clip(pfrl[shown], left, BAR_CLIP_PERCENT), y[shown] - height / 2, linestyle="none", marker="|",
+                markersize=9, markeredgewidth=2.2, color=PFRL_COLOR, label="PFRL's reproduction", zorder=3)
+    for yi, value, pfrl_value in zip(y, paper, pfrl):
+        # Values off either end of the axis are written out after the paper's bar.
+        cut = [f"{_whole(value)} % \u2192"] if np.isfinite(value) and value > BAR_CLIP_PERCENT else []
+        if np.isfinite(pfrl_value) and pfrl_value > BAR_CLIP_PERCENT:
+            cut.append(f"PFRL {_whole(pfrl_value)} % \u2192")
+        elif np.isfinite(pfrl_value) and pfrl_value < left:
+            cut.append(f"PFRL {_whole(pfrl_value)} % \u2190")
+        if cut:
+            end = min(max(value, 0.0), BAR_CLIP_PERCENT) if np.isfinite(value) else 0.0
+            ax.text(end + 0.01 * right, yi - height / 2, ", ".join(cut), va="center", ha="left", fontsize=7,
+                    color="dimgray")
     ax.axvline(100.0, color=HUMAN_COLOR, linestyle="--", linewidth=1.2, label="human level (100 %)")
     ax.axvline(0.0, color="black", linewidth=0.8)
     ax.set_yticks(y, names, fontsize=8)
@@ -101,7 +118,12 @@ def normalized_scores_figure(table: pd.DataFrame, *, weights: str = "best", refe
     ax.set_xlabel("human-normalized score (%)")
     ax.xaxis.set_ticks_position("both")
     ax.tick_params(axis="x", labeltop=True)
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncols=3, fontsize=8, frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    # In the order of the bars from the paper down: the published numbers, this run, then the human line.
+    order = [f"DQN in the {reference_label}", "PFRL's reproduction", f"this run ({WEIGHTS_LABELS[weights]} weights)",
+             "human level (100 %)"]
+    entries = sorted(zip(handles, labels), key=lambda entry: order.index(entry[1]))
+    fig.legend(*zip(*entries), loc="outside upper center", ncols=len(entries), fontsize=8, frameon=False)
     return fig
 
 
@@ -133,21 +155,67 @@ def frames_unit(max_frames: float) -> tuple[float, str]:
     return 1.0, "frames"
 
 
-def fit_legend(fig: Figure, handles: list, *, fontsize: float = 8):
-    """A legend above the panels with as many entries a row as fit inside the figure's width."""
+def fit_legend(fig: Figure, handles: list, *, labels: list[str] | None = None, fontsize: float = 8):
+    """A legend above the panels with as many entries a row as fit inside the figure's width.
+
+    `labels` default to the handles' own; a tuple of artists is one entry drawn on top of each other.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     renderer = FigureCanvasAgg(fig).get_renderer()
+    labels = labels if labels is not None else [handle.get_label() for handle in handles]
     for ncols in range(len(handles), 0, -1):
-        legend = fig.legend(handles=handles, loc="outside upper center", ncols=ncols, fontsize=fontsize, frameon=False)
+        legend = fig.legend(handles=handles, labels=labels, loc="outside upper center", ncols=ncols, fontsize=fontsize,
+                            frameon=False)
         if ncols == 1 or legend.get_window_extent(renderer).width <= 0.97 * fig.bbox.width:
             return legend
         legend.remove()
 
 
+def frames_text(frames: float) -> str:
+    """Emulator frames in a few characters: 64k, 3M, 1.5M."""
+    if frames >= 1e6:
+        return f"{frames / 1e6:,.3g}M"
+    if frames >= 1e3:
+        return f"{frames / 1e3:,.3g}k"
+    return f"{frames:,.0f}"
+
+
+# Matplotlib gids of the Dopamine curves' artists, so that a test can find them in a panel.
+DOPAMINE_BAND_GID, DOPAMINE_MEAN_GID = "dopamine-band", "dopamine-mean"
+
+
+def dopamine_label() -> str:
+    return (f"{reproductions.DOPAMINE_LABEL}, {reproductions.DOPAMINE_RUNS} runs: mean, min to max "
+            f"({reproductions.DOPAMINE_PROTOCOL})")
+
+
+def dopamine_note(short: dict[str, float], *, every_game: bool) -> str:
+    """The legend's note for the games whose run covers less than Dopamine's first iteration (display name -> frames);
+    `every_game`: no panel has a Dopamine curve, so the games need no naming."""
+    first = frames_text(reproductions.DOPAMINE_FIRST_FRAMES)
+    covered = frames_text(max(short.values()))
+    where = "" if every_game else f" for {', '.join(short)}"
+    return (f"{reproductions.DOPAMINE_LABEL} not drawn{where}: its first point is at {first} frames, this run covers "
+            f"{'up to ' if len(set(short.values())) > 1 else ''}{covered} frames")
+
+
+def draw_dopamine(ax, game: str, covered_frames: float, scale: float) -> bool:
+    """Dopamine's DQN curve of `game` behind this run's, over the frames the run covers; False when none is drawn."""
+    band = reproductions.dopamine_band(game, covered_frames)
+    if band.empty:
+        return False
+    x = band["frames"] / scale
+    ax.fill_between(x, band["low"], band["high"], color=DOPAMINE_COLOR, alpha=0.18, linewidth=0, zorder=0.5,
+                    gid=DOPAMINE_BAND_GID)
+    ax.plot(x, band["mean"], color=DOPAMINE_COLOR, linewidth=1.0, linestyle="-.", zorder=1, gid=DOPAMINE_MEAN_GID,
+            marker="D" if len(band) <= MARKER_POINTS else None, markersize=2.5)
+    return True
+
+
 def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel: str, *,
                   paper_line: str | None = None, paper_label: str = "paper", random_line: str | None = None,
-                  random_label: str = "random agent", mark_no_episode: bool = False) -> Figure:
+                  random_label: str = "random agent", mark_no_episode: bool = False, dopamine: bool = False) -> Figure:
     """One panel per game of `table` (missing games included): `column` of learning_curves.parquet against
     emulator frames, the mean over seeds as a line and the range over seeds (min to max) as a band.
 
@@ -156,6 +224,8 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
     agent), labelled `random_label`. `mark_no_episode`: an evaluation that completed no episode (no
     score; 0 in the choice of the best snapshot) is drawn as a cross at 0. A run with at most
     MARKER_POINTS evaluations gets a dot on each. Frames are in millions or thousands, from the data.
+    `dopamine`: Dopamine's DQN curve of the game behind this run's (draw_dopamine), over the frames this
+    run covers; a run shorter than Dopamine's first iteration gets a note in the legend instead.
     """
     fig, axes, columns = _grid(len(table))
     curves = curves.assign(game=curves["game"].astype(str))
@@ -164,6 +234,8 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
                   if mark_no_episode and "eval_frames" in curves else pd.Series(False, index=curves.index))
     any_no_episode = False
     any_markers = False
+    any_dopamine = False
+    dopamine_short: dict[str, float] = {}  # display name -> frames covered, for games under Dopamine's first point
     for k, (ax, (_, row)) in enumerate(zip(axes, table.iterrows())):
         game_no_episode = curves[(curves["game"] == row["game"]) & no_episode]
         game_curves = curves[(curves["game"] == row["game"]) & curves[column].notna()]
@@ -191,8 +263,17 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
         x = band["frames"] / scale
         few = int(game_curves.groupby("seed").size().max()) <= MARKER_POINTS
         any_markers |= few
-        ax.fill_between(x, band["low"], band["high"], color=THIS_RUN_COLOR, alpha=0.25, linewidth=0)
-        ax.plot(x, band["mean"], color=THIS_RUN_COLOR, linewidth=1.3, marker="o" if few else None, markersize=3.5)
+        if dopamine and row["game"] in reproductions.dopamine_games():
+            covered_frames = float(max(game_curves["frames"].max(), game_no_episode["frames"].max()
+                                       if not game_no_episode.empty else 0))
+            if draw_dopamine(ax, row["game"], covered_frames, scale):
+                any_dopamine = True
+            else:
+                dopamine_short[str(row["display_name"])] = covered_frames
+        # This run in front of any reference curve.
+        ax.fill_between(x, band["low"], band["high"], color=THIS_RUN_COLOR, alpha=0.25, linewidth=0, zorder=2)
+        ax.plot(x, band["mean"], color=THIS_RUN_COLOR, linewidth=1.3, marker="o" if few else None, markersize=3.5,
+                zorder=3)
         if paper_line is not None and np.isfinite(row[paper_line]):
             ax.axhline(row[paper_line], color=PAPER_COLOR, linestyle="--", linewidth=1.0)
         if random_line is not None and np.isfinite(row[random_line]):
@@ -213,7 +294,16 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
     if any_no_episode:
         handles.append(Line2D([], [], color=NO_EPISODE_COLOR, linestyle="none", marker="x",
                               label="no episode completed (0 for the best snapshot)"))
-    fit_legend(fig, handles)
+    labels = [handle.get_label() for handle in handles]
+    if any_dopamine:
+        # The band and the mean line as one entry: one reference, drawn twice.
+        handles.append((Patch(color=DOPAMINE_COLOR, alpha=0.18, linewidth=0),
+                        Line2D([], [], color=DOPAMINE_COLOR, linewidth=1.0, linestyle="-.")))
+        labels.append(dopamine_label())
+    if dopamine_short:
+        handles.append(Line2D([], [], linestyle="none"))
+        labels.append(dopamine_note(dopamine_short, every_game=not any_dopamine))
+    fit_legend(fig, handles, labels=labels)
     return fig
 
 
@@ -225,10 +315,11 @@ def _locator(bins: int):
 
 def learning_curves_figure(curves: pd.DataFrame, table: pd.DataFrame, *, reference_label: str = "paper") -> Figure:
     """Fig. 2 (a, b) for every game: training-time evaluation score against frames, seeds as a min-max band,
-    the paper's final DQN score as a dashed grey line, this run's random agent (`random_mean`) dotted."""
+    the paper's final DQN score as a dashed grey line, this run's random agent (`random_mean`) dotted, and
+    behind them Dopamine's DQN curve of the game over the frames this run covers (curves_figure's `dopamine`)."""
     return curves_figure(curves, table, "eval_score_mean", "score", paper_line="paper_dqn_mean",
                          paper_label=f"final DQN score in the {reference_label}", random_line="random_mean",
-                         random_label="random agent (this run's mean score)", mark_no_episode=True)
+                         random_label="random agent (this run's mean score)", mark_no_episode=True, dopamine=True)
 
 
 def average_max_q_figure(curves: pd.DataFrame, table: pd.DataFrame) -> Figure:
@@ -243,7 +334,8 @@ def _symlog(values) -> np.ndarray:
 
 
 def scores_vs_paper_figure(table: pd.DataFrame, *, reference_label: str = "paper") -> Figure:
-    """This run's raw scores (best and final weights; the random agent) against the paper's, on symmetric-log axes.
+    """This run's raw scores (best and final weights; the random agent) against the paper's, on symmetric-log axes,
+    with PFRL's reproduction against the paper's where `table` has it (a horizontal tick at each game).
 
     The axes are linear within +-SYMLOG_LINEAR_WIDTH points and logarithmic outside, so negative
     scores (Pong, Tennis, ...) are drawn without shifting; error bars are the s.d. across seeds.
@@ -266,6 +358,12 @@ def scores_vs_paper_figure(table: pd.DataFrame, *, reference_label: str = "paper
                     markersize=5, elinewidth=0.8, capsize=0, alpha=0.9, label=label,
                     markerfacecolor="none" if marker == "s" else color)
         values.extend(present[paper_col].tolist() + present[ours_col].tolist())
+    if "pfrl_dqn_mean" in table.columns:
+        # PFRL's score on the same vertical as this run's (both against the paper's): another careful re-run.
+        present = table[table["paper_dqn_mean"].notna() & table["pfrl_dqn_mean"].notna()]
+        ax.plot(present["paper_dqn_mean"], present["pfrl_dqn_mean"], linestyle="none", marker="_", markersize=11,
+                markeredgewidth=1.8, color=PFRL_COLOR, alpha=0.75, label="PFRL's reproduction", zorder=1.5)
+        values.extend(present["paper_dqn_mean"].tolist() + present["pfrl_dqn_mean"].tolist())
     best = table[table["paper_dqn_mean"].notna() & table["best_mean"].notna()]
     # Labelling all 49 points makes the dense middle unreadable: name only those farthest from equality.
     distance = pd.Series(np.abs(_symlog(best["best_mean"]) - _symlog(best["paper_dqn_mean"])), index=best.index)
@@ -282,6 +380,10 @@ def scores_vs_paper_figure(table: pd.DataFrame, *, reference_label: str = "paper
         ax.plot(lim, lim, color="black", linewidth=0.8, linestyle=":", label="equal to the paper")
     ax.set_xlabel(f"score in the {reference_label} (symmetric log: linear within \u00b1{SYMLOG_LINEAR_WIDTH:.0f})")
     ax.set_ylabel(f"score in this run (symmetric log: linear within \u00b1{SYMLOG_LINEAR_WIDTH:.0f})")
-    ax.legend(loc="upper left", fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    # This run's points first, then the references they are read against.
+    rank = {"PFRL's reproduction": 1, "equal to the paper": 2}
+    entries = sorted(zip(handles, labels), key=lambda entry: rank.get(entry[1], 0))
+    ax.legend(*zip(*entries), loc="upper left", fontsize=8)
     ax.set_title("Raw scores: this run against the paper (error bars: s.d. across seeds)", fontsize=10)
     return fig

@@ -186,6 +186,35 @@ GAME_COLUMNS: list[tuple[str, str, Callable[[Any], str] | None, str, str]] = [
 # The game's own cell stands alone, so that it can stay in view while the table scrolls sideways.
 GAME_GROUPS = [("", 1, "game"), ("", 1, ""), ("Paper", 4, "group-paper"), ("This run", 7, "group-ours"),
                ("Human-normalized (%)", 3, ""), ("", 1, "")]
+# The columns PFRL's reproduction adds where the reference shows it (tables.game_table has pfrl_dqn_mean):
+# (the GAME_COLUMNS column it follows, its own column).
+_PFRL_TIP = (
+    "PFRL's reproduction of the Nature DQN: its best intermediate agent re-evaluated for 30 episodes of at most "
+    "5 minutes at \u03b5 0.05, mean over its seeds (200M frames, no sticky actions)"
+)
+STANDS_HEADER = "Vs. paper & PFRL"
+PFRL_COLUMNS = [
+    ("paper_dqn_std", ("pfrl_dqn_mean", "DQN", format_score, _PFRL_TIP, "")),
+    ("paper_normalized", ("pfrl_normalized", "PFRL", format_percent, f"{_PFRL_TIP}, human-normalized (%)", "")),
+    ("higher", ("stands", STANDS_HEADER, None,
+                "where this run's best-intermediate score stands against the paper's DQN and PFRL's reproduction: "
+                "below both, between (a tie counts as between) or above both", "")),
+]
+PFRL_GROUPS = [("", 1, "game"), ("", 1, ""), ("Paper", 4, "group-paper"), ("PFRL", 1, "group-paper"),
+               ("This run", 7, "group-ours"), ("Human-normalized (%)", 4, ""), ("", 2, "")]
+
+
+def game_columns(table: pd.DataFrame) -> tuple[list, list]:
+    """(columns, groups) of the per-game table: GAME_COLUMNS and GAME_GROUPS, with PFRL's where `table` has them."""
+    if "pfrl_dqn_mean" not in table.columns:
+        return GAME_COLUMNS, GAME_GROUPS
+    after = dict(PFRL_COLUMNS)
+    columns = []
+    for column in GAME_COLUMNS:
+        columns.append(column)
+        if column[0] in after:
+            columns.append(after[column[0]])
+    return columns, PFRL_GROUPS
 
 
 def status_text(row: pd.Series) -> str:
@@ -227,13 +256,25 @@ def seed_sd_cell(row: pd.Series, weights: str) -> str:
     return num_cell(row[f"{weights}_std"], format_score, css="num sd")
 
 
+def stands_cell(stands: str) -> str:
+    """Where this run stands, sorted by its order (below both, between, above both) rather than alphabetically."""
+    from analysis.report.reproductions import STANDINGS
+
+    if stands not in STANDINGS:
+        return '<td class="text" data-value=""></td>'
+    css = f"text stands-{stands.replace(' ', '-')}"
+    return f'<td class="{css}" data-value="{STANDINGS.index(stands)}">{escape(stands)}</td>'
+
+
 def game_table_html(table: pd.DataFrame, reference_label: str) -> str:
-    groups = _group_row(GAME_GROUPS, reference_label)
-    head = "".join(header_cell(h, numeric=fmt is not None, title=tip, css=css) for _, h, fmt, tip, css in GAME_COLUMNS)
+    columns, groups = game_columns(table)
+    groups = _group_row(groups, reference_label)
+    head = "".join(header_cell(h, numeric=fmt is not None or column == "stands", title=tip, css=css)
+                   for column, h, fmt, tip, css in columns)
     body = []
     for _, row in table.iterrows():
         cells = []
-        for column, _, fmt, _, css in GAME_COLUMNS:
+        for column, _, fmt, _, css in columns:
             shared = _game_cell(row, column)
             if shared is not None:
                 cells.append(shared)
@@ -242,6 +283,8 @@ def game_table_html(table: pd.DataFrame, reference_label: str) -> str:
             elif column == "higher":
                 higher = str(row["higher"])
                 cells.append(text_cell(higher, css=f"text higher-{higher.replace(' ', '-')}" if higher else "text"))
+            elif column == "stands":
+                cells.append(stands_cell(str(row["stands"])))
             else:
                 cells.append(num_cell(row[column], fmt, css=f"num {css}".strip()))
         body.append(_game_row(row, cells))
@@ -416,6 +459,10 @@ def headline_html(content: ReportContent) -> str:
         interval = f"95 % CI {escape(str(row['ci_note']))}"
     else:
         interval = f"95 % CI {format_percent(row['median_low'])} to {format_percent(row['median_high'])} %"
+    reproduction = content.aggregates[content.aggregates["kind"] == "reproduction"]
+    pfrl = ""
+    if not reproduction.empty:
+        pfrl = f" and <strong>{format_percent(reproduction.iloc[0]['median'])} %</strong> for PFRL's reproduction"
     caveat = ""
     if content.comparability is not None and not content.comparability.comparable:
         caveat = " These numbers are not comparable with the paper's: see the note above."
@@ -423,7 +470,7 @@ def headline_html(content: ReportContent) -> str:
         '<p class="headline">'
         f"Median human-normalized score of this run: <strong>{format_percent(row['median'])} %</strong> "
         f"({escape(str(row['label']).split(', ', 1)[1])}; {interval}) "
-        f"against <strong>{format_percent(paper['median'])} %</strong> for DQN in the paper "
+        f"against <strong>{format_percent(paper['median'])} %</strong> for DQN in the paper{pfrl} "
         f"on the same {int(paper['games'])} games. This run scores higher than the paper on "
         f"<strong>{wins} of {len(compared)}</strong> games (best-intermediate weights).{caveat}</p>"
     )
@@ -587,10 +634,55 @@ def method_html(content: ReportContent) -> str:
         "readings of values the paper leaves unstated are the paper's experiment, not a deviation from it.",
         "Games without a DQN score are listed as missing and left out of this run's aggregates; the "
         "\u201cPaper, the same games\u201d row then compares like with like.",
-        f"Every number comes from the files in <code>{escape(content.results_path)}</code> and the reference CSV "
-        "in <code>baselines/data/</code>.",
+        f"Every number comes from the files in <code>{escape(content.results_path)}</code> and the reference CSVs "
+        "in <code>baselines/data/</code> (their sources, licences and checks: <code>baselines/data/CITATION.md</code>).",
     ]
+    items += reproduction_items(content)
     return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+
+
+def reproduction_items(content: ReportContent) -> list[str]:
+    """What the method section says of the published reproductions the report shows, and why their numbers differ."""
+    from analysis.report import reproductions
+
+    items = []
+    if "pfrl_dqn_mean" in content.game_table.columns:
+        items.append(
+            "<strong>PFRL reproduction</strong> (pfnet/pfrl, MIT licence; Fujita et al., JMLR 22(77), 2021): PFRL re-ran "
+            "the paper's protocol on the 49 games, the closest public re-run of it: 50M agent steps (200M frames) "
+            "without sticky actions, then its best intermediate agent re-evaluated for 30 episodes of at most 5 minutes "
+            "at \u03b5 = 0.05; each score is the mean over its seeds (5 or 6: its README says both). Its column and its "
+            "human-normalized score (with the same random and human scores) stand beside the paper's; its aggregate "
+            "row is over the same games as this run's, one number per game, so without an interval. It scores higher "
+            "than the paper on 28 of the 49 games: the paper's numbers come from one run per game, PFRL's are means "
+            "over seeds, and the best intermediate agent is picked on a noisy training-time evaluation, so two careful "
+            "runs of one protocol differ by this much. "
+            f"\u201c{escape(STANDS_HEADER)}\u201d says where this run's best-intermediate mean lies against the two "
+            "published numbers: below both, between (a tie with either counts as between) or above both; it sorts in "
+            "that order."
+        )
+    elif content.game_table["game"].isin(reproductions.pfrl_columns("nature")["game"]).any():
+        items.append(
+            "PFRL's reproduction is not shown: it re-ran the Nature paper's protocol and is normalized with Extended "
+            "Data Table 2, not the protocol and table of this reference."
+        )
+    if content.game_table["game"].isin(reproductions.dopamine_games()).any():
+        items.append(
+            "<strong>Dopamine DQN</strong> (google/dopamine, Apache License 2.0; Castro et al., arXiv:1812.06110, "
+            f"2018): the learning curves of Dopamine's published DQN baseline, {reproductions.DOPAMINE_RUNS} runs per "
+            "game, 199 iterations of 1M frames. Iteration i covers frames [i \u00d7 1M, (i + 1) \u00d7 1M) and is drawn "
+            "at (i + 1) \u00d7 1M, the frames its agent had trained on when the iteration ended, as this run's "
+            "evaluations are drawn at the frames of their snapshot; it is drawn only over the frames this run covers. "
+            "It follows another protocol, so its curve is a shape to hold this run's against, not a score: sticky "
+            "actions (the emulator repeats the previous action with probability 0.25) make every game stochastic and "
+            "usually lower the scores; its numbers are training returns, the episodes played while learning at "
+            "\u03b5 = 0.01 (annealed over the first 1M frames), where this run's curve is a separate evaluation at "
+            "\u03b5 = 0.05; its episodes are cut at 30 minutes (27,000 agent steps), an evaluation here at 5 minutes, "
+            "so in games with long episodes it can score more than a 5-minute evaluation can; it plays no no-op "
+            "starts, starts learning after 80k frames and updates its target network every 32k frames; and it is a "
+            "range over 5 runs, where the paper printed one run per game."
+        )
+    return items
 
 
 def _asset(name: str) -> str:
@@ -620,6 +712,12 @@ def render_report(content: ReportContent) -> str:
         f"pooled over seeds); \u201c{SEED_SD}\u201d is the s.d. of the seed means across seeds, how much a mean "
         "moves from seed to seed. Hover a header for its definition."
     )
+    if "pfrl_dqn_mean" in content.game_table.columns:
+        table_note += (
+            " PFRL is a public reproduction of the paper's protocol (see <a href=\"#method\">how the numbers are "
+            f"computed</a>); \u201c{escape(STANDS_HEADER)}\u201d says whether this run's best-intermediate score lies "
+            "below both published numbers, between them or above both."
+        )
     values = {
         "title": escape(f"DQN reproduction report: {content.experiment}"),
         "css": _asset("report.css"),

@@ -3,7 +3,7 @@
 Every reference is read from the tables shipped in `baselines/data/` (through
 `baselines.reference`), so each number in the report's paper columns is traceable to a CSV row.
 A new reference is one entry in `REFERENCES`; one that prints single best episodes (the 2013
-Table 1) names their columns in `best_episodes`.
+Table 1) names their columns in `best_episodes`; one whose protocol PFRL reproduced sets `pfrl`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class Reference:
     table_label: str
     normalization: str
     best_episodes: BestEpisodes | None = None  # None: the paper reports averages only
+    # Whether PFRL's reproduction (the Nature protocol re-run on the 49 games) is shown beside the paper.
+    pfrl: bool = False
 
 
 REFERENCES: dict[str, Reference] = {
@@ -60,6 +62,7 @@ REFERENCES: dict[str, Reference] = {
             "human-normalized score = 100 x (score - random) / (human - random), with the random and human "
             "scores of Extended Data Table 2 of the Nature paper (not the later 57-game human table)"
         ),
+        pfrl=True,
     ),
     "nips2013": Reference(
         name="nips2013",

@@ -23,6 +23,7 @@ from dqn.errors import UserError
 from dqn.games import display_name
 from dqn.run_folder import WEIGHTS
 from analysis.report import metrics
+from analysis.report import reproductions
 from analysis.report.paper import human_normalized, paper_best_episodes, paper_columns
 from analysis.report.results import Results
 
@@ -72,8 +73,12 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
     random_std, random_seeds (this run's random agent), best_mean, best_std, best_seeds,
     best_episode_std, final_mean, final_std, final_seeds, final_episode_std, paper_normalized,
     best_normalized, final_normalized, higher ("this run" when best_mean exceeds paper_dqn_mean, "paper" when below, "tie", or "").
+    When the reference shows PFRL's reproduction (reproductions.has_pfrl), also pfrl_dqn_mean,
+    pfrl_normalized and stands (where best_mean lies against paper_dqn_mean and pfrl_dqn_mean:
+    reproductions.STANDINGS, or "" when one is missing).
     """
-    paper = paper_columns(reference or results.reference)
+    reference = reference or results.reference
+    paper = paper_columns(reference)
     games = experiment_games(results, paper)
     table = pd.DataFrame({"game": games}).merge(paper, on="game", how="left")
     table["display_name"] = [name if isinstance(name, str) else display_name(g) for g, name in zip(table["game"], table["display_name"])]
@@ -109,6 +114,10 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
         np.where(table["best_mean"] < table["paper_dqn_mean"], "paper", "tie"),
     )
     table["higher"] = np.where(table["best_mean"].isna() | table["paper_dqn_mean"].isna(), "", higher)
+    pfrl = reproductions.pfrl_columns(reference)
+    if pfrl is not None:
+        table = table.join(pfrl.set_index("game"))
+        table["stands"] = reproductions.where_this_run_stands(table["best_mean"], table["paper_dqn_mean"], table["pfrl_dqn_mean"])
     columns = [
         "display_name", "seeds_planned", "seeds_complete", "status",
         "random_score", "human_score", "paper_dqn_mean", "paper_dqn_std",
@@ -117,6 +126,8 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
         "final_mean", "final_std", "final_seeds", "final_episode_std",
         "paper_normalized", "best_normalized", "final_normalized", "higher",
     ]  # fmt: skip
+    if pfrl is not None:
+        columns += ["pfrl_dqn_mean", "pfrl_normalized", "stands"]
     return table[columns].reset_index()
 
 
@@ -189,11 +200,13 @@ def score_matrix(results: Results, weights: str, reference: str | None = None) -
 
 
 def aggregate_table(results: Results, *, reps: int = 2000, seed: int = 0, reference: str | None = None) -> pd.DataFrame:
-    """The aggregate rows: this run (best, final weights) with 95 % CIs, the paper on the same games, the paper on all its games.
+    """The aggregate rows: this run (best, final weights) with 95 % CIs, the paper on the same games, the paper on all
+    its games, and, when the reference shows it, PFRL's reproduction on the same games as this run (all of them
+    before any game is scored).
 
-    Columns: label, kind ("this run" | "paper"), games, runs, median, median_low, median_high,
+    Columns: label, kind ("this run" | "paper" | "reproduction"), games, runs, median, median_low, median_high,
     mean, mean_low, mean_high, iqm, iqm_low, iqm_high, at_or_above_100, at_or_above_75, ci_note.
-    CI columns are NaN for the paper (one published number per game, ci_note "") and for this run
+    CI columns are NaN for the paper and PFRL (one published number per game, ci_note "") and for this run
     when every game has a single seed (nothing to resample; ci_note NO_INTERVAL_ONE_SEED).
     """
     reference = reference or results.reference
@@ -220,9 +233,10 @@ def aggregate_table(results: Results, *, reps: int = 2000, seed: int = 0, refere
             row[f"at_or_above_{threshold:.0f}"] = int(metrics.count_at_or_above(matrix, threshold))
         rows.append(row)
 
-    def paper_row(label: str, games: pd.DataFrame) -> dict:
-        matrix = games["paper_normalized"].to_numpy(dtype=np.float64)[np.newaxis, :]
-        row = {"label": label, "kind": "paper", "weights": "", "games": matrix.shape[1], "runs": matrix.shape[1],
+    def paper_row(label: str, games: pd.DataFrame, column: str = "paper_normalized", kind: str = "paper") -> dict:
+        # One published number per game: a single "run", so no interval.
+        matrix = games[column].to_numpy(dtype=np.float64)[np.newaxis, :]
+        row = {"label": label, "kind": kind, "weights": "", "games": matrix.shape[1], "runs": matrix.shape[1],
                "ci_note": ""}
         for name, statistic in metrics.AGGREGATES.items():
             row.update({name: float(statistic(matrix)), f"{name}_low": np.nan, f"{name}_high": np.nan})
@@ -232,9 +246,24 @@ def aggregate_table(results: Results, *, reps: int = 2000, seed: int = 0, refere
 
     paper = paper.assign(paper_normalized=human_normalized(paper["paper_dqn_mean"], paper["random_score"], paper["human_score"]))
     same = paper[paper["game"].isin(covered)]
-    if covered and len(same) < len(paper):
+    subset = bool(covered) and len(same) < len(paper)
+    if subset:
         rows.append(paper_row(f"Paper, the same {len(same)} games", same))
+    pfrl = reproductions.pfrl_columns(reference)
+    pfrl_rows = []
+    if pfrl is not None:
+        # Over the same games as this run, so that it reads beside this run's row; all of PFRL's before any is scored.
+        pfrl_same = pfrl[pfrl["game"].isin(covered)] if covered else pfrl
+        label = (f"{reproductions.PFRL_LABEL}, the same {len(pfrl_same)} games" if len(pfrl_same) < len(pfrl)
+                 else f"{reproductions.PFRL_LABEL}, all {len(pfrl_same)} games")
+        if len(pfrl_same):
+            pfrl_rows.append(paper_row(label, pfrl_same, "pfrl_normalized", "reproduction"))
+    # PFRL's row right under the paper's row over the same games.
+    if subset:
+        rows += pfrl_rows
     rows.append(paper_row(f"Paper, all {len(paper)} games (as published)", paper))
+    if not subset:
+        rows += pfrl_rows
     return pd.DataFrame(rows)
 
 

@@ -81,11 +81,13 @@ def _episodes(game: str, agent: str, seed: int, weights: str, center: float, spr
 
 def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int], missing_games: Sequence[str] = (),
                   missing_runs: Sequence[tuple[str, int]] = (), preset: str = "demo", reference: str = "nature", experiment: str | None = None,
-                  curve_points: int = 12, rng_seed: int = 0) -> Path:
+                  curve_points: int = 12, rng_seed: int = 0, frames_planned: int | None = None) -> Path:
     """Write every file of a results folder for `games` x `seeds`.
 
     Every DQN run of `missing_games`, and each (game, seed) of `missing_runs`, is unfinished: status
     `missing` in runs.parquet, no DQN scores, no learning curve; its random-agent baseline is present.
+    `frames_planned`: every run trains this many frames instead of its preset's (a run of a length
+    between the demo's and the paper's, as a `--set training_length_frames=...` gives).
     """
     path = Path(path)
     rng = np.random.default_rng(rng_seed)
@@ -96,7 +98,7 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
     episodes, curves, runs, run_provenance = [], [], [], []
     for game in games:
         # As analysis.aggregate plans a run: a game with its own action repeat keeps the agent steps.
-        frames_planned = hp.for_game(game).training_length_frames
+        game_frames_planned = frames_planned or hp.for_game(game).training_length_frames
         paper_random, paper_human, paper_dqn = (float(table.loc[game, c]) for c in (random_col, human_col, dqn_col))
         random_spread = abs(paper_random) * 0.3 + 1.0
         for seed in seeds:
@@ -109,11 +111,11 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
                 dqn_spread = abs(paper_dqn - paper_random) * 0.2 + 1.0
                 episodes.append(_episodes(game, "dqn", seed, "best", best_score, dqn_spread, rng))
                 episodes.append(_episodes(game, "dqn", seed, "final", final_score, dqn_spread, rng))
-                curves.append(_learning_curve(game, seed, final_score, paper_random, frames_planned, curve_points, rng))
-                frames_done = frames_planned
+                curves.append(_learning_curve(game, seed, final_score, paper_random, game_frames_planned, curve_points, rng))
+                frames_done = game_frames_planned
             elif seed % 2 == 0:
                 # An unfinished run: its partial train log, no training-time evaluation yet (as analysis.aggregate writes it).
-                partial = _learning_curve(game, seed, paper_dqn, paper_random, frames_planned, curve_points, rng)
+                partial = _learning_curve(game, seed, paper_dqn, paper_random, game_frames_planned, curve_points, rng)
                 partial = partial.iloc[: curve_points // 2].assign(eval_score_mean=np.nan, eval_episodes=np.int64(0),
                                                                  eval_frames=np.int64(0))
                 curves.append(partial)
@@ -127,7 +129,7 @@ def write_results(path: str | Path, *, games: Sequence[str], seeds: Sequence[int
                     "seed": np.int64(seed),
                     "status": "missing" if missing else "complete",
                     "frames_done": np.int64(frames_done),
-                    "frames_planned": np.int64(frames_planned),
+                    "frames_planned": np.int64(game_frames_planned),
                     "wall_hours": float(rng.uniform(60.0, 90.0) * frames_done / 200_000_000) if started else np.nan,
                     "device": ("cpu" if seed % 2 else "cuda") if started else None,
                 }
