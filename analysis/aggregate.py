@@ -48,6 +48,7 @@ from dqn.run_folder import (
     WEIGHTS,
     RunFiles,
     dqn_episodes_path,
+    fast_path_fallback_text,
     learning_curve,
     package_versions,
     random_episodes_path,
@@ -291,12 +292,17 @@ def provenance(results: str | os.PathLike, *, preset: str, reference: str, overr
     """Versions, git commit and hardware here, the plan, and each run's own device, host and versions."""
     commit, dirty = git_state(Path(__file__).resolve().parent)
     runs = []
+    fallbacks = []  # runs whose fast path failed its self-check and went on on the plain path
     for game in games:
         for seed in seeds:
             config = _read_json(RunFiles(run_dir(results, game, seed)).config)
             if config is not None:
+                fallback = fast_path_fallback_text(config)
                 runs.append({"game": game, "seed": int(seed), "device": config.get("device"),
-                             "hostname": config.get("hostname"), "versions": config.get("versions")})
+                             "hostname": config.get("hostname"), "versions": config.get("versions"),
+                             "fast_path_fallback": fallback})
+                if fallback:
+                    fallbacks.append(f"{game} seed {seed}: {fallback}")
     return {
         "experiment": experiment or Path(results).resolve().name,
         "preset": preset,
@@ -308,6 +314,7 @@ def provenance(results: str | os.PathLike, *, preset: str, reference: str, overr
         "git_commit": commit,
         "git_dirty": dirty,
         "hardware": hardware(),
+        "fast_path_fallbacks": "; ".join(fallbacks) or "none",
         "runs": runs,
     }
 

@@ -216,6 +216,29 @@ def run_config(game: str, seed: int, preset: str, hp: Hyperparameters, device: s
     }, sort_keys=True, default=str))
 
 
+# config.json's record of a fast path that failed its check (dqn/speed/self_check.py): the run went
+# on on the plain path from that agent step; the report's provenance lists it.
+FAST_PATH_FALLBACK = "fast_path_fallback"
+
+
+def record_fast_path_fallback(files: RunFiles, *, reason: str, agent_steps: int, device: str,
+                              check_seconds: float) -> dict[str, Any]:
+    """Rewrite config.json with `fast_path` false and the fallback's record (returned)."""
+    config = read_existing_config(files) or {}
+    record = {"reason": reason, "agent_steps": int(agent_steps), "device": device, "hostname": socket.gethostname(),
+              "check_seconds": round(float(check_seconds), 3)}
+    fileio.write_json({**config, "fast_path": False, FAST_PATH_FALLBACK: record}, files.config)
+    return record
+
+
+def fast_path_fallback_text(config: dict[str, Any]) -> str | None:
+    """One line for the report from a run's config.json, or None when it did not fall back."""
+    record = config.get(FAST_PATH_FALLBACK)
+    if not isinstance(record, dict):
+        return None
+    return f"plain path from agent step {int(record.get('agent_steps', 0)):,} on {record.get('device')}: {record.get('reason')}"
+
+
 def config_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """What differs between two configs in what the run computes (None if nothing)."""
     for key in ("game", "seed"):

@@ -218,7 +218,11 @@ def test_aggregate_marks_unfinished_runs_missing_with_their_partial_log(tmp_path
     curve = train_log("breakout", [4_000, 8_000], [1_800.0, 3_600.0]).assign(eval_score_mean=[2.0, 3.0], eval_episodes=[4, 5],
                                                                       eval_frames=[500_000, 500_000])
     curve.to_parquet(breakout / "learning_curve.parquet", index=False)
-    (breakout / "config.json").write_text(json.dumps({"device": "cuda", "hostname": "node1", "versions": {}}))
+    # Its fast path failed the self-check at agent step 12,345 (dqn/speed/self_check.py) and it went on on the plain path.
+    fallback = {"reason": "update 3: loss 0.25 on the fast path, 0.5 on the plain path", "agent_steps": 12_345,
+                "device": "cuda", "hostname": "node1", "check_seconds": 1.5}
+    (breakout / "config.json").write_text(json.dumps({"device": "cuda", "hostname": "node1", "versions": {},
+                                                      "fast_path": False, "fast_path_fallback": fallback}))
     pong = results / "runs/dqn/pong/seed0"
     pong.mkdir(parents=True)
     train_log("pong", [4_000, 8_000], [900.0, 1_800.0]).to_parquet(pong / "train_log.parquet", index=False)
@@ -257,6 +261,10 @@ def test_aggregate_marks_unfinished_runs_missing_with_their_partial_log(tmp_path
         "200000000", "16000", "frames"]
     provenance = json.loads((results / "provenance.json").read_text())
     assert provenance["experiment"] == "exp" and provenance["runs"][0]["hostname"] == "node1"
+    # The fallback reaches the report's provenance: one line per run that left the fast path.
+    assert provenance["fast_path_fallbacks"] == ("breakout seed 0: plain path from agent step 12,345 on cuda: "
+                                                 "update 3: loss 0.25 on the fast path, 0.5 on the plain path")
+    assert [r["fast_path_fallback"] for r in provenance["runs"]] == [provenance["fast_path_fallbacks"][17:], None]
 
 
 def test_aggregate_into_another_folder_leaves_the_results_alone(tmp_path):
