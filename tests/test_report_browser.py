@@ -152,6 +152,35 @@ def test_clicking_a_header_sorts_numerically_with_missing_last(page):
     assert header.get_attribute("aria-sort") == "descending"
 
 
+def test_clicking_the_standing_header_sorts_below_between_above_with_missing_last(page):
+    index = header_index(page, "Vs. paper & PFRL")
+    header = page.find_elements("css selector", "#game-table thead tr:last-child th")[index]
+    header.click()
+    texts = page.execute_script(
+        "return Array.from(document.querySelectorAll('#game-table tbody tr')).map(r => r.cells[arguments[0]].textContent.trim());",
+        index,
+    )
+    assert len(texts) == len(GAMES)  # one row per game, the new columns included
+    rank = {"below both": 0, "between": 1, "above both": 2}
+    present = [t for t in texts if t]
+    assert set(present) <= set(rank) and len(present) == len(GAMES) - len(MISSING)
+    assert [rank[t] for t in present] == sorted(rank[t] for t in present)
+    assert texts[len(present):] == [""] * len(MISSING)  # the game without a score stays last
+    assert header.get_attribute("aria-sort") == "ascending"
+    header.click()
+    texts = page.execute_script(
+        "return Array.from(document.querySelectorAll('#game-table tbody tr')).map(r => r.cells[arguments[0]].textContent.trim());",
+        index,
+    )
+    assert [rank[t] for t in texts if t] == sorted((rank[t] for t in present), reverse=True)
+    assert texts[-len(MISSING):] == [""] * len(MISSING)
+    # Every row keeps as many cells as the header has columns.
+    counts = page.execute_script(
+        "return [document.querySelectorAll('#game-table thead tr:last-child th').length].concat("
+        "Array.from(document.querySelectorAll('#game-table tbody tr')).map(r => r.cells.length));")
+    assert set(counts) == {20}
+
+
 def test_clicking_the_game_header_sorts_by_name(page):
     index = header_index(page, "Game")
     page.find_elements("css selector", "#game-table thead tr:last-child th")[index].click()

@@ -156,18 +156,26 @@ def frames_unit(max_frames: float) -> tuple[float, str]:
 
 
 def fit_legend(fig: Figure, handles: list, *, labels: list[str] | None = None, fontsize: float = 8):
-    """A legend above the panels with as many entries a row as fit inside the figure's width.
+    """A legend above the panels with as many entries a row as fit inside the figure's width; in one column,
+    long labels are wrapped onto several lines until they fit.
 
     `labels` default to the handles' own; a tuple of artists is one entry drawn on top of each other.
     """
+    import textwrap
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     renderer = FigureCanvasAgg(fig).get_renderer()
     labels = labels if labels is not None else [handle.get_label() for handle in handles]
-    for ncols in range(len(handles), 0, -1):
-        legend = fig.legend(handles=handles, labels=labels, loc="outside upper center", ncols=ncols, fontsize=fontsize,
+    # Every column count from all entries in a row down to one, then one column with ever narrower labels.
+    longest = max((len(label) for label in labels), default=0)
+    layouts = [(ncols, None) for ncols in range(len(handles), 0, -1)]
+    layouts += [(1, width) for width in range(min(longest - 1, 80), 19, -5)]
+    for ncols, width in layouts:
+        shown = labels if width is None else [textwrap.fill(label, width) for label in labels]
+        legend = fig.legend(handles=handles, labels=shown, loc="outside upper center", ncols=ncols, fontsize=fontsize,
                             frameon=False)
-        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.97 * fig.bbox.width:
+        if (ncols, width) == layouts[-1] or legend.get_window_extent(renderer).width <= 0.97 * fig.bbox.width:
             return legend
         legend.remove()
 
