@@ -246,3 +246,22 @@ def test_learning_curve_legend_lies_inside_its_figure(tmp_path):
         fig.canvas.draw()
         legend, box = fig.legends[0].get_window_extent(), fig.bbox
         assert box.x0 <= legend.x0 and legend.x1 <= box.x1 and box.y0 <= legend.y0 and legend.y1 <= box.y1, games
+
+
+def test_per_game_table_fits_a_1400_px_window_and_shows_the_sort_direction(browser, report):
+    at_width(browser, report.as_uri(), 1400)
+    widths = browser.execute_script(
+        "const t = document.getElementById('game-table'); return [t.parentElement.scrollWidth, t.parentElement.clientWidth];")
+    assert widths[0] <= widths[1], widths  # 20 columns, no sideways scrolling at 1400 px
+    # Every body row is one line high (no verdict or score wraps), except the missing game's status.
+    heights = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#game-table tbody tr:not(.status-missing)'))"
+        ".map(r => r.getBoundingClientRect().height);")
+    assert max(heights) < 1.5 * min(heights), heights
+    header = browser.find_elements("css selector", "#game-table thead tr:last-child th")[header_index(browser, "DQN best")]
+    arrow = "return getComputedStyle(arguments[0], '::after').content;"
+    assert browser.execute_script(arrow, header) == '"\u2195"'
+    header.click()
+    assert browser.execute_script(arrow, header) == '"\u25b2"'
+    header.click()
+    assert browser.execute_script(arrow, header) == '"\u25bc"'
