@@ -2,7 +2,8 @@
 
 `python -m analysis.report --results results/demo --out reports/demo/report.html --figures-dir reports/demo/figures`
 
-Modules: `results` reads the folder, `paper` gives the reference paper's columns, `metrics` holds
+Modules: `results` reads the folder, `paper` gives the reference paper's columns, `reproductions`
+PFRL's columns, where a run stands against the paper and PFRL, and Dopamine's curves, `metrics` holds
 the pure aggregate functions, `tables` computes the report's tables, `figures` draws (never
 saves), `html` renders, `build` ties them together and writes the files atomically.
 """
