@@ -149,17 +149,29 @@ def checkpoint_state(parts: Parts, st: TrainState) -> dict[str, Any]:
     return state
 
 
-def restore(parts: Parts, state: dict[str, Any]) -> TrainState:
+def restore(parts: Parts, state: dict[str, Any], *, leaving_fast_path: bool = False) -> TrainState:
+    """The TrainState of a checkpoint, the parts loaded with its state.
+
+    leaving_fast_path: a fast-path checkpoint may be loaded into plain-path parts (the fast path
+    failed its check, dqn/speed/self_check.py): the replay's contents are the same, and the host
+    memory draws from its own seeded stream from then on.
+    """
     import torch
 
     if state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}; use a new --out")
-    if bool(state.get("fast_path")) != parts.fast_path:
-        was = "on" if state.get("fast_path") else "off"
+    checkpointed_fast = bool(state.get("fast_path"))
+    switching = leaving_fast_path and checkpointed_fast and not parts.fast_path
+    if checkpointed_fast != parts.fast_path and not switching:
+        was = "on" if checkpointed_fast else "off"
         raise UserError(f"this run was checkpointed with --fast-path {was} (another replay random stream); "
                         f"resume it with --fast-path {was}")
+    replay_state = state["replay"]
+    if switching:
+        # A device replay saves no generator state (its stream is torch's, on the device).
+        replay_state = {**replay_state, "rng_state": parts.replay.state_dict()["rng_state"]}
     parts.learner.load_state_dict(state["learner"])
-    parts.replay.load_state_dict(state["replay"])
+    parts.replay.load_state_dict(replay_state)
     parts.env.set_state(state["env"])
     parts.stack.load_state_dict(state["stack"])
     parts.rng.bit_generator.state = state["actor_rng"]

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_switch(p, "--compile", help="torch.compile the optimizer step (auto: on for CPU runs of 10M frames or more)")
     add_switch(p, "--channels-last", help="run the CNN in channels-last (NHWC) memory format (auto: on for the CPU); "
                "a run resumes in the format it started with")
+    p.add_argument("--trainings-per-gpu", type=int, default=1, metavar="N",
+                   help="trainings sharing this GPU: under --fast-path auto the replay memory goes on the GPU only "
+                        "while N replays fit its memory (default 1)")
     p.add_argument("--no-side-eval", action="store_true",
                    help="evaluate snapshots at the end of training instead of beside it")
     p.add_argument("--restart-from-zero", action="store_true",
@@ -290,7 +293,10 @@ def speed_choices(args: argparse.Namespace, started: dict[str, Any], device: str
 
     fast_path = kept(args.fast_path, "fast_path")
     if fast_path is None:
-        fast_path = fast_path_enabled(args.fast_path, device, hp.replay_memory_size_transitions)
+        fast_path, why = fast_path_enabled(args.fast_path, device, hp.replay_memory_size_transitions,
+                                           trainings_per_gpu=args.trainings_per_gpu)
+        if why:
+            log.info("%s (%d training(s) per GPU)", why, args.trainings_per_gpu)
     compile_step = kept(args.compile, "compiled_optimizer_step")
     if compile_step is None:
         compile_step = not fast_path and compile_enabled(args.compile, device, hp.training_length_frames)
@@ -429,6 +435,56 @@ def disk_full_as_one_line(files: RunFiles, hp: Hyperparameters):
             "free space and run the same command again to resume from the last checkpoint") from None
 
 
+def start(hp: Hyperparameters, game: str, seed: int, device: str, files: RunFiles, loaded, *, fast_path: bool,
+          compile_step: bool, channels_last: bool, leaving_fast_path: bool = False) -> tuple[Parts, TrainState]:
+    """The parts of the run, and its state: from `loaded` (a checkpoint's folder and state) or from step 0."""
+    import torch
+
+    parts, first_frame = build_parts(hp, game, seed, device, files, fast_path=fast_path, compile_step=compile_step,
+                                     channels_last=channels_last)
+    log.info("%s seed %d on %s (%d torch threads, %s path%s%s): %s frames planned, %d actions, replay memory of %s transitions",
+             game, seed, device, torch.get_num_threads(), "fast" if fast_path else "plain",
+             ", compiled optimizer step" if compile_step else "", ", channels-last" if channels_last else "",
+             f"{hp.training_length_frames:,}",
+             parts.learner.num_actions, f"{hp.replay_memory_size_transitions:,}")
+    if loaded is None:
+        return parts, TrainState(s_t=parts.stack.reset(first_frame), episode_start=True)
+    folder, state = loaded
+    st = restore(parts, state, leaving_fast_path=leaving_fast_path)
+    parts.clock = WallClock(float(state["wall_seconds"]))
+    log.info("resuming from %s (agent step %d, %d train_log rows)", folder, st.agent_steps, len(st.rows))
+    return parts, st
+
+
+def checked_fast_path(parts: Parts, st: TrainState, loaded, hp: Hyperparameters, game: str, seed: int, device: str,
+                      files: RunFiles) -> tuple[Parts, TrainState]:
+    """The fast path compared with the plain path from the run's state (dqn/speed/self_check.py); on a
+    mismatch or an error, one warning, the fallback recorded in config.json, and the plain path's
+    parts loaded with the same state (a run from step 0 is then exactly a --fast-path off run)."""
+    import gc
+
+    import torch
+
+    from dqn.run_folder import record_fast_path_fallback
+    from dqn.speed.self_check import check_fast_path
+
+    verdict = check_fast_path(parts.learner, hp)
+    if verdict.passed:
+        log.info("fast path checked against the plain path: %d updates and %d acting passes agree (%.1f s)",
+                 verdict.updates, verdict.acting_passes, verdict.seconds)
+        return parts, st
+    log.warning("the fast path failed its check against the plain path (%s); continuing on the plain path "
+                "(recorded in config.json as fast_path_fallback)", verdict.reason)
+    record_fast_path_fallback(files, reason=str(verdict.reason), agent_steps=st.agent_steps, device=device,
+                              check_seconds=verdict.seconds)
+    del parts, st
+    gc.collect()  # the device replay's memory goes before the host replay is allocated
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+    return start(hp, game, seed, device, files, loaded, fast_path=False, compile_step=False, channels_last=False,
+                 leaving_fast_path=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from dqn.checkpoint import Checkpointer
     from dqn.speed.allocator import keep_freed_memory_mapped
@@ -447,6 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--eval-workers must be at least 1, got {args.eval_workers}")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
+    if args.trainings_per_gpu < 1:
+        raise UserError(f"--trainings-per-gpu must be at least 1, got {args.trainings_per_gpu}")
     hp = resolve(args.preset, parse_overrides(args.set)).for_game(game)
     device = resolve_device(args.device)
     files = RunFiles(Path(args.out))
@@ -494,28 +552,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif existing.get("device") != device:
         log.warning("resuming on %s a run started on %s: results may differ in the last bits", device, existing.get("device"))
 
-    parts, first_frame = build_parts(hp, game, args.seed, device, files, fast_path=fast_path, compile_step=compile_step,
-                                     channels_last=channels_last)
-    log.info("%s seed %d on %s (%d torch threads, %s path%s%s): %s frames planned, %d actions, replay memory of %s transitions",
-             game, args.seed, device, torch.get_num_threads(), "fast" if fast_path else "plain",
-             ", compiled optimizer step" if compile_step else "", ", channels-last" if channels_last else "",
-             f"{hp.training_length_frames:,}",
-             parts.learner.num_actions, f"{hp.replay_memory_size_transitions:,}")
-    checkpointer, stack = parts.checkpointer, parts.stack
-
+    checkpointer = Checkpointer(files.checkpoints)
     loaded = checkpointer.load_latest()
     if loaded is None:
         if args.restart_from_zero:
             discard_progress(files)
         else:
             refuse_to_discard_progress(files, checkpointer, hp)
-        st = TrainState(s_t=stack.reset(first_frame), episode_start=True)
-    else:
-        folder, state = loaded
-        st = restore(parts, state)
-        parts.clock = WallClock(float(state["wall_seconds"]))
-        del state  # drop the memory maps of the checkpoint's arrays
-        log.info("resuming from %s (agent step %d, %d train_log rows)", folder, st.agent_steps, len(st.rows))
+    parts, st = start(hp, game, args.seed, device, files, loaded, fast_path=fast_path, compile_step=compile_step,
+                      channels_last=channels_last)
+    if parts.fast_path:
+        parts, st = checked_fast_path(parts, st, loaded, hp, game, args.seed, device, files)
+    del loaded  # drop the memory maps of the checkpoint's arrays
     training_done = st.agent_steps >= hp.training_length_steps
     remove_stale_outputs(files, st.rows, st.agent_steps * hp.action_repeat_frames, training_done)
 
