@@ -25,6 +25,7 @@ def _run(*args):
 # One bad value per benchmark, each of a different kind: not a number, not a choice, unknown flag.
 BAD_ARGUMENTS = {
     "checksum": ["--size-gib", "lots"],
+    "demo_scores": ["--parallel", "two"],
     "eval_cost": ["--preset", "demo"],
     "layers": ["--threads", "two"],
     "memory": ["--fill-fraction", "half"],
@@ -191,3 +192,20 @@ def test_checksum_table_hashes_writes_and_verifies_a_small_checkpoint(tmp_path):
     assert {"hash in memory", "write, no checksum", "Checkpointer.save (CRC32), 1,000 transitions"} <= measures
     assert all(_number(r[2]) > 0 for r in rows)
     assert list(tmp_path.iterdir()) == []  # its test files are removed
+
+
+def test_demo_scores_row_gives_the_ratio_and_the_gap_in_standard_errors():
+    import pandas as pd
+
+    from benchmarks.demo_scores import margin_row
+
+    # Means 20 and 2 (10x); s.d.s 10 and 1; gap 18 = 18 random s.d.; standard error
+    # sqrt(100/3 + 1/3) = 5.80, so the gap is 3.1 standard errors: below the target of 5.
+    row = margin_row("pong", 0, pd.Series([10.0, 20.0, 30.0]), pd.Series([1.0, 2.0, 3.0]))
+    assert row == ["pong", 0, "20.0 (10.0)", "2.0 (1.0)", "10.0x", "18.0", "3.1", "NO"]
+    # The same values ten times (30 episodes): sample variances 200/3 * 30/29 = 68.97 and 2/3 * 30/29 = 0.69,
+    # standard error sqrt((68.97 + 0.69) / 30) = 1.52, gap 18 / 1.52 = 11.8: met.
+    best, random = pd.Series([10.0, 20.0, 30.0] * 10), pd.Series([1.0, 2.0, 3.0] * 10)
+    assert margin_row("pong", 0, best, random)[-2:] == ["11.8", "yes"]
+    # A random agent that never scores: the ratio is unbounded, the target is the standard errors'.
+    assert margin_row("pong", 0, best, pd.Series([0.0] * 30))[4] == "inf"

@@ -480,12 +480,10 @@ def test_demo_report_says_it_is_not_the_papers_experiment_with_its_frames(demo):
     assert "action_repeat_frames" not in deviations.index
     frames = int(deviations.loc["training_length_frames", "this_value"])
     paper_frames = int(deviations.loc["training_length_frames", "paper_value"])
-    assert (frames, paper_frames) == (64_000, 200_000_000)
-    expected = (f"Each run trained {frames:,} emulator frames ({frames // 4:,} agent steps), "
-                f"{100 * frames / paper_frames:.3f} % of the paper's {paper_frames:,} frames "
-                f"({paper_frames // 4:,} agent steps) per run.")
-    assert expected == ("Each run trained 64,000 emulator frames (16,000 agent steps), 0.032 % of the paper's "
-                        "200,000,000 frames (50,000,000 agent steps) per run.")
+    assert (frames, paper_frames) == (400_000, 200_000_000)
+    # 400,000 / 200,000,000 = 0.2 %, given to two significant digits.
+    expected = ("Each run trained 400,000 emulator frames (100,000 agent steps), 0.20 % of the paper's "
+                "200,000,000 frames (50,000,000 agent steps) per run.")
     found = banners(text)
     assert set(found) == {"banner-top", "banner-summary"}
     for banner in found.values():
@@ -593,10 +591,10 @@ def test_learning_curves_of_few_evaluations_have_dots_readable_frames_and_the_ra
     assert figure_box.x0 <= legend_box.x0 and legend_box.x1 <= figure_box.x1
     assert figure_box.y0 <= legend_box.y0 and legend_box.y1 <= figure_box.y1
     for ax, (_, row) in zip(fig.axes, table.iterrows()):
-        assert ax.get_xlabel() == "frames (thousands)"  # 64,000 frames: thousands, not 0.064 millions
+        assert ax.get_xlabel() == "frames (thousands)"  # 400,000 frames: thousands, not 0.4 millions
         mean_line = ax.lines[0]
-        assert mean_line.get_marker() == "o"  # 2 evaluations: each one drawn
-        np.testing.assert_allclose(mean_line.get_xdata(), [32.0, 64.0])
+        assert mean_line.get_marker() == "o"  # 4 evaluations: each one drawn
+        np.testing.assert_allclose(mean_line.get_xdata(), [100.0, 200.0, 300.0, 400.0])
         random_line = [line for line in ax.lines if line.get_linestyle() == ":"]
         assert len(random_line) == 1 and random_line[0].get_ydata()[0] == pytest.approx(row["random_mean"])
     scores = pd.read_parquet(folder / "scores.parquet")

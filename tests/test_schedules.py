@@ -21,10 +21,10 @@ def test_nature_schedule_at_hand_checked_steps():
 
 
 def test_schedule_follows_its_hyperparameters():
-    # demo: start 2,000, decay over 20,000 steps: halfway at 12,000 -> 0.55.
+    # demo: start 5,000, decay over 50,000 steps: halfway at 30,000 -> 0.55.
     eps = LinearEpsilon.from_hyperparameters(DEMO)
-    assert (eps.start_step, eps.decay_steps) == (2_000, 20_000)
-    assert eps(1_999) == 1.0 and eps(12_000) == pytest.approx(0.55) and eps(22_000) == pytest.approx(0.1)
+    assert (eps.start_step, eps.decay_steps) == (5_000, 50_000)
+    assert eps(4_999) == 1.0 and eps(30_000) == pytest.approx(0.55) and eps(55_000) == pytest.approx(0.1)
     custom = dataclasses.replace(NATURE, initial_exploration=0.5, final_exploration=0.0)
     eps = LinearEpsilon.from_hyperparameters(custom)
     assert eps(0) == 0.5 and eps(550_000) == pytest.approx(0.25) and eps(10**7) == 0.0

@@ -406,8 +406,8 @@ def _length_text(length) -> str:
 
 
 def training_length_text(comparability: Comparability) -> str:
-    """The training length per run beside the paper's, e.g. "Each run trained 64,000 emulator frames (16,000 agent
-    steps), 0.032 % of the paper's 200,000,000 frames (50,000,000 agent steps) per run."
+    """The training length per run beside the paper's, e.g. "Each run trained 400,000 emulator frames (100,000 agent
+    steps), 0.20 % of the paper's 200,000,000 frames (50,000,000 agent steps) per run."
     """
     lengths = comparability.lengths
     if not lengths:

@@ -1,0 +1,51 @@
+"""The demo (`config/demo.yaml`) is the first run a user makes: it must plan the games chosen
+for learning early and, within its budget, act at the final epsilon long before training ends,
+so the best-intermediate weights the report shows come from a greedy-enough agent. Asserted on the
+config the workflow reads, not by training (docs/DEMO.md has the measured scores)."""
+
+from pathlib import Path
+
+import yaml
+
+from dqn.config import DEMO, NATURE, deviations, resolve
+from dqn.schedules import LinearEpsilon
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def demo_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+
+
+def test_demo_plans_road_runner_and_kangaroo_for_one_seed_on_the_cpu():
+    config = demo_config()
+    assert config["games"] == ["road_runner", "kangaroo"]
+    assert config["seeds"] == [0] and config["device"] == "cpu" and config["preset"] == "demo"
+    assert config["hyperparameters"] == {}  # the preset's values, which docs/DEMO.md measured
+
+
+def test_demo_reaches_its_final_epsilon_before_training_ends():
+    hp = resolve(demo_config()["preset"], demo_config()["hyperparameters"])
+    eps = LinearEpsilon.from_hyperparameters(hp)
+    # 400,000 frames / 4 = 100,000 agent steps; epsilon is final at 5,000 + 50,000 = 55,000.
+    assert hp.training_length_steps == 100_000
+    final_step = hp.replay_start_size_steps + hp.final_exploration_frame_steps
+    assert final_step == 55_000
+    assert eps(final_step - 1) > hp.final_exploration and eps(final_step) == hp.final_exploration
+    assert eps(hp.training_length_steps - 1) == hp.final_exploration
+    # Every training-time evaluation after the first sees an agent trained at the final epsilon.
+    assert hp.eval_interval_steps == 25_000 and hp.training_length_steps // hp.eval_interval_steps == 4
+
+
+def test_demo_keeps_the_papers_algorithm_and_shrinks_only_budgets_and_schedules():
+    shrunk = {d.field for d in deviations(DEMO)}
+    assert shrunk == {
+        "training_length_frames", "replay_memory_size_transitions", "replay_start_size_steps",
+        "final_exploration_frame_steps", "target_network_update_frequency_steps",
+        "eval_interval_frames", "eval_length_frames", "checkpoint_interval_minutes",
+    }
+    for same in ("network", "preprocessing", "learning_rate", "gradient_momentum", "squared_gradient_momentum",
+                 "min_squared_gradient", "td_error_clip", "minibatch_size_transitions", "discount_factor",
+                 "action_repeat_frames", "update_frequency_steps", "final_exploration", "eval_epsilon",
+                 "final_eval_episodes", "final_eval_max_episode_frames"):
+        assert getattr(DEMO, same) == getattr(NATURE, same), same
