@@ -1,6 +1,7 @@
 """Smoke checks of the benchmark commands with tiny budgets: each prints its table with the
 expected columns and positive numbers. No timing is asserted (the machine is shared)."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ BAD_ARGUMENTS = {
     "checksum": ["--size-gib", "lots"],
     "demo_scores": ["--parallel", "two"],
     "eval_cost": ["--preset", "demo"],
+    "gpu_check": ["--device", "tpu"],
     "layers": ["--threads", "two"],
     "memory": ["--fill-fraction", "half"],
     "peer": ["--compile", "maybe"],
@@ -192,6 +194,45 @@ def test_checksum_table_hashes_writes_and_verifies_a_small_checkpoint(tmp_path):
     assert {"hash in memory", "write, no checksum", "Checkpointer.save (CRC32), 1,000 transitions"} <= measures
     assert all(_number(r[2]) > 0 for r in rows)
     assert list(tmp_path.iterdir()) == []  # its test files are removed
+
+
+def test_gpu_check_runs_every_step_with_tiny_budgets_on_the_cpu(tmp_path):
+    """`--device cpu --quick`: the install from a (here empty) wheel folder, the equality tests, the
+    self-check, the step profile, 1 and 2 concurrent trainings, the table and the projection."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()  # everything is installed already: pip needs nothing from it
+    out = _run("benchmarks.gpu_check", "--device", "cpu", "--quick", "--wheels", str(wheels))
+    lines = out.splitlines()
+    assert lines[0].startswith("# GPU check on the CPU, torch ") and "(--quick" in lines[0]
+    assert lines[1].startswith(f"1. installed from {wheels}: ale-py>=0.12 gymnasium>=1.0")
+    assert re.match(r"2\. equality tests \(tests/test_fast_path\.py .*\) on cpu: 2 passed, \d+ deselected", lines[2])
+    assert re.match(r"   self-check of the fast path \(8 updates, 9 acting passes against the plain path\): passed; "
+                    r"\d+\.\d\d s the first time", lines[3])
+    header, rows = _table(out.split("4. concurrent")[1])
+    assert header[0] == "trainings on the GPU" and header[-1] == "147-run table on 8 GPUs, hours"
+    assert [row[0] for row in rows] == ["1", "2"] and all(row[1] == "host (CPU)" for row in rows)
+    for row in rows:
+        mean, slowest, total, hours = (_number(row[i]) for i in (2, 3, 4, 7))
+        assert 0 < slowest <= mean and total == pytest.approx(mean * int(row[0]), rel=0.01)
+        # Waves of min(147, 8 x N) runs of 50M agent steps at the mean per-run rate.
+        waves = -(-147 // min(147, 8 * int(row[0])))
+        assert hours == pytest.approx(waves * 50e6 / mean / 3600, rel=0.01)
+        assert row[5] == row[6] == "n/a"  # no nvidia-smi on the CPU
+    step_profile = out.split("3. one training step")[1].split("4. concurrent")[0]
+    assert "| update " in step_profile and "| acting forward pass " in step_profile
+    assert re.search(r"5\. projected: the paper's table \(147 runs x 50,000,000 agent steps\) on 8 such GPUs takes "
+                     r"[\d,.]+ hours at \d training\(s\) per GPU", out)
+
+
+def test_gpu_check_projects_the_paper_table_in_waves():
+    from benchmarks.gpu_check import projected_hours
+
+    # One run per GPU at 1,500 steps/s: 19 waves of 8 runs, 50M steps each = 9.26 h a wave: 175.9 h.
+    assert projected_hours(1500, 1) == pytest.approx(19 * 50e6 / 1500 / 3600)
+    # 18 per GPU at 300 steps/s: 144 at once, so 2 waves of 46.3 h: 92.6 h.
+    assert projected_hours(300, 18) == pytest.approx(2 * 50e6 / 300 / 3600)
+    # 19 per GPU: all 147 at once, one wave.
+    assert projected_hours(300, 19) == pytest.approx(50e6 / 300 / 3600)
 
 
 def test_demo_scores_row_gives_the_ratio_and_the_gap_in_standard_errors():
