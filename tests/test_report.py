@@ -572,7 +572,7 @@ def test_2013_frames_per_run_are_the_2013_papers_10m_agent_steps(tmp_path):
     # The 2013 preset: 10M agent steps, at k = 4 (40M frames) and k = 3 for Space Invaders (30M frames).
     assert (lengths[("Breakout",)].paper_frames, lengths[("Breakout",)].paper_steps) == (40_000_000, 10_000_000)
     assert (lengths[("Space Invaders",)].paper_frames, lengths[("Space Invaders",)].paper_steps) == (30_000_000, 10_000_000)
-    assert lengths[("Breakout",)].frames == 64_000 and lengths[("Breakout",)].steps == 16_000
+    assert lengths[("Breakout",)].frames == 400_000 and lengths[("Breakout",)].steps == 100_000
 
 
 def test_learning_curves_of_few_evaluations_have_dots_readable_frames_and_the_random_agent(demo):
@@ -947,11 +947,12 @@ def test_learning_curves_of_a_3m_frame_run_draw_dopamine_over_3_iterations(tmp_p
     assert not any("not drawn" in label for label in labels)
 
 
-def test_learning_curves_of_a_64k_frame_run_draw_no_dopamine_and_say_why(demo):
+def test_learning_curves_of_a_64k_frame_run_draw_no_dopamine_and_say_why(demo, tmp_path):
     from analysis.report import figures
 
-    folder, _, text, _ = demo
-    results = load_results(folder)
+    _, _, text, _ = demo
+    results = load_results(write_results(tmp_path / "short", games=("pong", "breakout"), seeds=(0,),
+                                         frames_planned=64_000, curve_points=2))
     fig = figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
                                          reference_label="Nature 2015 paper")
     for ax in fig.axes:

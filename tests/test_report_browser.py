@@ -201,7 +201,7 @@ def test_banner_is_visible_at_the_top(browser, demo_report, width):
     left, top, right, bottom, view_width, view_height = box
     # Inside the first screen, whole, without scrolling; under the title.
     assert 0 <= left and right <= view_width and 0 <= top and bottom <= min(view_height, 400), box
-    assert "Not the paper's experiment" in banner.text and "64,000 emulator frames" in banner.text
+    assert "Not the paper's experiment" in banner.text and "400,000 emulator frames" in banner.text
     summary = browser.find_element("id", "banner-summary")
     assert summary.is_displayed() and "Why: preset demo" in summary.text
     browser.set_window_size(1400, 1000)
