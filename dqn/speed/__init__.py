@@ -7,6 +7,9 @@ settings, and the rules that pick them under "auto".
     allocator.py       glibc malloc thresholds that keep an update's freed buffers mapped
     auto.py            the "auto" rules of --fast-path, --compile and --channels-last, each with
                        its measured reason
+    placement.py       where the replay goes (GPU or host) when N trainings share a GPU
+    self_check.py      the fast path compared with the plain path at each start or resume of a
+                       training; a mismatch or an error sends the run to the plain path
 
 The rule of this package: each part is the same algorithm as the plain path (dqn.replay,
 dqn.agent, dqn.optim), only faster, pinned to it by equality tests (tests/test_fast_path.py:
