@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -304,20 +305,156 @@ def test_each_training_takes_a_gpu_no_other_holds(tmp_path):
     for holder in holders:
         holder.wait()
     assert sorted((tmp_path / f"got{i}").read_text().strip() for i in range(2)) == ["0", "1"]
-    assert third.returncode == 1 and "every GPU (0 1) is held by another training" in third.stderr
+    assert third.returncode == 1 and third.stderr == (
+        "one_gpu.sh: every GPU (0 1) already runs 1 training(s); give snakemake --resources gpu=N with N at most 2\n")
     # Without a bound it waits, and runs once a GPU is free.
     holder = subprocess.Popen(["bash", str(script), "sh", "-c", "sleep 2"], env={**env, "CUDA_VISIBLE_DEVICES": "0"})
     time.sleep(0.5)
     waiter = subprocess.run(["bash", str(script), "sh", "-c", "echo $CUDA_VISIBLE_DEVICES"],
                             env={**env, "CUDA_VISIBLE_DEVICES": "0"}, capture_output=True, text=True, timeout=30)
     holder.wait()
-    assert waiter.returncode == 0 and waiter.stdout.strip() == "0" and "waiting for one" in waiter.stderr
+    assert waiter.returncode == 0 and waiter.stdout.strip() == "0" and "waiting for a place" in waiter.stderr
     # Released when the commands exit; under Slurm the allocation's GPUs are kept as they are.
     again = subprocess.run(["bash", str(script), "sh", "-c", "echo $CUDA_VISIBLE_DEVICES"], env=env, capture_output=True, text=True)
     assert again.stdout.strip() == "0"
     slurm = subprocess.run(["bash", str(script), "sh", "-c", "echo $CUDA_VISIBLE_DEVICES"],
                            env={**env, "SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": "3"}, capture_output=True, text=True)
     assert slurm.stdout.strip() == "3"
+
+
+def _hold_a_place(script, env, tmp_path, i, *flags):
+    """A stand-in training: writes the GPU it got, then waits until its `release{i}` file appears."""
+    body = f"echo $CUDA_VISIBLE_DEVICES > {tmp_path}/got{i}; while [ ! -e {tmp_path}/release{i} ]; do sleep 0.05; done"
+    holder = subprocess.Popen(["bash", str(script), *flags, "sh", "-c", body], env=env)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / f"got{i}").exists():
+        assert time.monotonic() < deadline and holder.poll() is None, f"training {i} got no GPU"
+        time.sleep(0.02)
+    return holder, (tmp_path / f"got{i}").read_text().strip()
+
+
+def test_each_gpu_is_handed_to_at_most_n_trainings_spread_over_the_gpus(tmp_path):
+    script = REPO / "workflow" / "scripts" / "one_gpu.sh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(CUDA_VISIBLE_DEVICES="0,1", DQN_GPU_LOCK_DIR=str(tmp_path / "locks"))
+    n = 3
+    # 2N trainings started one after the other on 2 fake GPUs: each GPU's first place, then each
+    # GPU's second, ...: GPU 0, 1, 0, 1, 0, 1.
+    held = [_hold_a_place(script, env, tmp_path, i, "--trainings-per-gpu", str(n)) for i in range(2 * n)]
+    assert [gpu for _, gpu in held] == ["0", "1", "0", "1", "0", "1"]
+    # A (2N+1)th finds every place taken (no waiting allowed here) and says so in one line.
+    extra = subprocess.run(["bash", str(script), "--trainings-per-gpu", str(n), "true"],
+                           env={**env, "DQN_GPU_WAIT_SECONDS": "0"}, capture_output=True, text=True)
+    assert extra.returncode == 1 and extra.stderr == (
+        "one_gpu.sh: every GPU (0 1) already runs 3 training(s); run at most 6 trainings at once\n")
+    # Training 3 (GPU 1) ends: the next one takes its place on GPU 1.
+    (tmp_path / "release3").touch()
+    held[3][0].wait(timeout=30)
+    (tmp_path / "got3").unlink()
+    held[3] = _hold_a_place(script, env, tmp_path, 3, "--trainings-per-gpu", str(n))
+    assert held[3][1] == "1"
+    for i, (holder, _) in enumerate(held):
+        (tmp_path / f"release{i}").touch()
+        assert holder.wait(timeout=30) == 0
+    # A bad count is one error line before anything runs.
+    bad = subprocess.run(["bash", str(script), "--trainings-per-gpu", "0", "true"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr == (
+        "error: one_gpu.sh --trainings-per-gpu needs a whole number of at least 1, got '0'\n")
+
+
+# ---------------------------------------------------------------------------- N trainings per GPU
+SHARED = {"experiment": "shared", "preset": "nature", "games": ["alien", "breakout", "pong", "boxing", "asterix"],
+          "seeds": [0, 1], "device": "cuda", "trainings_per_gpu": 4}
+
+
+def recorded_sbatch_lines(workdir: Path, config: Path, marker: str, count: int) -> list[str]:
+    """`snakemake --profile profiles/slurm` with stand-ins for Slurm's commands that record their
+    arguments: the sbatch lines of the first `count` submitted jobs whose line holds `marker`
+    (snakemake, which would wait for them forever, is then killed)."""
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir()
+    calls = workdir / "calls.log"
+    for command in ("sbatch", "sacct", "squeue", "sinfo", "sacctmgr", "scontrol", "scancel"):
+        reply = {"sbatch": 'echo "$((7000 + $(grep -c ^sbatch ' + str(calls) + ')))"', "sacctmgr": "echo account"}
+        (bin_dir / command).write_text(f'#!/bin/sh\necho "{command} $*" >> {calls}\n{reply.get(command, "")}\n')
+        (bin_dir / command).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
+               "--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(config)]
+    submit = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            lines = calls.read_text().splitlines() if calls.exists() else []
+            jobs = [line for line in lines if line.startswith("sbatch") and marker in line]
+            if len(jobs) >= count:
+                return jobs[:count]
+            assert time.monotonic() < deadline and submit.poll() is None, lines
+            time.sleep(0.2)
+    finally:
+        os.killpg(submit.pid, signal.SIGKILL)
+        submit.wait()
+
+
+def test_trainings_per_gpu_plans_shared_gpus_locally(tmp_path):
+    config = write_config(tmp_path / "shared.yaml", **SHARED)
+    done = snakemake(tmp_path, "-n", "--configfile", str(config))
+    text = output_of(done)
+    assert done.returncode == 0, text
+    # Locally Snakemake runs groups' jobs one by one: 10 trainings, each launched through the GPU
+    # hand-out with its 4 places per GPU, each told how many share its GPU (for its replay's placement).
+    assert job_counts(text)["train"] == 10
+    assert re.search(r"one_gpu\.sh --trainings-per-gpu 4 python -m dqn\.train --game alien --seed 0 .* --device cuda "
+                     r"--threads \d+ --eval-workers 1 --trainings-per-gpu 4 >> logs/shared/train/alien/seed0\.log", text)
+    # A grouped training asks for no GPU unit of its own: the cluster job of its group asks for one.
+    assert re.search(r"wildcards: experiment=shared, game=alien, seed=0\n\s+resources: .*gpu=0, gres=gpu:1", text)
+
+
+def test_trainings_per_gpu_packs_4_trainings_in_one_slurm_job_with_one_gpu(tmp_path):
+    """The Slurm profile with trainings_per_gpu 4: a dry run shows the groups; the same command with
+    a recording stand-in for sbatch shows what each job asks Slurm for."""
+    config = write_config(tmp_path / "shared.yaml", **SHARED)
+    profile = ("--profile", str(REPO / "profiles" / "slurm"))
+    dry = snakemake(tmp_path, "-n", *profile, "--configfile", str(config))
+    text = output_of(dry)
+    assert dry.returncode == 0, text
+    # 10 trainings in consecutive fours (game by game, seed by seed): 4 + 4 + 2, each group with
+    # its gpu_group job that ties it together.
+    # A group's jobs are listed indented under its header: their wildcards lines at 8 spaces.
+    groups = [re.findall(r"\n {8}wildcards: experiment=shared, game=(\w+), seed=(\d)\n", block)
+              for block in text.split("Group job train_gpu")[1:]]
+    members = [sorted(f"{g}{s}" for g, s in group) for group in groups]
+    assert sorted(members) == sorted([["alien0", "alien1", "breakout0", "breakout1"],
+                                      ["boxing0", "boxing1", "pong0", "pong1"], ["asterix0", "asterix1"]])
+    assert job_counts(text)["train"] == 10 and job_counts(text)["gpu_group"] == 3
+    for group in members:
+        print(f"dry run: group job train_gpu: {' '.join(group)}")
+
+    # The same, submitted to a recording sbatch (no cluster): the jobs' sbatch lines.
+    jobs = recorded_sbatch_lines(tmp_path, config, "group_train_gpu", 3)
+    layout = []
+    for line in jobs:
+        trainings = sorted(re.findall(r"'train:experiment=shared,game=(\w+),seed=(\d)'", line))
+        asked = dict(re.findall(r"(--gres|--cpus-per-task|--mem|-t|-p)[= ]([^ ]+)", line))
+        layout.append((len(trainings), asked))
+        print(f"{len(trainings)} trainings: {' '.join(f'{g}{s}' for g, s in trainings)}: "
+              + " ".join(f"{k} {v}" for k, v in sorted(asked.items())))
+    # One GPU per job; per training 2 cores (profile set-threads: train) and 7,072 + 2,500 MB;
+    # the runtime is the trainings' 2,880 minutes + the 1-minute gpu_group job.
+    assert sorted(layout, key=lambda item: item[0]) == [
+        (2, {"--gres": "gpu:1", "--cpus-per-task": "4", "--mem": "19144", "-t": "2881", "-p": "gpu"}),
+        (4, {"--gres": "gpu:1", "--cpus-per-task": "8", "--mem": "38288", "-t": "2881", "-p": "gpu"}),
+        (4, {"--gres": "gpu:1", "--cpus-per-task": "8", "--mem": "38288", "-t": "2881", "-p": "gpu"}),
+    ]
+    assert not any("--gpus" in line for line in jobs)
+
+
+def test_one_training_per_gpu_asks_slurm_for_a_gpu_of_its_own(tmp_path):
+    config = write_config(tmp_path / "one.yaml", **{**SHARED, "games": ["pong"], "seeds": [0], "trainings_per_gpu": 1})
+    [line] = recorded_sbatch_lines(tmp_path, config, "--comment rule_train_wildcards_shared_pong_0", 1)
+    asked = dict(re.findall(r"(--gpus|--gres|--cpus-per-task|--mem|-t|-p)[= ]([^ ]+)", line))
+    assert asked == {"--gpus": "1", "--cpus-per-task": "2", "--mem": "9572", "-t": "2880", "-p": "gpu"}
 
 
 # ---------------------------------------------------------------------------- end to end

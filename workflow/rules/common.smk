@@ -185,6 +185,7 @@ HP = resolved_hyperparameters(PRESET, config["hyperparameters"])
 SET_ARGUMENTS = set_arguments(HP, config["hyperparameters"])
 TRAIN_DEVICE = training_device(config["device"])
 EVALUATION_WORKERS = config["evaluation_workers"]
+TRAININGS_PER_GPU = config["trainings_per_gpu"]
 REPORT = config["report"]
 
 # Agent steps per second of one training on a CPU core pair, measured (README, "Performance":
@@ -262,6 +263,7 @@ wildcard_constraints:
     game="[a-z0-9_]+",
     seed=r"\d+",
     weights="|".join(WEIGHTS),
+    index=r"\d+",
 
 
 # ---------------------------------------------------------------------------- planned files
@@ -283,8 +285,38 @@ def random_episodes(wildcards):
 
 
 # ---------------------------------------------------------------------------- resources
+# Several trainings on one GPU: on a cluster, TRAININGS_PER_GPU trainings form one job, a
+# Snakemake group. A group holds connected jobs only, so the rule gpu_group (train.smk) ties each
+# TRAININGS_PER_GPU consecutive planned trainings together by listing their outputs; the
+# trainings' own inputs do not change, so a changed TRAININGS_PER_GPU never re-runs a training.
+# A group sums its members' numeric resources (cores, memory), keeps their longest runtime, and
+# passes on a string resource that every member gives alike: so a grouped training asks for no
+# `gpu` of its own, and the group asks for one GPU as `gres`. Locally Snakemake ignores groups,
+# and one_gpu.sh hands each GPU to TRAININGS_PER_GPU trainings.
+TRAIN_GROUP = "train_gpu" if TRAIN_DEVICE == "cuda" and TRAININGS_PER_GPU > 1 else None
+PLANNED_RUNS = [(game, seed) for game in GAMES for seed in SEEDS]
+GPU_GROUPS = -(-len(PLANNED_RUNS) // TRAININGS_PER_GPU) if TRAIN_GROUP is not None else 0
+GPU_GROUP_LIST = "logs/{experiment}/train_gpu/group{index}.txt"
+
+
+def gpu_group_trainings(wildcards):
+    """The final weights of the trainings of GPU group `index`: TRAININGS_PER_GPU consecutive planned runs."""
+    start = int(wildcards.index) * TRAININGS_PER_GPU
+    members = PLANNED_RUNS[start:start + TRAININGS_PER_GPU]
+    return [run_file("final.pt").format(experiment=wildcards.experiment, game=game, seed=seed) for game, seed in members]
+
+
+def gpu_group_lists(wildcards):
+    return expand(GPU_GROUP_LIST, experiment=EXPERIMENT, index=range(GPU_GROUPS))
+
+
 def training_gpus(wildcards):
-    return 1 if TRAIN_DEVICE == "cuda" else 0
+    return 1 if TRAIN_DEVICE == "cuda" and TRAIN_GROUP is None else 0
+
+
+def training_gres(wildcards):
+    """The group's GPU request (Slurm's --gres) for grouped trainings; empty otherwise."""
+    return "gpu:1" if TRAIN_GROUP is not None else ""
 
 
 def training_mem_mb(wildcards):
@@ -327,7 +359,13 @@ def figures_folder(wildcards, output):
 # Put before the training command when it trains on CUDA: on a machine with several GPUs each
 # training takes one that no other holds (see the script); under Slurm it changes nothing.
 GPU_SCRIPT = Path(workflow.basedir) / "workflow" / "scripts" / "one_gpu.sh"
-GPU_LAUNCHER = f"bash {shlex.quote(str(GPU_SCRIPT))}" if TRAIN_DEVICE == "cuda" else ""
+GPU_LAUNCHER = ""
+if TRAIN_DEVICE == "cuda":
+    GPU_LAUNCHER = f"bash {shlex.quote(str(GPU_SCRIPT))}"
+    if TRAININGS_PER_GPU > 1:
+        GPU_LAUNCHER += f" --trainings-per-gpu {TRAININGS_PER_GPU}"
+# dqn.train places its replay memory knowing how many trainings share its GPU.
+SHARING_ARGUMENTS = f" --trainings-per-gpu {TRAININGS_PER_GPU}" if TRAININGS_PER_GPU > 1 else ""
 
 
 # ---------------------------------------------------------------------------- partial report
