@@ -95,10 +95,10 @@ def test_subset_config_plans_the_subset_with_its_overrides(tmp_path):
     text = output_of(done)
     assert done.returncode == 0, text
     assert job_counts(text) == {"train": 10, "evaluate": 20, "random_agent": 10, "aggregate": 1, "report": 1, "all": 1}
-    # Overrides reach the CLI in canonical form, sorted; the demo replay needs 20k x 7,072 B + 2,500 MB.
+    # Overrides reach the CLI in canonical form, sorted; the demo replay needs 50k x 7,072 B + 2,500 MB.
     assert ("python -m dqn.train --game breakout --seed 4 --out results/subset/runs/dqn/breakout/seed4 --preset demo"
             " --set learning_rate=0.0001 lost_life_terminal=false --device cpu") in text
-    assert "mem_mb=2641" in text
+    assert "mem_mb=2853" in text
     assert ("python -m analysis.aggregate --results results/subset --games pong breakout --seeds 0 1 2 3 4 --preset demo"
             " --set learning_rate=0.0001 lost_life_terminal=false --games-sheet") in text
 
