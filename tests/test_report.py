@@ -1017,3 +1017,39 @@ def test_method_section_describes_each_reference_and_why_they_differ(small):
                    "\u03b5 = 0.01", "cut at 30 minutes (27,000 agent steps), an evaluation here at 5 minutes",
                    "no no-op starts", "drawn at (i + 1) \u00d7 1M"):
         assert phrase in method, phrase
+
+
+def test_a_paper_score_far_above_a_short_run_is_written_in_the_panel_not_drawn_to_scale():
+    from analysis.report import figures
+
+    frames = np.array([100_000, 200_000, 300_000, 400_000])
+    curves = pd.DataFrame({
+        "game": ["kangaroo"] * 4 + ["pong"] * 4, "seed": 0, "frames": np.concatenate([frames, frames]),
+        "eval_score_mean": [0.0, 0.0, 111.0, 400.0, -21.0, -10.0, 5.0, 18.0],
+        "eval_frames": 40_000, "eval_episodes": 10,
+    })
+    table = pd.DataFrame({"game": ["kangaroo", "pong"], "display_name": ["Kangaroo", "Pong"],
+                          "status": "complete", "paper_dqn_mean": [6_740.0, 18.9], "random_mean": [60.0, -20.7]})
+    fig = figures.learning_curves_figure(curves, table, reference_label="Nature 2015 paper")
+    kangaroo, pong = fig.axes[:2]
+    dashed = lambda ax: [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"]  # noqa: E731
+    # Kangaroo: 6,740 > 3 x 400 (the top of its curve and random line): a note, and the axis ends at 1.25 x 400.
+    assert dashed(kangaroo) == [] and [t.get_text() for t in kangaroo.texts] == ["paper's final: 6,740 \u2191"]
+    assert kangaroo.get_ylim()[1] == pytest.approx(500.0)
+    # Pong: 18.9 is within the scale of a curve reaching 18: the dashed line, no note.
+    assert dashed(pong) == [18.9] and len(pong.texts) == 0
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "final DQN score in the Nature 2015 paper" in labels
+    assert "final DQN score in the Nature 2015 paper: off this run's scale, written in the panel \u2191" in labels
+    # Frames in thousands with a tick at every 100k, as the evaluations fall.
+    np.testing.assert_allclose([t for t in kangaroo.get_xticks() if 0 <= t <= 400], [0, 100, 200, 300, 400])
+
+
+def test_headline_gives_each_games_best_weights_against_its_random_agent(demo):
+    folder, _, text, _ = demo
+    headline = re.search(r'<p class="headline">(.*?)</p>', text, re.S).group(1)
+    sentence = unescape(re.sub(r"<[^>]+>", "", headline.split("Against this run's random agent")[1]))
+    # The synthetic demo's best weights lie between its random agent's score and 1.7x the paper's: above it.
+    table = report_tables.game_table(load_results(folder))
+    expected = "; ".join(f"{r.display_name} {r.best_mean:,.1f} vs {r.random_mean:,.1f}" for r in table.itertuples())
+    assert sentence == f", the best-intermediate weights score higher on 2 of 2 games: {expected}."

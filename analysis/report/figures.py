@@ -243,6 +243,7 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
     any_no_episode = False
     any_markers = False
     any_dopamine = False
+    any_paper_line = any_paper_note = False
     dopamine_short: dict[str, float] = {}  # display name -> frames covered, for games under Dopamine's first point
     for k, (ax, (_, row)) in enumerate(zip(axes, table.iterrows())):
         game_no_episode = curves[(curves["game"] == row["game"]) & no_episode]
@@ -282,21 +283,26 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
         ax.fill_between(x, band["low"], band["high"], color=THIS_RUN_COLOR, alpha=0.25, linewidth=0, zorder=2)
         ax.plot(x, band["mean"], color=THIS_RUN_COLOR, linewidth=1.3, marker="o" if few else None, markersize=3.5,
                 zorder=3)
-        if paper_line is not None and np.isfinite(row[paper_line]):
-            ax.axhline(row[paper_line], color=PAPER_COLOR, linestyle="--", linewidth=1.0)
         if random_line is not None and np.isfinite(row[random_line]):
             ax.axhline(row[random_line], color=RANDOM_COLOR, linestyle=":", linewidth=1.4)
+        if paper_line is not None and np.isfinite(row[paper_line]):
+            if draw_paper_score(ax, float(row[paper_line])):
+                any_paper_line = True
+            else:
+                any_paper_note = True
         ax.set_xlim(left=0.0)  # training starts at 0 frames: a curve of two evaluations still reads as progress
         ax.yaxis.set_major_locator(_locator(4))
-        ax.xaxis.set_major_locator(_locator(3))
+        ax.xaxis.set_major_locator(_locator(5))
     # A legend on the figure itself, so that the PNG reads on its own (the workflow shows it alone).
     handles = [Line2D([], [], color=THIS_RUN_COLOR, linewidth=1.3, marker="o" if any_markers else None, markersize=3.5,
                       label="mean over seeds" + (" (dots: evaluations)" if any_markers else "")),
                Patch(color=THIS_RUN_COLOR, alpha=0.25, label="range over seeds (min to max)")]
     if len(curves) and int(curves.groupby("game")["seed"].nunique().max()) < 2:
         handles.pop()  # one seed: no band is drawn, so the legend names none
-    if paper_line is not None:
+    if any_paper_line:
         handles.append(Line2D([], [], color=PAPER_COLOR, linestyle="--", label=paper_label))
+    if any_paper_note:
+        handles.append(Line2D([], [], linestyle="none", label=f"{paper_label}: off this run's scale, written in the panel \u2191"))
     if random_line is not None:
         handles.append(Line2D([], [], color=RANDOM_COLOR, linestyle=":", linewidth=1.4, label=random_label))
     if any_no_episode:
@@ -313,6 +319,26 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
         labels.append(dopamine_note(dopamine_short, every_game=not any_dopamine))
     fit_legend(fig, handles, labels=labels)
     return fig
+
+
+# A paper score more than this many times the top of everything else in a panel would flatten this
+# run's curve into the axis (a short run against the score of 200M frames): it is written at the
+# top of the panel instead of setting the scale.
+PAPER_SCORE_OFF_SCALE_RATIO = 3.0
+
+
+def draw_paper_score(ax, score: float) -> bool:
+    """The paper's final score as a dashed line (True), or, when it is far above everything else
+    drawn in `ax` (PAPER_SCORE_OFF_SCALE_RATIO), as a note "paper's final: N ↑" at the top of the
+    panel (False)."""
+    top = float(ax.dataLim.y1)
+    if top > 0 and score > PAPER_SCORE_OFF_SCALE_RATIO * top:
+        ax.text(0.98, 0.97, f"paper's final: {score:,.0f} \u2191", transform=ax.transAxes, ha="right", va="top",
+                fontsize=7, color=PAPER_COLOR)
+        ax.set_ylim(top=top * 1.25)  # room for the note above the curve
+        return False
+    ax.axhline(score, color=PAPER_COLOR, linestyle="--", linewidth=1.0)
+    return True
 
 
 def _locator(bins: int):

@@ -472,8 +472,28 @@ def headline_html(content: ReportContent) -> str:
         f"({escape(str(row['label']).split(', ', 1)[1])}; {interval}) "
         f"against <strong>{format_percent(paper['median'])} %</strong> for DQN in the paper{pfrl} "
         f"on the same {int(paper['games'])} games. This run scores higher than the paper on "
-        f"<strong>{wins} of {len(compared)}</strong> games (best-intermediate weights).{caveat}</p>"
+        f"<strong>{wins} of {len(compared)}</strong> games (best-intermediate weights).{caveat}"
+        f"{random_agent_text(table)}</p>"
     )
+
+
+# Up to this many games, the headline lists each game's score against its random agent's.
+HEADLINE_GAMES_LISTED = 6
+
+
+def random_agent_text(table: pd.DataFrame) -> str:
+    """Whether this run learned at all, whatever its length: its best-intermediate weights against
+    the random agent it played beside them (" Against this run's random agent: Kangaroo 406.7 vs 60.0; ...")."""
+    both = table[table["best_mean"].notna() & table["random_mean"].notna()]
+    if both.empty:
+        return ""
+    higher = int((both["best_mean"] > both["random_mean"]).sum())
+    text = (f" Against this run's random agent, the best-intermediate weights score higher on "
+            f"<strong>{higher} of {len(both)}</strong> games")
+    if len(both) <= HEADLINE_GAMES_LISTED:
+        text += ": " + "; ".join(f"{escape(str(r['display_name']))} {r['best_mean']:,.1f} vs {r['random_mean']:,.1f}"
+                                 for _, r in both.iterrows())
+    return text + "."
 
 
 def missing_html(missing: pd.DataFrame, table: pd.DataFrame) -> str:
