@@ -6,6 +6,7 @@ config the workflow reads, not by training (docs/DEMO.md has the measured scores
 from pathlib import Path
 
 import yaml
+from test_workflow import job_counts, output_of, snakemake
 
 from dqn.config import DEMO, NATURE, deviations, resolve
 from dqn.schedules import LinearEpsilon
@@ -22,6 +23,18 @@ def test_demo_plans_road_runner_and_kangaroo_for_one_seed_on_the_cpu():
     assert config["games"] == ["road_runner", "kangaroo"]
     assert config["seeds"] == [0] and config["device"] == "cpu" and config["preset"] == "demo"
     assert config["hyperparameters"] == {}  # the preset's values, which docs/DEMO.md measured
+
+
+def test_the_demo_workflow_plans_a_training_of_each_game_and_their_cost(tmp_path):
+    done = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "demo.yaml"))
+    text = output_of(done)
+    assert done.returncode == 0, text[-3000:]
+    # 2 trainings, the best and final weights of each evaluated, 2 random agents, the tables, the report.
+    assert job_counts(text) == {"train": 2, "evaluate": 4, "random_agent": 2, "aggregate": 1, "report": 1, "all": 1}
+    for game in ("road_runner", "kangaroo"):
+        assert f"python -m dqn.train --game {game} --seed 0 --out results/demo/runs/dqn/{game}/seed0 --preset demo " in text
+    # 2 x 400,000 frames; at the README's 150 agent steps/s: 200,000 / 150 / 3,600 = 0.37 hours.
+    assert "plan: 2 training run(s), 800,000 frames (200,000 agent steps) in all, on cpu; about 0.4 training hours" in text
 
 
 def test_demo_reaches_its_final_epsilon_before_training_ends():
