@@ -54,9 +54,10 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
          "Training-time evaluation score (\u03b5 = 0.05, one environment playing the whole budget, the unfinished "
          "last episode discarded) against emulator frames for every game: line, the mean over seeds (a dot on each "
          f"evaluation when a run has at most {figs.MARKER_POINTS}); band, the range (min to max) over seeds; dashed grey, "
-         "the paper's final DQN score; dotted, this run's random agent (its mean score over seeds and episodes); red "
-         "cross at 0, an evaluation that completed no episode (no score; 0 in the choice of the best snapshot, as in "
-         "DeepMind's code)." + dopamine),
+         "the paper's final DQN score (written in the panel instead, \u2191, where it is over "
+         f"{figs.PAPER_SCORE_OFF_SCALE_RATIO:g}x everything else drawn there: a short run stays readable); dotted, "
+         "this run's random agent (its mean score over seeds and episodes); red cross at 0, an evaluation that "
+         "completed no episode (no score; 0 in the choice of the best snapshot, as in DeepMind's code)." + dopamine),
         ("average_max_q.png", "Average max Q on held-out transitions (Fig. 2 c, d style)",
          figs.average_max_q_figure(curves, table),
          "Mean over the held-out transitions of max_a Q_target(s', a), the target network on their next states, as "
