@@ -212,7 +212,10 @@ def test_tiny_workflow_on_slurm_gives_the_results_of_a_local_run(tiny_on_slurm):
 
 # ---------------------------------------------------------------------------- preemption
 PREEMPT_PERIOD_FRAMES = 400
-PREEMPT_FRAMES = 2_400
+# 2,000 agent steps, ~15 s of training on a loaded 2-core machine: the first complete checkpoint
+# (3 s in) leaves about 10 s for scancel to land before the training ends. With 600 steps the
+# training could finish within the test's 0.5 s poll of that checkpoint, and nothing was stopped.
+PREEMPT_FRAMES = 8_000
 PREEMPT = {
     **TINY,
     "experiment": "preempt",
