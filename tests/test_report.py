@@ -224,20 +224,21 @@ def render(results: Path, out: Path) -> tuple[str, _Tables]:
     return text, parse(text)
 
 
+def written_and_rendered(tmp_path_factory, name: str, writer, **kwargs):
+    """A synthetic result set written by `writer` and its report: (folder, out, text, parsed)."""
+    folder = writer(tmp_path_factory.mktemp("results") / name, **kwargs)
+    out = tmp_path_factory.mktemp(f"report-{name}")
+    return (folder, out, *render(folder, out))
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    folder = write_small(tmp_path_factory.mktemp("results") / "small")
-    out = tmp_path_factory.mktemp("report-small")
-    text, parsed = render(folder, out)
-    return folder, out, text, parsed
+    return written_and_rendered(tmp_path_factory, "small", write_small)
 
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    folder = write_full(tmp_path_factory.mktemp("results") / "full")
-    out = tmp_path_factory.mktemp("report-full")
-    text, parsed = render(folder, out)
-    return folder, out, text, parsed
+    return written_and_rendered(tmp_path_factory, "full", write_full)
 
 
 def expected_rows(folder: Path) -> pd.DataFrame:
@@ -458,10 +459,7 @@ def test_full_report_has_every_game_and_matches_the_parquet_inputs(full):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    folder = write_demo(tmp_path_factory.mktemp("results") / "demo")
-    out = tmp_path_factory.mktemp("report-demo")
-    text, parsed = render(folder, out)
-    return folder, out, text, parsed
+    return written_and_rendered(tmp_path_factory, "demo", write_demo)
 
 
 def banners(text: str) -> dict[str, str]:
@@ -678,11 +676,9 @@ def test_best_episode_table_is_the_max_over_seeds_and_episodes_of_each_weights(t
 @pytest.fixture(scope="module")
 def nips(tmp_path_factory):
     """All 7 games of Table 1 x 2 seeds: Enduro never scored, Pong's seed 1 unfinished."""
-    folder = write_results(tmp_path_factory.mktemp("results") / "nips", games=tuple(nips2013_table()["ale_id"]), seeds=(0, 1),
-                           missing_games=("enduro",), missing_runs=[("pong", 1)], preset="nips2013", reference="nips2013")
-    out = tmp_path_factory.mktemp("report-nips")
-    text, parsed = render(folder, out)
-    return folder, out, text, parsed
+    return written_and_rendered(tmp_path_factory, "nips", write_results, games=tuple(nips2013_table()["ale_id"]),
+                                seeds=(0, 1), missing_games=("enduro",), missing_runs=[("pong", 1)], preset="nips2013",
+                                reference="nips2013")
 
 
 def test_2013_report_shows_the_single_best_episodes_beside_table_1(nips):
