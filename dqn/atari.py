@@ -9,6 +9,11 @@ every emulator frame, every screen grab and every frame count is under this modu
   where a lost life is terminal) the action repeat stops at the frame where the life was lost,
   as alewrap's `step(action, training)` did; evaluation plays all the frames of the step.
 - `AtariEnv.reset` starts a game with a uniform random number of no-op frames (1..noop_max).
+  `episode_return` counts the rewards of `step` only, not those of the no-op frames, as
+  `train_agent.lua` added up only the rewards `step()` returned.
+- `AtariEnv.restart_after_terminal` is what DeepMind's training loop did after every terminal
+  step, a lost life included: alewrap's `nextRandomGame()` (null frames, the screen buffer
+  cleared; see its docstring for the count).
 - `max_episode_frames` cuts an episode at exactly that many emulator frames (the no-op start
   included), even in the middle of an action repeat: the 5-minute cut of the paper's evaluation.
 - `get_state`/`set_state` hold everything needed to continue the same trajectory after a restart;
@@ -57,6 +62,14 @@ class Step(NamedTuple):
     life_lost: bool  # lives() decreased during the step; the game goes on
     game_over: bool  # the game ended; call reset()
     truncated: bool  # max_episode_frames ended the episode (and the game did not end then)
+
+
+class Restart(NamedTuple):
+    """What `restart_after_terminal` returns."""
+
+    frame: np.ndarray  # the first observation after the terminal one
+    game_over: bool  # that observation is itself terminal: the game ended on the last null frame
+    ended_game_return: float | None  # a game that ended during the null frames: its score, else None
 
 
 def preprocess_nature(
@@ -217,11 +230,11 @@ class AtariEnv:
             if first_grabbed_frame <= 0:
                 self._grab_screen(0)
             frame = 0
-            noop_reward = 0
             game_over = False
             while frame < noop_frames:
-                # The no-op start is part of the game: its (rare) rewards count in the score.
-                noop_reward += ale.act(noop)
+                # The no-op start's (rare) rewards are not the agent's: train_agent.lua summed
+                # only the rewards of step(), never those of nextRandomGame().
+                ale.act(noop)
                 frame += 1
                 if frame >= first_grabbed_frame:
                     self._grab_screen(frame)
@@ -233,7 +246,7 @@ class AtariEnv:
                 break
         self.episode_frames = noop_frames
         self.noop_frames = noop_frames
-        self.episode_return = float(noop_reward)
+        self.episode_return = 0.0
         self._lives = ale.lives()
         self._needs_reset = False
         return self._observe()
@@ -250,7 +263,11 @@ class AtariEnv:
         frames_planned = self.action_repeat_frames
         if self.max_episode_frames is not None:
             frames_planned = min(frames_planned, self.max_episode_frames - self.episode_frames)
-        first_grabbed = frames_planned - self._frames_pooled + 1
+        # In training every frame is grabbed, as alewrap painted each one into its screen buffer:
+        # a step cut short at a lost life then still pools its last two frames (frames 5 and 6
+        # of a step that lost the life on frame 6, not frame 6 alone). Elsewhere only the frames
+        # the observation can use are grabbed (~35 us each).
+        first_grabbed = 1 if self.end_step_at_life_loss else frames_planned - self._frames_pooled + 1
         start_frame = self.episode_frames
         reward = 0
         game_over = False
@@ -280,6 +297,58 @@ class AtariEnv:
         )
         self._needs_reset = game_over or truncated
         return Step(self._observe(), float(reward), life_lost, game_over, truncated)
+
+    def restart_after_terminal(self) -> Restart:
+        """After a terminal step in training, the next observation, as DeepMind's training loop got
+        it: `train_agent.lua` called `game_env:nextRandomGame()` after every terminal, a lost life
+        included. alewrap's GameEnvironment.lua:
+
+            newGame():         while not terminal do ... _randomStep() end   -- skipped: terminal is set
+                               self._screen:clear()
+                               return self:_updateState(self:_step(0)):getState()
+            nextRandomGame(k): k = k or torch.random(self._random_starts)     -- 1..30
+                               for i=1,k-1 do ... self:_step(0) end
+                               return self:_updateState(self:_step(0)):getState()
+
+        and `_step(0)` on a game that is over resets it without playing a frame (AleEnv.lua's
+        envStep: `if self.ale:isGameOver() then self.ale:resetGame() ... end`). So:
+
+        - after a game over: the game is reset and k null frames follow, k uniform in
+          1..noop_max_frames: `reset()`'s no-op start exactly;
+        - after a lost life (the game goes on): k + 1 null frames, 2 to 31, with the screen buffer
+          cleared first, so the observation pools the last two of them. A game that ends during
+          them is reset by the next null frame, as envStep did, and its score is returned.
+
+        With noop_max_frames = 0 (`-random_starts 0`), `newGame()` alone: one null frame. The
+        null frames' rewards are not the agent's (train_agent.lua dropped them).
+        """
+        if self._needs_reset:
+            return Restart(self.reset(), False, None)
+        ale = self._ale
+        noop = self._actions[0]
+        null_frames = 1
+        if self.noop_max_frames:
+            null_frames = int(self._noop_rng.integers(1, self.noop_max_frames + 1)) + 1
+        ended_game_return = None
+        self._screen_last_frame = None  # self._screen:clear()
+        for i in range(null_frames):
+            if ale.game_over():
+                ended_game_return = self.episode_return
+                ale.reset_game()
+                self.episode_frames = self.noop_frames = 0
+                self.episode_return = 0.0
+            else:
+                ale.act(noop)
+                self.episode_frames += 1
+                self.total_frames += 1
+            if i >= null_frames - self._frames_pooled:
+                self._grab_screen(self.episode_frames)
+        # Pooled over the last two painted screens whatever their frame numbers (a reset between them).
+        self._screen_previous_adjacent = null_frames >= 2 and self._frames_pooled == 2
+        self._lives = ale.lives()
+        game_over = ale.game_over()
+        self._needs_reset = game_over
+        return Restart(self._observe(), game_over, ended_game_return)
 
     # -- checkpoints -----------------------------------------------------------------------
 

@@ -36,7 +36,9 @@ HELDOUT_BATCH_TRANSITIONS = 256
 
 
 # 2: held-out transitions (s, a, r, terminal, s') instead of held-out states.
-CHECKPOINT_FORMAT = 2
+# 3: DeepMind's step (act, learn, then play; a step on each terminal observation): a format-2
+#    checkpoint stopped between the old order's "play" and "learn", so it cannot continue here.
+CHECKPOINT_FORMAT = 3
 
 
 # ---------------------------------------------------------------------------- training state
@@ -58,7 +60,8 @@ class TrainState:
     agent_steps: int = 0
     episodes: int = 0
     s_t: np.ndarray | None = None  # the stacked state the next action is chosen on
-    episode_start: bool = True  # s_t's newest frame is the first of a game
+    episode_start: bool = True  # s_t's newest frame starts a stack (a new game, or the first after a lost life)
+    s_t_terminal: bool = False  # s_t's newest frame is a terminal observation: the next step plays no action
     heldout: dict[str, np.ndarray] | None = None  # held-out transitions, the fields of dqn.replay.Batch
     last_episode_return: float = math.nan
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -138,6 +141,7 @@ def checkpoint_state(parts: Parts, st: TrainState) -> dict[str, Any]:
             "episodes": st.episodes,
             "s_t": st.s_t,
             "episode_start": st.episode_start,
+            "s_t_terminal": st.s_t_terminal,
             "heldout": st.heldout,
             "last_episode_return": st.last_episode_return,
             "rows": st.rows,
@@ -159,7 +163,8 @@ def restore(parts: Parts, state: dict[str, Any], *, leaving_fast_path: bool = Fa
     import torch
 
     if state.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}; use a new --out")
+        raise UserError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT} (format 3 follows DeepMind's "
+                        "step order, which an older checkpoint cannot continue); train again with a new --out")
     checkpointed_fast = bool(state.get("fast_path"))
     switching = leaving_fast_path and checkpointed_fast and not parts.fast_path
     if checkpointed_fast != parts.fast_path and not switching:
@@ -185,6 +190,7 @@ def restore(parts: Parts, state: dict[str, Any], *, leaving_fast_path: bool = Fa
         episodes=int(t["episodes"]),
         s_t=np.array(t["s_t"]),
         episode_start=bool(t["episode_start"]),
+        s_t_terminal=bool(t["s_t_terminal"]),
         # Copied out of the checkpoint's memory maps.
         heldout=None if heldout is None else {name: np.array(values) for name, values in heldout.items()},
         last_episode_return=float(t["last_episode_return"]),
@@ -244,6 +250,13 @@ def add_loss(total, loss):
     return total + loss.double()
 
 
+def end_episode(st: TrainState, episode_return: float) -> None:
+    """Count a finished game and its score for the train log."""
+    st.period.episode_returns.append(episode_return)
+    st.last_episode_return = episode_return
+    st.episodes += 1
+
+
 def save_checkpoint(parts: Parts, st: TrainState) -> None:
     started = time.monotonic()
     folder = parts.checkpointer.save(st.agent_steps, checkpoint_state(parts, st))
@@ -251,7 +264,26 @@ def save_checkpoint(parts: Parts, st: TrainState) -> None:
 
 
 def train_loop(parts: Parts, st: TrainState) -> int | None:
-    """Play and learn until the training length; returns an exit code if a signal stopped it."""
+    """Play and learn until the training length; returns an exit code if a signal stopped it.
+
+    One iteration is one call of DeepMind's `NeuralQLearner:perceive` followed by what its caller,
+    `train_agent.lua`, does with the returned action. `st.agent_steps` is the Lua `numSteps`: it
+    counts perceive calls, so a terminal observation, on which no action is played, is a step too.
+    In perceive's order:
+
+        store the transition that ended at s_t (here: stored right after the emulator step, which
+            is the same for every update, since nothing samples in between)
+        if numSteps == learn_start + 1: draw the held-out transitions
+        a_t = eGreedy(s_t) with the current weights, unless s_t is terminal
+        if numSteps > learn_start and numSteps % update_freq == 0: one minibatch update
+        numSteps = numSteps + 1
+        if numSteps % target_q == 1: copy the online network into the target network
+        then play a_t (game_env:step), or after a terminal start again (game_env:nextRandomGame)
+
+    So the action of step t never sees step t's update, and that update and the emulator frames
+    of a_t do not depend on each other: on CUDA the update runs on the GPU while the emulator
+    steps, and the host waits for it only when a_{t+1} is chosen.
+    """
     from dqn.agent import LazyQValues
 
     hp, env, stack, replay, learner = parts.hp, parts.env, parts.stack, parts.replay, parts.learner
@@ -268,42 +300,60 @@ def train_loop(parts: Parts, st: TrainState) -> int | None:
                         name, st.agent_steps)
             return 128 + parts.stop.signum
 
-        # Act: epsilon-greedy on the online network's Q(s_t, .). (Plumbing: the forward pass
-        # runs only if the step turns out greedy; the actions and random draws are the same.)
-        epsilon = parts.epsilon(st.agent_steps)
-        s_t = st.s_t
-        q_t = LazyQValues(lambda: learner.q_values(s_t).cpu().numpy()[0], learner.num_actions)
-        a_t = parts.epsilon_greedy(q_t, epsilon, parts.rng)
-        step = env.step(a_t)
+        num_steps = st.agent_steps  # the Lua numSteps while perceive runs
+        learning = num_steps > hp.replay_start_size_steps
+        if learning and st.heldout is None and hp.heldout_states > 0:
+            # Drawn once, at numSteps == learn_start + 1, from the random policy's experience.
+            st.heldout = heldout_transitions(replay.sample(hp.heldout_states))
 
-        # Store (s_t's newest frame, a_t, r_t clipped to its sign, terminal). A lost life ends
-        # bootstrapping but not the game; the logged return is the raw score of the whole game.
-        r_t = float(np.sign(step.reward))
-        terminal = step.game_over or (hp.lost_life_terminal and step.life_lost)
-        replay.add(st.s_t[-1], a_t, r_t, terminal, st.episode_start)
-        st.agent_steps += 1
-        if step.game_over or step.truncated:
-            st.period.episode_returns.append(env.episode_return)
-            st.last_episode_return = env.episode_return
-            st.episodes += 1
-            st.s_t = stack.reset(env.reset())
+        # Act: epsilon-greedy on the online network's Q(s_t, .), before this step's update. A
+        # terminal observation gets no action. (Plumbing: the forward pass runs only if the step
+        # turns out greedy; the actions and random draws are the same.)
+        a_t = 0
+        if not st.s_t_terminal:
+            s_t = st.s_t
+            q_t = LazyQValues(lambda: learner.q_values(s_t).cpu().numpy()[0], learner.num_actions)
+            a_t = parts.epsilon_greedy(q_t, parts.epsilon(num_steps), parts.rng)
+
+        # Learn: one minibatch update every update_frequency_steps after the replay start, then
+        # count the step, and copy the target network at numSteps % target_q == 1 (written as
+        # (numSteps - 1) % target_q == 0, which is the same for target_q > 1 and syncs every step
+        # at 1, where the Lua test would never hold).
+        if learning and num_steps % hp.update_frequency_steps == 0:
+            loss = learner.update(replay.sample(hp.minibatch_size_transitions))
+            st.period.loss_sum = add_loss(st.period.loss_sum, loss)
+            st.period.updates += 1
+        st.agent_steps = num_steps + 1
+        if hp.uses_target_network and (st.agent_steps - 1) % hp.target_network_update_frequency_steps == 0:
+            learner.sync_target()
+
+        # Play a_t, and store (s_t's newest frame, a_t, r_t clipped to its sign, terminal). A lost
+        # life ends bootstrapping, not the game; the logged return is the score of the whole game.
+        if st.s_t_terminal:
+            restart = env.restart_after_terminal()
+            if restart.ended_game_return is not None:
+                end_episode(st, restart.ended_game_return)
+            # The terminal observation is stored too, as the Lua table stored it (with action 1,
+            # the first); it is never sampled as a state, since the next entry starts a stack.
+            replay.add(st.s_t[-1], 0, 0.0, False, st.episode_start)
+            st.s_t = stack.reset(restart.frame)  # frames before it zeroed, as concatFrames did
             st.episode_start = True
+            st.s_t_terminal = restart.game_over
         else:
-            st.s_t = stack.push(step.frame)
-            st.episode_start = False
-
-        # Learn: after the replay start, one minibatch update every update_frequency_steps and a
-        # target-network sync every target_network_update_frequency_steps agent steps.
-        if st.agent_steps >= hp.replay_start_size_steps:
-            if st.heldout is None and hp.heldout_states > 0:
-                # Drawn once, when learning starts, from the random policy's experience.
-                st.heldout = heldout_transitions(replay.sample(hp.heldout_states))
-            if st.agent_steps % hp.update_frequency_steps == 0:
-                loss = learner.update(replay.sample(hp.minibatch_size_transitions))
-                st.period.loss_sum = add_loss(st.period.loss_sum, loss)
-                st.period.updates += 1
-            if hp.uses_target_network and st.agent_steps % hp.target_network_update_frequency_steps == 0:
-                learner.sync_target()
+            step = env.step(a_t)
+            terminal = step.game_over or (hp.lost_life_terminal and step.life_lost)
+            replay.add(st.s_t[-1], a_t, float(np.sign(step.reward)), terminal, st.episode_start)
+            if step.game_over or step.truncated:
+                end_episode(st, env.episode_return)
+            if step.truncated and not step.game_over:
+                # A cut episode is not terminal (the transition is never sampled): start again at once.
+                st.s_t = stack.reset(env.reset())
+                st.episode_start = True
+                st.s_t_terminal = False
+            else:
+                st.s_t = stack.push(step.frame)
+                st.episode_start = False
+                st.s_t_terminal = terminal
 
         # Plumbing: log rows and snapshots, progress lines, checkpoints.
         if st.agent_steps % hp.eval_interval_steps == 0 or st.agent_steps == total_steps:

@@ -243,8 +243,11 @@ def test_lost_life_is_reported_once_and_the_game_goes_on():
 
 def test_a_lost_life_ends_the_action_repeat_in_training_only():
     # The life counter drops on frame 2 of the second step (frames 5-8): frame 6.
+    # Screens get darker frame by frame (screen f = 100 - f): pooled with its neighbour, frame
+    # 6's observation is max(95, 94) = 95; alone it would be 94.
     rewards = {5: 3, 7: 5}
-    training = FakeALE(reward=lambda f: rewards.get(f, 0), life_lost_at_frames=[6], start_lives=3)
+    darker = lambda f: constant_screen(100 - f)  # noqa: E731
+    training = FakeALE(screen=darker, reward=lambda f: rewards.get(f, 0), life_lost_at_frames=[6], start_lives=3)
     env = fake_env(training, noop_max_frames=0, end_step_at_life_loss=True)
     env.reset()
     env.step(1)
@@ -252,7 +255,9 @@ def test_a_lost_life_ends_the_action_repeat_in_training_only():
     assert step.life_lost and not step.game_over
     assert env.episode_frames == 6  # 2 frames of the step played, not 4
     assert step.reward == 3.0  # frame 7's reward is not reached
-    assert (step.frame == 6).all()  # the frame of the lost life is observed (it stands alone)
+    # alewrap painted every frame into its two-frame buffer, so the step cut short at frame 6
+    # still pools frames 5 and 6.
+    assert (step.frame == 95).all()
     assert [f for _, f, _ in training.actions] == [1, 2, 3, 4, 5, 6]
     following = env.step(1)  # the game goes on with a full step
     assert not following.life_lost and env.episode_frames == 10 and following.reward == 5.0
@@ -307,6 +312,98 @@ def test_a_game_that_ends_during_the_noop_start_is_reset_again():
     assert fake.game == 2
     assert env.episode_frames == env.noop_frames >= 1
     assert [g for g, _, _ in fake.actions].count(1) == 1
+
+
+def test_noop_start_rewards_are_not_the_agents():
+    # One no-op frame (frame 1) scores 5; the first step (frames 2-5) scores 1 on frame 3.
+    rewards = {1: 5, 3: 1}
+    fake = FakeALE(reward=lambda f: rewards.get(f, 0))
+    env = fake_env(fake, noop_max_frames=1)
+    env.reset()
+    assert env.noop_frames == 1 and env.episode_return == 0.0  # train_agent.lua counted step() rewards only
+    env.step(1)
+    assert env.episode_return == 1.0
+
+
+# --- after a terminal step in training (alewrap's nextRandomGame) ----------------------------
+
+
+def training_env(fake: FakeALE, **kwargs) -> AtariEnv:
+    return fake_env(fake, end_step_at_life_loss=True, **kwargs)
+
+
+def test_after_a_lost_life_k_plus_one_null_frames_pool_the_last_two():
+    # noop_max_frames = 1 draws k = 1: newGame's _step(0), no loop, nextRandomGame's last _step(0).
+    darker = lambda f: constant_screen(100 - f)  # noqa: E731
+    fake = FakeALE(screen=darker, reward=lambda f: 7 if f == 8 else 0, life_lost_at_frames=[6], start_lives=3)
+    env = training_env(fake, noop_max_frames=1)
+    env.reset()  # frame 1 is the no-op start
+    env.step(1)  # frames 2-5
+    assert env.step(1).life_lost  # frame 6: the lost life ends the step
+    fake.actions.clear()
+    restart = env.restart_after_terminal()
+    assert [(f, a) for _, f, a in fake.actions] == [(7, Action.NOOP), (8, Action.NOOP)]
+    assert (restart.frame == 93).all()  # max(screen 7 = 93, screen 8 = 92)
+    assert not restart.game_over and restart.ended_game_return is None
+    assert fake.game == 0 and env.episode_frames == 8 and env.total_frames == 8
+    assert env.episode_return == 0.0  # frame 8's 7 points came during the null frames
+    following = env.step(1)  # the game goes on, 2 lives left, no life lost again
+    assert not following.life_lost and env.episode_frames == 12
+
+
+def test_after_a_lost_life_2_to_31_null_frames_are_played():
+    fake = FakeALE()
+    env = training_env(fake, seed=3)
+    env.reset()
+    counts = []
+    for _ in range(400):
+        fake.actions.clear()
+        env.restart_after_terminal()
+        counts.append(len(fake.actions))
+        assert {a for _, _, a in fake.actions} == {Action.NOOP}
+    # k uniform in 1..30 (torch.random(30)), plus newGame's null frame: 2..31, each value drawn.
+    assert set(counts) == set(range(2, 32))
+    assert max(Counter(counts).values()) < 30  # mean 13.3 per value
+
+
+def test_without_noop_starts_newgame_alone_plays_one_null_frame():
+    fake = FakeALE(screen=lambda f: constant_screen(100 + f))
+    env = training_env(fake, noop_max_frames=0)
+    env.reset()
+    env.step(1)  # frames 1-4
+    restart = env.restart_after_terminal()
+    assert [f for _, f, _ in fake.actions][-1] == 5 and len(fake.actions) == 5
+    assert (restart.frame == 105).all()  # the screen buffer was cleared: frame 5 alone
+
+
+def test_a_game_that_ends_during_the_null_frames_is_reset_by_the_next_one():
+    # The game ends on frame 7, the first null frame after the life lost on frame 6; the second
+    # null frame finds the game over and resets it (AleEnv.lua's envStep), playing no frame.
+    darker = lambda f: constant_screen(100 - f)  # noqa: E731
+    fake = FakeALE(screen=darker, reward=lambda f: 2 if f == 3 else 0, episode_lengths_frames=[7],
+                   life_lost_at_frames=[6], start_lives=3)
+    env = training_env(fake, noop_max_frames=1)
+    env.reset()  # frame 1
+    env.step(1)  # frames 2-5: 2 points on frame 3
+    env.step(1)  # frame 6: life lost
+    restart = env.restart_after_terminal()
+    assert fake.game == 1 and [f for g, f, _ in fake.actions if g == 0][-1] == 7
+    assert restart.ended_game_return == 2.0 and not restart.game_over
+    assert (restart.frame == 100).all()  # max(screen 7 of the old game = 93, the new game's screen 0 = 100)
+    assert env.episode_frames == 0 and env.episode_return == 0.0 and fake.lives() == 3
+
+
+def test_after_a_game_over_the_game_is_reset_with_a_noop_start():
+    fake = FakeALE(episode_lengths_frames=[6])
+    env = training_env(fake, noop_max_frames=1)
+    env.reset()  # frame 1
+    env.step(1)  # frames 2-5
+    assert env.step(1).game_over  # frame 6
+    restart = env.restart_after_terminal()
+    # _step(0) on a finished game resets it, then k = 1 null frame: reset()'s no-op start.
+    assert fake.game == 1 and env.noop_frames == 1 and [f for g, f, _ in fake.actions if g == 1] == [1]
+    assert not restart.game_over and restart.ended_game_return is None
+    assert (restart.frame == 1).all()  # max(screen 0, screen 1)
 
 
 # --- truncation ------------------------------------------------------------------------------

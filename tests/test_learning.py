@@ -158,8 +158,9 @@ def test_the_training_ran_the_real_loop(trained):
         log = pd.read_parquet(run["out"] / "train_log.parquet")
         steps = hp.training_length_steps
         assert list(log["agent_steps"]) == list(range(hp.eval_interval_steps, steps + 1, hp.eval_interval_steps))
-        # One update per step from the replay start on; epsilon at its floor after the decay.
-        assert log["parameter_updates"].iloc[-1] == steps - hp.replay_start_size_steps + 1
+        # One update per step while DeepMind's numSteps n (before the step) is past the replay
+        # start: n = 1001, ..., 9999 (n > 1000); epsilon at its floor after the decay.
+        assert log["parameter_updates"].iloc[-1] == (steps - 1) - hp.replay_start_size_steps == 8999
         assert log["epsilon"].iloc[-1] == hp.final_exploration
         assert (log["train_episodes"] > 0).all()
         # The held-out states' max Q climbs toward 1 / (1 - discount) = 100 (the returns of a

@@ -260,8 +260,9 @@ def test_short_space_invaders_training_updates_at_every_step_from_the_100th_and_
     log = pd.read_parquet(out / "train_log.parquet")
     assert len(log) == 1
     row = log.iloc[0]
-    # 450 frames / 3 = 150 agent steps; one update at every step from the 100th: steps 100..150.
-    assert (row["frames"], row["agent_steps"], row["parameter_updates"]) == (450, 150, 51)
+    # 450 frames / 3 = 150 agent steps; one update at every step whose numSteps n (counted before
+    # the step, as DeepMind's perceive) is past the replay start: n = 101..149.
+    assert (row["frames"], row["agent_steps"], row["parameter_updates"]) == (450, 150, 49)
     weights = torch.load(out / "final.pt", weights_only=False)
     assert weights["network"] == "nips2013" and weights["frames"] == 450
 

@@ -110,8 +110,9 @@ def test_sigterm_writes_a_checkpoint_and_exits_nonzero_then_rerun_finishes(tmp_p
     assert rerun.returncode == 0, rerun.stderr
     assert f"agent step {step}," in rerun.stderr
     assert_same_learning(read_log(out), read_log(reference()))
-    # Updates at steps 200, 204, ...: S//4 - 49 by step S.
-    np.testing.assert_array_equal(read_log(out)["parameter_updates"], [1, 51, 101])
+    # Updates while DeepMind's numSteps n (before the step) has n > 200 and n % 4 == 0: n = 204,
+    # 208, ..., so none by the row at 200 steps, then (S - 1)//4 - 50 by the row at S.
+    np.testing.assert_array_equal(read_log(out)["parameter_updates"], [0, 399 // 4 - 50, 599 // 4 - 50])
 
 
 def test_fast_path_resumes_exactly_in_process(tmp_path):

@@ -216,8 +216,9 @@ def test_a_failed_check_falls_back_to_the_plain_path_with_one_warning_and_a_reco
     got = pd.read_parquet(run / "train_log.parquet").drop(columns=varying)
     want = pd.read_parquet(plain_reference / "train_log.parquet").drop(columns=varying)
     pd.testing.assert_frame_equal(got, want)
-    # One update every 4 agent steps from step 200 (replay start) to 400: steps 200, 204, ..., 400.
-    assert got["parameter_updates"].tolist() == [1, 51] and math.isfinite(got["loss_mean"].iloc[1])
+    # One update every 4 agent steps while numSteps n (before the step) is past the replay start
+    # (200): n = 204, 208, ..., 396, none by the row at 200.
+    assert got["parameter_updates"].tolist() == [0, 49] and math.isfinite(got["loss_mean"].iloc[1])
     final, reference = (torch.load(path / "final.pt", weights_only=False)["state_dict"] for path in (run, plain_reference))
     assert all(torch.equal(final[k], reference[k]) for k in reference)
 

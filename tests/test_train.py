@@ -105,9 +105,10 @@ def test_train_log_columns_dtypes_and_hand_counted_values(runs):
     assert (log["game"] == GAME).all() and (log["seed"] == 0).all()
     assert log["frames"].tolist() == [2000, 4000, 6000]
     assert log["agent_steps"].tolist() == [500, 1000, 1500]  # 4 frames per agent step
-    # One update at every agent step s with s >= 200 (replay start) and s % 4 == 0:
-    # s = 200, 204, ..., 4*(S//4), i.e. S//4 - 199//4 = S//4 - 49 updates by step S.
-    assert log["parameter_updates"].tolist() == [500 // 4 - 49, 1000 // 4 - 49, 1500 // 4 - 49] == [76, 201, 326]
+    # DeepMind's perceive updates while numSteps = n (counted before the step) has n > 200
+    # (replay start) and n % 4 == 0: n = 204, 208, ..., the last multiple of 4 below S, i.e.
+    # (S - 1)//4 - 200//4 updates by the row at S steps.
+    assert log["parameter_updates"].tolist() == [499 // 4 - 50, 999 // 4 - 50, 1499 // 4 - 50] == [74, 199, 324]
     # Epsilon 1.0 until step 200, then linear to 0.1 over 1,000 steps: 1 - 0.9 * (S - 200) / 1000.
     assert log["epsilon"].tolist() == pytest.approx([1 - 0.9 * 0.3, 1 - 0.9 * 0.8, 0.1], abs=1e-12)
     # Learning starts at step 200 < 500: every period has updates, a loss and the held-out Q.

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from dqn.atari import Step
+from dqn.atari import Restart, Step
 from dqn.config import Hyperparameters
 from dqn.errors import UserError
 
@@ -96,6 +96,10 @@ class ClassicControlEnv:
         )
         self._needs_reset = bool(terminated) or truncated
         return Step(np.asarray(observation, dtype=np.float32), float(reward), False, bool(terminated), truncated)
+
+    def restart_after_terminal(self) -> Restart:
+        """After a terminal step: a new episode (a task has no lives, so a terminal is its end)."""
+        return Restart(self.reset(), False, None)
 
     def get_state(self) -> dict:
         """Everything needed to continue this trajectory exactly."""
