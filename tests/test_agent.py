@@ -262,27 +262,37 @@ def test_nan_q_values_are_an_error():
         epsilon_greedy(np.array([np.nan, np.nan]), 0.0, np.random.default_rng(0))
 
 
+class _MeanTimesRow(torch.nn.Module):
+    """Q(s, .) = mean(s) * [1, 2, 0] + [0, 0, 3]: a target network whose max depends on the state."""
+
+    def forward(self, x):
+        return x.flatten(1).mean(1, keepdim=True) * torch.tensor([1.0, 2.0, 0.0]) + torch.tensor([0.0, 0.0, 3.0])
+
+
 def test_heldout_statistics_use_the_target_network_on_next_states():
-    # Hand-built networks: target Q(s', .) = [2, 7, -1] and online Q(s, .) = [0.5, 1.0, 1.5] for
-    # every input. DeepMind's compute_validation_statistics: v_avg = mean max_a Q_target(s', a)
-    # = 7 (the online network on s would give 1.5), tderr_avg = mean |clipped TD error|.
+    # Next states filled with 1, 4 and 0.5 give target maxima max(m, 2m, 3) = 3, 8 and 3; the
+    # online network is Q(s, .) = [0.5, 1.0, 1.5] for every input. DeepMind's
+    # compute_validation_statistics: v_avg = q2_max:mean() over all held-out transitions, the
+    # terminal one too: (3 + 8 + 3) / 3 = 14/3 (over the non-terminal ones alone: 3; the online
+    # network on s: 1.5); tderr_avg = mean |TD error|, clipped as in the update.
     torch.manual_seed(0)
-    for hp, td_errors in ((MLP_HP, [1.0, 0.5, 1.0]), (dataclasses.replace(MLP_HP, td_error_clip=0.0), [6.43, 0.5, 4.93])):
+    for hp, td_errors in ((MLP_HP, [1.0, 0.5, 0.97]), (dataclasses.replace(MLP_HP, td_error_clip=0.0), [2.47, 0.5, 0.97])):
         learner = Learner(hp, 3, device="cpu", in_shape=OBS)
-        for net, bias in ((learner.target, [2.0, 7.0, -1.0]), (learner.online, [0.5, 1.0, 1.5])):
-            last = list(net.modules())[-1]
-            with torch.no_grad():
-                last.weight.zero_()
-                last.bias.copy_(torch.tensor(bias))
+        learner.target = _MeanTimesRow()
+        last = list(learner.online.modules())[-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.copy_(torch.tensor([0.5, 1.0, 1.5]))
         states = np.random.default_rng(1).standard_normal((3, *OBS)).astype(np.float32)
+        next_states = np.stack([np.full(OBS, value, np.float32) for value in (1.0, 4.0, 0.5)])
         heldout = Batch(
-            state=states, next_state=states[::-1].copy(),
+            state=states, next_state=next_states,
             action=np.array([0, 2, 1], dtype=np.int64),
             reward=np.array([0.0, 1.0, -1.0], dtype=np.float32),
             terminal=np.array([0.0, 1.0, 0.0], dtype=np.float32),
         )
-        # TD errors: 0 + 0.99 * 7 - 0.5 = 6.43; 1 - 1.5 = -0.5 (terminal); -1 + 6.93 - 1.0 = 4.93;
-        # clipped to [-1, 1] with the Nature clip: 1, 0.5, 1.
+        # TD errors: 0 + 0.99 * 3 - 0.5 = 2.47; 1 - 1.5 = -0.5 (terminal); -1 + 0.99 * 3 - 1.0 = 0.97;
+        # clipped to [-1, 1] with the Nature clip: 1, 0.5, 0.97.
         q_max, td_error_abs = learner.heldout_statistics(heldout, chunk_transitions=2)
-        assert q_max == pytest.approx(7.0, rel=1e-6)
+        assert q_max == pytest.approx(14.0 / 3.0, rel=1e-6)
         assert td_error_abs == pytest.approx(sum(td_errors) / 3, rel=1e-5)

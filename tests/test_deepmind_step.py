@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from dqn.agent import epsilon_greedy
 from dqn.atari import AtariEnv
@@ -281,3 +282,52 @@ def test_held_out_draw_and_target_copies_happen_at_the_lua_steps(both):
     # 0, 16, 32, ... entries are stored (the first copies the initial weights).
     assert lua.syncs == list(range(0, STEPS, TARGET_Q))
     assert parts.learner.syncs == lua.syncs
+
+
+def test_the_held_out_statistics_are_logged_with_a_target_network_older_than_the_online_one(tmp_path, monkeypatch):
+    """As train_agent.lua computed compute_validation_statistics at step % eval_freq == 0, between
+    two target copies: with a copy every 16 steps and a log row every 64, the row at 64 steps comes
+    after the copy made once numSteps reached 49 (after the update at 48) and 3 more updates (at
+    numSteps 52, 56, 60); the row at 128 likewise (copy after 112, updates at 116, 120, 124)."""
+    from dqn.agent import Learner
+
+    hp = resolve("nature", {
+        "training_length_frames": 4 * 128, "replay_memory_size_transitions": 1000,
+        "replay_start_size_steps": LEARN_START, "heldout_states": VALID_SIZE,
+        "target_network_update_frequency_steps": TARGET_Q, "final_exploration_frame_steps": 200,
+        "eval_interval_frames": 4 * 64, "eval_length_frames": 0,
+    })
+    parts, _ = build_parts(hp, "breakout", 0, "cpu", RunFiles(tmp_path / "run"))
+    parts.env = scripted_env()
+    copies, seen = [], []
+    sync, stats = Learner.sync_target, Learner.heldout_statistics
+
+    def recording_sync(self):
+        sync(self)
+        copies.append(([p.detach().clone() for p in self.online.parameters()], self.parameter_updates))
+
+    def recording_stats(self, batch, chunk_transitions=256):
+        weights, updates_then = copies[-1]
+        target, online = list(self.target.parameters()), list(self.online.parameters())
+        seen.append((self.parameter_updates - updates_then,
+                     all(torch.equal(t, w) for t, w in zip(target, weights)),
+                     any(not torch.equal(t, o) for t, o in zip(target, online))))
+        return stats(self, batch, chunk_transitions)
+
+    monkeypatch.setattr(Learner, "sync_target", recording_sync)
+    monkeypatch.setattr(Learner, "heldout_statistics", recording_stats)
+    st = TrainState(s_t=parts.stack.reset(parts.env.reset()), episode_start=True)
+    assert train_loop(parts, st) is None
+    # (updates since the last copy, target == that copy, target != online) at each log row.
+    assert seen == [(3, True, True), (3, True, True)]
+
+
+@pytest.mark.parametrize("preset, ends_at_life_loss", [("nature", True), ("nips2013", False)])
+def test_the_training_env_ends_a_step_at_a_lost_life_exactly_when_a_lost_life_is_terminal(tmp_path, preset, ends_at_life_loss):
+    # alewrap's step(action, training): a lost life is terminal and breaks the action repeat in
+    # training; the 2013 preset has no lost-life terminals, so its steps play all their frames.
+    hp = resolve(preset, {"replay_memory_size_transitions": 1000, "replay_start_size_steps": 100, "heldout_states": 100})
+    assert hp.lost_life_terminal is ends_at_life_loss
+    parts, _ = build_parts(hp, "breakout", 0, "cpu", RunFiles(tmp_path / "run"))
+    assert parts.env.end_step_at_life_loss is ends_at_life_loss
+    assert parts.env.noop_max_frames == hp.noop_max_frames

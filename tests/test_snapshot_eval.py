@@ -87,8 +87,9 @@ def test_one_environment_plays_the_whole_budget_and_discards_the_last_episode():
 
 
 def test_no_episode_cap_during_training_time_evaluation():
-    # A game that never ends: no episode completes within the budget, and none is cut into a score.
-    mean, episodes = evaluate_for_frames(ConstantPolicy(), "breakout", seed=1, total_frames=4_000,
+    # A game that never ends, over 40,000 frames: more than twice the final evaluation's 5-minute
+    # cap (18,000 frames), which would cut it into 2 scored episodes; train_agent.lua had no cap.
+    mean, episodes = evaluate_for_frames(ConstantPolicy(), "breakout", seed=1, total_frames=40_000,
                                          env_factory=FakeGames())
     assert math.isnan(mean) and episodes == 0
 
