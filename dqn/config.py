@@ -388,14 +388,49 @@ PAPER_PRESETS: dict[str, Hyperparameters] = {"nature": NATURE}
 # beside the deviations so the user reads which reading the preset follows.
 PAPER_NOTES: dict[str, dict[str, str]] = {
     "nature": {
-        "target_network_update_frequency_steps": "Table 1 says 10,000 parameter updates; the code counts agent steps (2,500 updates)",
-        "training_length_frames": "the paper's '50 million frames' are 50M agent steps in the code, i.e. 200M emulator frames",
+        "target_network_update_frequency_steps": (
+            "Table 1 says 10,000 parameter updates; the code counts agent steps (2,500 updates) and copies the online "
+            "network after the update of each step numSteps = 10,000 k (its test numSteps % target_q == 1 runs after the "
+            "increment), so the held-out statistics of an evaluation see a target network 10,000 steps old"
+        ),
+        "training_length_frames": (
+            "the paper's '50 million frames' are 50M agent steps in the code, i.e. 200M emulator frames, counted as the "
+            "code counted them (4 frames a step, a terminal step included); the first game starts with a random no-op "
+            "start (the code's first game started after one null frame)"
+        ),
         "final_exploration_frame_steps": "Table 1's 'frame' is an agent step in the code, counted after the replay start",
         "min_squared_gradient": "inside the square root of centered RMSProp, with gradients summed over the minibatch (the code)",
-        "noop_max_frames": "no-op starts at the beginning of each game only, not after each lost life (the code also played them after a lost life; DQN Zoo does not)",
+        "noop_max_frames": (
+            "1 to 30 no-op frames at the start of each game; in training also after each lost life, as train_agent.lua "
+            "called nextRandomGame() after every terminal: 2 to 31 null frames there (newGame's one, then k); the "
+            "rewards of no-op and null frames are not counted (train_agent.lua summed the rewards of step() only)"
+        ),
+        "update_frequency_steps": (
+            "in NeuralQLearner:perceive's order: the step's action is chosen with the weights before its update, the "
+            "update (numSteps > 50,000, numSteps % 4 == 0, numSteps counted before the step) then runs while the emulator "
+            "plays that action; a terminal observation is a step of its own (perceive counts it) with no action"
+        ),
         "network": "no padding in the first convolution (as DQN Zoo and Dopamine); DeepMind's Lua code padded it by 1, which keeps the output sizes and shifts receptive fields by one pixel",
-        "lost_life_terminal": "in training a lost life ends bootstrapping and the action repeat at that frame (alewrap's step(action, training)); evaluation plays all 4 frames and a lost life is not terminal there. DeepMind's code also zeroed the frame history at a lost life, here it is zeroed at a new game only",
-        "eval_length_frames": "training-time evaluation as train_agent.lua: one environment plays the whole budget at eval_epsilon, episodes back to back with no-op starts and no length cap, the unfinished last one discarded; the best snapshot is the first with the highest mean (a tie keeps the earlier one; no completed episode counts as 0)",
+        "lost_life_terminal": (
+            "in training a lost life ends bootstrapping and the action repeat at that frame (alewrap's step(action, "
+            "training)), the observation pooling that frame with the one before (alewrap painted every frame); the frame "
+            "history is zeroed after it as after a new game (TransitionTable:concatFrames); evaluation plays all 4 frames "
+            "and a lost life is not terminal there"
+        ),
+        "eval_length_frames": (
+            "training-time evaluation as train_agent.lua: one environment plays the whole budget at eval_epsilon, episodes "
+            "back to back with no-op starts and no length cap, the unfinished last one discarded; the best snapshot is the "
+            "first with the highest mean (a tie keeps the earlier one; no completed episode counts as 0). It runs in its own "
+            "process with its own environment, so training does not stop for it and its first episode does not finish the "
+            "training game (train_agent.lua evaluated in the training environment after game_env:newGame(), which plays "
+            "the unfinished training game to its end with random actions)"
+        ),
+        "replay_memory_size_transitions": (
+            "as the code's TransitionTable, one entry per step, terminal observations included, with the frame history "
+            "zeroed before the most recent terminal; minibatches are drawn uniformly from the valid transitions at each "
+            "update (the code drew 512 at a time and used them over 16 updates, never sampled the first 4 entries of a "
+            "run, and could sample across the write pointer of a full memory)"
+        ),
         "heldout_states": "held-out transitions drawn when learning starts; average max Q is the mean of max_a Q_target(s', a) over them and the mean absolute clipped TD error is logged beside it, as the code's compute_validation_statistics",
         "preprocessing": "max of the last two RGB frames, luminance Y = 0.299 R + 0.587 G + 0.114 B, bilinear resize of the whole frame to 84x84 (no crop), as the code did",
     }

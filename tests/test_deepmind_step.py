@@ -331,3 +331,18 @@ def test_the_training_env_ends_a_step_at_a_lost_life_exactly_when_a_lost_life_is
     parts, _ = build_parts(hp, "breakout", 0, "cpu", RunFiles(tmp_path / "run"))
     assert parts.env.end_step_at_life_loss is ends_at_life_loss
     assert parts.env.noop_max_frames == hp.noop_max_frames
+
+
+def test_a_checkpoint_of_the_old_step_order_is_refused_in_one_line(tmp_path):
+    # Format 2 stopped between the old order's "play" and "learn": it cannot continue in this one.
+    from dqn.errors import UserError
+    from dqn.loop import checkpoint_state, restore
+
+    hp = resolve("nature", {"replay_memory_size_transitions": 1000, "replay_start_size_steps": 100, "heldout_states": 100})
+    parts, first = build_parts(hp, "breakout", 0, "cpu", RunFiles(tmp_path / "run"))
+    state = checkpoint_state(parts, TrainState(s_t=parts.stack.reset(first)))
+    assert state["format"] == 3 and restore(parts, state).agent_steps == 0
+    with pytest.raises(UserError) as refused:
+        restore(parts, {**state, "format": 2})
+    message = str(refused.value)
+    assert "\n" not in message and "format 2 is not 3" in message and "new --out" in message
