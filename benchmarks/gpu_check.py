@@ -12,7 +12,10 @@ repository's root. In under 8 minutes on one GPU it
    against the host memory, FastLearner's CUDA graphs against the plain Learner) and the fast
    path's self-check on a fresh Nature learner, timed (dqn/speed/self_check.py: what a training
    pays at each start or resume);
-3. profiles one training step on the device (python -m benchmarks.profile_step, fast path);
+3. profiles one training step on the device (python -m benchmarks.profile_step, fast path), and
+   measures how much of the emulator's time the update hides: the loop launches the update of a
+   step before the emulator plays that step's action (DeepMind's order, dqn/loop.py) and waits
+   for it only when the next action is chosen, so on CUDA the two run at once;
 4. measures agent steps/s of 1, 2, 4, 8 and 16 concurrent Nature trainings on the one GPU (each
    process the real training loop, dqn.loop.train_loop, with the paper's 1M-transition replay on
    the GPU where `trainings_per_gpu` of them fit, else on the host: dqn/speed/placement.py), with
@@ -75,16 +78,17 @@ class Budget:
     setup_seconds: float  # allowance for every process of a round to import torch and build its parts
     profile_args: tuple[str, ...]
     equality_tests: tuple[str, ...]  # pytest arguments
+    overlap_repeats: int  # timed updates and emulator steps of step 3's overlap
 
 
 FULL = Budget(counts=(1, 2, 4, 8, 16), replay_transitions=1_000_000, learning_start_steps=2_000, warmup_steps=500,
               measure_steps=4_000, setup_seconds=40.0,
               profile_args=("--env-steps", "400", "--updates", "100", "--fill-transitions", "20000", "--no-checkpoint"),
-              equality_tests=("tests/test_fast_path.py",))
+              equality_tests=("tests/test_fast_path.py",), overlap_repeats=300)
 QUICK = Budget(counts=(1, 2), replay_transitions=2_000, learning_start_steps=100, warmup_steps=20, measure_steps=150,
                setup_seconds=7.0,
                profile_args=("--env-steps", "20", "--updates", "3", "--fill-transitions", "200", "--no-checkpoint"),
-               equality_tests=("tests/test_fast_path.py", "-k", "fast_learner_gives or capacity_below"))
+               equality_tests=("tests/test_fast_path.py", "-k", "fast_learner_gives or capacity_below"), overlap_repeats=10)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--counts", type=int, nargs="+", default=None, metavar="N",
                    help="numbers of concurrent trainings to measure (default 1 2 4 8 16; --quick: 1 2)")
     # The worker modes, run by this script in subprocesses.
-    p.add_argument("--worker", choices=("train", "self-check"), help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=("train", "self-check", "overlap"), help=argparse.SUPPRESS)
     p.add_argument("--trainings-per-gpu", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -144,6 +148,62 @@ def self_check_worker(device: str) -> dict[str, Any]:
     first, second = check_fast_path(fast, NATURE), check_fast_path(fast, NATURE)
     return {"passed": first.passed and second.passed, "reason": first.reason or second.reason,
             "first_seconds": first.seconds, "second_seconds": second.seconds}
+
+
+# ---------------------------------------------------------------------------- 3. update and emulator at once
+def overlap_worker(device: str, game: str, repeats: int) -> dict[str, Any]:
+    """Milliseconds of an update alone, of an emulator step alone, and of the two as the loop runs
+    them (the update launched, the step played, then a wait for the update's result as the next
+    action's choice waits); the emulator time hidden is (update + step - both) / step."""
+    import numpy as np
+    import torch
+
+    from benchmarks.common import setup_process
+    from dqn.config import resolve
+    from dqn.run_folder import RunFiles
+    from dqn.speed.auto import fast_path_enabled
+    from dqn.train import build_parts
+
+    setup_process(1)
+    hp = resolve("nature", {"replay_memory_size_transitions": 5_000, "replay_start_size_steps": 1_000,
+                            "heldout_states": 500})
+    fast, _ = fast_path_enabled("auto", device, hp.replay_memory_size_transitions)
+    with tempfile.TemporaryDirectory(prefix="dqn-gpu-check-") as out:
+        parts, _ = build_parts(hp, game, 0, device, RunFiles(Path(out)), fast_path=fast)
+        env, replay, learner = parts.env, parts.replay, parts.learner
+        rng = np.random.default_rng(0)
+        for i in range(2_000):
+            step = env.step(int(rng.integers(env.num_actions)))
+            replay.add(step.frame, 0, 0.0, step.game_over, i == 0)
+            if step.game_over:
+                env.reset()
+
+        def wait(loss: torch.Tensor) -> None:
+            loss.item()  # the host waits, as choosing the next action waits for the weights
+
+        def play() -> None:
+            if env.step(int(rng.integers(env.num_actions))).game_over:
+                env.reset()
+
+        def timed(body) -> float:
+            for _ in range(max(3, repeats // 10)):  # warm-up (graph capture on CUDA)
+                body()
+            started = time.perf_counter()
+            for _ in range(repeats):
+                body()
+            return (time.perf_counter() - started) / repeats * 1e3
+
+        update_ms = timed(lambda: wait(learner.update(replay.sample(32))))
+        step_ms = timed(play)
+
+        def both() -> None:
+            loss = learner.update(replay.sample(32))
+            play()
+            wait(loss)
+
+        both_ms = timed(both)
+    hidden = (update_ms + step_ms - both_ms) / step_ms
+    return {"update_ms": update_ms, "step_ms": step_ms, "both_ms": both_ms, "hidden_fraction": hidden, "fast_path": fast}
 
 
 # ---------------------------------------------------------------------------- 4. concurrent trainings
@@ -274,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker == "train":
         print(json.dumps(training_worker(args, budget)))
         return 0
+    if args.worker == "overlap":
+        print(json.dumps(overlap_worker(args.device, args.game, budget.overlap_repeats)))
+        return 0
     if args.wheels is not None and not args.wheels.is_dir():
         raise UserError(f"--wheels {str(args.wheels)!r} is not a folder; see the module's docstring for the pip "
                         "download command that prepares it")
@@ -303,6 +366,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"profiling a training step failed: {(profiled.stderr.strip().splitlines() or ['?'])[-1]}")
     print(f"3. one training step on {args.device}, fast path (python -m benchmarks.profile_step):", flush=True)
     print(profiled.stdout.rstrip(), flush=True)
+    overlapped = _python("-m", "benchmarks.gpu_check", "--worker", "overlap", "--device", args.device, "--game", args.game,
+                         *(["--quick"] if args.quick else []), timeout=600)
+    if overlapped.returncode != 0:
+        raise UserError(f"timing the update beside the emulator failed: {(overlapped.stderr.strip().splitlines() or ['?'])[-1]}")
+    overlap = json.loads(overlapped.stdout.strip().splitlines()[-1])
+    print(f"   update and emulator at once ({'fast' if overlap['fast_path'] else 'plain'} path): update "
+          f"{overlap['update_ms']:.2f} ms, one emulator step {overlap['step_ms']:.2f} ms, both as the loop runs them "
+          f"{overlap['both_ms']:.2f} ms: {100 * overlap['hidden_fraction']:.0f} % of the emulator step hidden under the update",
+          flush=True)
     print(f"4. concurrent Nature trainings on one {args.device} ({budget.measure_steps:,} timed agent steps each, "
           f"replay of {budget.replay_transitions:,} transitions):", flush=True)
     rounds = []

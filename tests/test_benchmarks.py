@@ -220,6 +220,14 @@ def test_gpu_check_runs_every_step_with_tiny_budgets_on_the_cpu(tmp_path):
         assert row[5] == row[6] == "n/a"  # no nvidia-smi on the CPU
     step_profile = out.split("3. one training step")[1].split("4. concurrent")[0]
     assert "| update " in step_profile and "| acting forward pass " in step_profile
+    overlap = re.search(r"   update and emulator at once \(plain path\): update ([\d.]+) ms, one emulator step ([\d.]+) ms, "
+                        r"both as the loop runs them ([\d.]+) ms: (-?\d+) % of the emulator step hidden", step_profile)
+    assert overlap, step_profile
+    update_ms, step_ms, both_ms = (float(overlap.group(i)) for i in (1, 2, 3))
+    assert update_ms > 0 and step_ms > 0 and both_ms > 0
+    # The printed share is (update + step - both) / step, up to the rounding of the printed values.
+    hidden_percent = 100 * (update_ms + step_ms - both_ms) / step_ms
+    assert abs(int(overlap.group(4)) - hidden_percent) <= 0.5 + 1.5 / step_ms
     assert re.search(r"5\. projected: the paper's table \(147 runs x 50,000,000 agent steps\) on 8 such GPUs takes "
                      r"[\d,.]+ hours at \d training\(s\) per GPU", out)
 
