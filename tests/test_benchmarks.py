@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # benchmarks/ is a folder of the repository, not an installed package.
@@ -33,6 +34,7 @@ BAD_ARGUMENTS = {
     "memory": ["--fill-fraction", "half"],
     "peer": ["--compile", "maybe"],
     "profile_step": ["--device", "tpu"],
+    "q_spread": ["--states", "many", "run"],
     "side_eval": ["--seed", "-"],
     "throughput": ["--no-such-flag"],
 }
@@ -258,3 +260,29 @@ def test_demo_scores_row_gives_the_ratio_and_the_gap_in_standard_errors():
     assert margin_row("pong", 0, best, random)[-2:] == ["11.8", "yes"]
     # A random agent that never scores: the ratio is unbounded, the target is the standard errors'.
     assert margin_row("pong", 0, best, pd.Series([0.0] * 30))[4] == "inf"
+
+
+def test_q_spread_columns_worked_by_hand():
+    from benchmarks.q_spread import spread
+
+    # Two states, three actions: max Q 2 and 3 (mean 2.5, s.d. 0.5); per-action s.d. 1, 0.5, 0
+    # (mean 0.5); gaps 2 - 1 and 3 - 1 (mean 1.5); greedy actions 1 and 0 (2 distinct, 50 %).
+    got = spread(np.array([[1.0, 2.0, 0.0], [3.0, 1.0, 0.0]]))
+    assert got == pytest.approx({"mean_max_q": 2.5, "sd_max_q": 0.5, "sd_per_action": 0.5, "action_gap": 1.5,
+                                 "greedy_actions": 2, "most_common_percent": 50.0})
+
+
+def test_q_spread_table_has_a_row_per_snapshot_with_its_score(tmp_path):
+    run = tmp_path / "run"
+    sets = ["training_length_frames=1600", "replay_memory_size_transitions=1000", "replay_start_size_steps=200",
+            "eval_interval_frames=800", "eval_length_frames=400", "heldout_states=32"]
+    done = subprocess.run([sys.executable, "-m", "dqn.train", "--game", "breakout", "--seed", "0", "--out", str(run),
+                           "--no-side-eval", "--threads", "1", "--set", *sets],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    header, rows = _table(_run("benchmarks.q_spread", str(run), "--states", "50"))
+    assert header[0] == "run" and header[-1] == "nnabla-rl seeds at these frames"
+    assert [row[1] for row in rows] == ["800", "1,600"]
+    for row in rows:
+        assert _number(row[3]) >= 0 and 1 <= int(row[6]) <= 4 and 25 <= _number(row[7]) <= 100
+        assert int(row[9]) >= 0  # the snapshot's training-time evaluation was read
