@@ -5,11 +5,13 @@ printed: random, human, and DQN mean and s.d. over 30 episodes, with the ale-py 
 game. `nips2013_table()` is Table 1 of Mnih et al. (2013). Both ship as package data; see
 `data/CITATION.md` for the citations and how every number was checked.
 
-Two public reproductions ship beside them, each measured under its own protocol (see
+Three public reproductions ship beside them, each measured under its own protocol (see
 `data/CITATION.md` and the licence notices in `data/LICENSES.md`): `pfrl_table()`, PFRL's
-re-run of the Nature protocol on the 49 games (one score per game, the mean over its seeds), and
+re-run of the Nature protocol on the 49 games (one score per game, the mean over its seeds),
+`nnabla_curves()`, nnabla-rl's training-time evaluations under the paper's own protocol (3 seeds,
+every 1M frames up to 200M: the same measurement as this harness's learning curves), and
 `dopamine_curves()`, Dopamine's DQN training returns (5 runs x 199 iterations of 1M frames per
-game, with sticky actions: a learning-curve shape, not a score to normalize). A game either table
+game, with sticky actions: a learning-curve shape, not a score to normalize). A game a table
 lacks is a UserError, as for the papers' tables, never NaN.
 
 Human-normalized score = 100 x (agent - random) / (human - random), with the random and human
@@ -92,6 +94,10 @@ def _lookup(game: str, table: str) -> tuple[float, float]:
 
 _PFRL_FILE = "pfrl_dqn_reproduction.csv"
 _DOPAMINE_FILE = "dopamine_dqn_training_returns.csv"
+_NNABLA_FILE = "nnabla_rl_dqn_evaluation_returns.csv"
+# nnabla-rl's seeds, and its training-time evaluation interval (250,000 agent steps of 4 frames).
+NNABLA_SEEDS = (1, 10, 100)
+NNABLA_EVAL_INTERVAL_FRAMES = 1_000_000
 # Dopamine's training iteration: 250,000 agent steps of 4 frames; iteration i covers frames [i*1M, (i+1)*1M).
 DOPAMINE_ITERATION_FRAMES = 1_000_000
 DOPAMINE_RUNS = 5
@@ -112,6 +118,13 @@ def _pfrl() -> pd.DataFrame:
 def _dopamine() -> pd.DataFrame:
     return _read_data(_DOPAMINE_FILE, {"ale_id": str, "iteration": np.int64, "run": np.int64,
                                        "training_return_mean": np.float64})
+
+
+@lru_cache(maxsize=None)
+def _nnabla() -> pd.DataFrame:
+    return _read_data(_NNABLA_FILE, {"ale_id": str, "seed": np.int64, "frames": np.int64, "eval_return_mean": np.float64,
+                                     "eval_return_std": np.float64, "eval_return_min": np.float64,
+                                     "eval_return_max": np.float64, "eval_episodes": np.int64})
 
 
 def _game_key(game: Any) -> str:
@@ -155,6 +168,25 @@ def dopamine_curves(game: str | None = None) -> pd.DataFrame:
             )
     curves = curves.reset_index(drop=True)
     return curves.assign(frames_end=(curves["iteration"] + 1) * DOPAMINE_ITERATION_FRAMES)
+
+
+def nnabla_curves(game: str | None = None) -> pd.DataFrame:
+    """nnabla-rl's training-time evaluations of its Nature DQN: ale_id, seed, frames, eval_return_mean,
+    eval_return_std, eval_return_min, eval_return_max, eval_episodes.
+
+    One row per game, seed (1, 10, 100) and evaluation, every 1M frames from 1M to 200M: each is
+    500,000 frames at epsilon 0.05 with no-op starts, the unfinished last episode discarded, raw
+    scores, the weights taken at `frames` training frames; the paper's protocol, as this harness's
+    learning curves. With `game` (an ALE id), that game's 600 rows; a game it lacks is a UserError.
+    """
+    curves = _nnabla()
+    if game is not None:
+        key = _game_key(game)
+        curves = curves[curves["ale_id"] == key]
+        if curves.empty:
+            raise UserError(f"no nnabla-rl DQN evaluations for game {game!r}; games with them: "
+                            f"{', '.join(_nnabla()['ale_id'].unique())}")
+    return curves.reset_index(drop=True).copy()
 
 
 def human_normalized(game: Any, score: Any, table: str = "nature") -> Any:

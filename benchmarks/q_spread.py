@@ -62,15 +62,10 @@ def spread(q: np.ndarray) -> dict[str, float]:
 
 
 def reference_scores(game: str) -> dict[int, list[float]]:
-    """frames -> nnabla-rl's three seeds' training-time evaluation scores (the shared reference
-    file, where this checkout has it next to it), or nothing."""
-    import pandas as pd
+    """frames -> nnabla-rl's three seeds' training-time evaluation scores (baselines.reference)."""
+    from baselines.reference import nnabla_curves
 
-    path = Path(__file__).resolve().parents[2] / "shared" / "reference" / "nnabla_rl_dqn_evaluation_returns.csv"
-    if not path.is_file():
-        return {}
-    rows = pd.read_csv(path)
-    rows = rows[rows["ale_id"] == game]
+    rows = nnabla_curves(game)
     return {int(f): sorted(g["eval_return_mean"].round(1).tolist()) for f, g in rows.groupby("frames")}
 
 

@@ -7,8 +7,8 @@ import pytest
 import hashlib
 from pathlib import Path
 
-from baselines.reference import (DOPAMINE_ITERATION_FRAMES, dopamine_curves, human_normalized, nature_table, nips2013_table,
-                                 pfrl_score, pfrl_table)
+from baselines.reference import (DOPAMINE_ITERATION_FRAMES, NNABLA_SEEDS, dopamine_curves, human_normalized, nature_table,
+                                 nips2013_table, nnabla_curves, pfrl_score, pfrl_table)
 from dqn.errors import UserError
 from dqn.games import PAPER_GAME_IDS
 
@@ -94,6 +94,7 @@ SHIPPED_SHA256 = {
     "dopamine_dqn_training_returns.csv": "77d1cfc2447a494acc5be33868ef9a6ea5e892f5c84a13dff622356a4efbdd18",
     "nature2015_extended_data_table2.csv": "7446bae358979bc61411347d90f70d6c4df78c932cf9f67f88a98b34866ed734",
     "nips2013_table1.csv": "dd00b3c33432ce16627c608a6e5f4776d611c176cc9ed04abfa9853f23dac739",
+    "nnabla_rl_dqn_evaluation_returns.csv": "a13ee3f59b9714724b85fb629db7716ab1c5c3a28335b5d01661b6b847991ac1",
 }
 
 
@@ -159,3 +160,30 @@ def test_a_game_outside_the_reproductions_is_a_user_error_never_nan(game):
         pfrl_score(game)
     with pytest.raises(UserError, match=f"no Dopamine DQN curves for game '{game}'.*breakout"):
         dopamine_curves(game)
+    with pytest.raises(UserError, match=f"no nnabla-rl DQN evaluations for game '{game}'.*breakout") as refused:
+        nnabla_curves(game)
+    assert "\n" not in str(refused.value)
+
+
+def test_nnabla_curves_hold_3_seeds_of_200_evaluations_for_each_of_the_49_games():
+    curves = nnabla_curves()
+    assert list(curves.columns) == ["ale_id", "seed", "frames", "eval_return_mean", "eval_return_std",
+                                    "eval_return_min", "eval_return_max", "eval_episodes"]
+    assert len(curves) == 49 * 3 * 200 and tuple(curves["ale_id"].unique()) == PAPER_GAME_IDS
+    assert tuple(sorted(curves["seed"].unique())) == NNABLA_SEEDS == (1, 10, 100)
+    assert set(curves["frames"]) == set(range(1_000_000, 200_000_001, 1_000_000))
+    assert not curves.duplicated(["ale_id", "seed", "frames"]).any() and curves.notna().all().all()
+    assert (curves["eval_return_min"] <= curves["eval_return_mean"]).all()
+    assert (curves["eval_return_mean"] <= curves["eval_return_max"]).all()
+
+
+def test_nnabla_early_points_agree_across_seeds_as_its_readme_says():
+    # At 4M frames Breakout 17.7 / 20.0 / 22.5 and Pong -11.9 / -13.0 / -14.0; at 2M Frostbite 218 / 212 / 214.
+    def at(game, frames):
+        rows = nnabla_curves(game)
+        return rows.loc[rows["frames"] == frames].sort_values("seed")["eval_return_mean"].round(1).tolist()
+
+    assert at("breakout", 4_000_000) == [17.7, 20.0, 22.5]
+    assert at("pong", 4_000_000) == [-11.9, -13.0, -14.0]
+    assert [round(x) for x in at("frostbite", 2_000_000)] == [218, 212, 214]
+    assert at("road_runner", 1_000_000) == [850.7, 1631.2, 1804.8]
