@@ -296,3 +296,51 @@ def test_heldout_statistics_use_the_target_network_on_next_states():
         q_max, td_error_abs = learner.heldout_statistics(heldout, chunk_transitions=2)
         assert q_max == pytest.approx(14.0 / 3.0, rel=1e-6)
         assert td_error_abs == pytest.approx(sum(td_errors) / 3, rel=1e-5)
+
+
+def test_two_updates_equal_a_transcription_of_qlearnminibatch():
+    """Learner.update against NeuralQLearner:getQUpdate + qLearnMinibatch transcribed in numpy
+    (float64) on a linear Q-network Q(s) = W s + b, whose backward is targets^T s:
+
+        delta = r + discount * (1 - term) * max_a Q_target(s2, a) - Q(s, a), clipped to [-1, 1]
+        targets[i][a[i]] = delta[i]; self.network:backward(s, targets)  -> dw = sum_i targets_i s_i^T
+        g = 0.95 g + 0.05 dw; g2 = 0.95 g2 + 0.05 dw^2; w += lr * dw / sqrt(g2 - g^2 + 0.01)
+
+    The scale of each step (the gradient summed, not averaged, over the minibatch; the clipped
+    delta itself, not twice it; 0.01 inside the root) is what this pins: a mean over the 32
+    transitions, or nnabla-rl's 2 * delta, moves the weights by other amounts."""
+    rng = np.random.default_rng(7)
+    num_actions, features, batch_size = 3, 4, 32
+    learner = Learner(MLP_HP, num_actions, device="cpu", in_shape=OBS)
+    learner.online = torch.nn.Linear(features, num_actions)
+    learner.target = torch.nn.Linear(features, num_actions).requires_grad_(False)
+    learner.optimizer = type(learner.optimizer)(learner.online.parameters(), lr=MLP_HP.learning_rate)
+    w = learner.online.weight.detach().double().numpy().copy()
+    b = learner.online.bias.detach().double().numpy().copy()
+    w_target = learner.target.weight.detach().double().numpy()
+    b_target = learner.target.bias.detach().double().numpy()
+    g = {"w": np.zeros_like(w), "b": np.zeros_like(b)}
+    g2 = {"w": np.zeros_like(w), "b": np.zeros_like(b)}
+    for _ in range(2):
+        batch = Batch(
+            state=rng.standard_normal((batch_size, features)).astype(np.float32),
+            action=rng.integers(0, num_actions, batch_size).astype(np.int64),
+            reward=rng.choice([-1.0, 0.0, 1.0], batch_size).astype(np.float32),
+            terminal=(rng.random(batch_size) < 0.25).astype(np.float32),
+            next_state=(3 * rng.standard_normal((batch_size, features))).astype(np.float32),
+        )
+        s, s2 = batch.state.astype(np.float64), batch.next_state.astype(np.float64)
+        q2_max = (s2 @ w_target.T + b_target).max(axis=1)
+        delta = batch.reward + 0.99 * (1 - batch.terminal) * q2_max - (s @ w.T + b)[np.arange(batch_size), batch.action]
+        delta = np.clip(delta, -1.0, 1.0)
+        targets = np.zeros((batch_size, num_actions))
+        targets[np.arange(batch_size), batch.action] = delta
+        dw = {"w": targets.T @ s, "b": targets.sum(axis=0)}
+        for name, param in (("w", w), ("b", b)):
+            g[name] = 0.95 * g[name] + 0.05 * dw[name]
+            g2[name] = 0.95 * g2[name] + 0.05 * dw[name] ** 2
+            param += MLP_HP.learning_rate * dw[name] / np.sqrt(g2[name] - g[name] ** 2 + 0.01)
+        learner.update(batch)
+        assert np.abs(delta).max() == 1.0 and (np.abs(delta) < 0.5).any()  # both sides of the clip
+    np.testing.assert_allclose(learner.online.weight.detach().numpy(), w, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(learner.online.bias.detach().numpy(), b, rtol=1e-5, atol=1e-8)
