@@ -305,3 +305,37 @@ def test_speed_choices_follow_the_device_and_a_resume_keeps_what_the_run_started
     assert choices("--channels-last", "on", started=started) == (False, False, True)
     # A run from before the memory-format choice existed resolves it afresh.
     assert choices(started={"fast_path": False, "compiled_optimizer_step": True}) == (False, True, True)
+
+
+def test_the_evaluator_feeds_its_network_what_the_learner_trained_on(tmp_path):
+    """A snapshot played by the evaluation's policy (its own AtariEnv and FrameStack, the network
+    rebuilt from the weights file) gives the learner's Q-values on the same game, seed and actions:
+    the observations, their scale and the network are the training's."""
+    from dqn.atari import AtariEnv, FrameStack
+    from dqn.config import resolve
+    from dqn.loop import TrainState, train_loop
+    from dqn.policy import DQNPolicy
+    from dqn.run_folder import RunFiles
+    from dqn.train import build_parts
+
+    hp = resolve("nature", dict(item.split("=") for item in SETS) | {"training_length_frames": "2000"})
+    parts, first = build_parts(hp, GAME, 0, "cpu", RunFiles(tmp_path / "run"), channels_last=True)
+    assert train_loop(parts, TrainState(s_t=parts.stack.reset(first))) is None
+    policy = DQNPolicy.from_weights(tmp_path / "run" / "snapshots" / "frames_000000002000.pt")
+    # The same trajectory through the training's env and an evaluation env built as the runner builds it.
+    train_env = AtariEnv(GAME, seed=3, end_step_at_life_loss=False)
+    eval_env = AtariEnv(GAME, seed=3, max_episode_frames=hp.final_eval_max_episode_frames)
+    train_stack, eval_stack = FrameStack(), FrameStack()
+    s_train, s_eval = train_stack.reset(train_env.reset()), eval_stack.reset(eval_env.reset())
+    rng = np.random.default_rng(0)
+    states_train, states_eval = [], []
+    for _ in range(60):
+        action = int(rng.integers(4))
+        s_train, s_eval = train_stack.push(train_env.step(action).frame), eval_stack.push(eval_env.step(action).frame)
+        states_train.append(s_train)
+        states_eval.append(s_eval)
+    np.testing.assert_array_equal(np.stack(states_train), np.stack(states_eval))
+    q_learner = parts.learner.q_values(np.stack(states_train)).numpy()
+    q_policy = policy.q_values(np.stack(states_eval))
+    assert q_policy.std(axis=0).max() > 0  # the states give different values
+    np.testing.assert_allclose(q_policy, q_learner, rtol=1e-4, atol=1e-6)
