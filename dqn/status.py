@@ -2,8 +2,12 @@
 
     python -m dqn.status results/<experiment> [--config config/demo.yaml] [--watch [SECONDS]]
 
-Each row: game, seed, state, frames done of planned, agent steps/s, ETA, and the latest
-training-time evaluation score; a last line gives the experiment's totals and ETA. It only
+Each row: game, seed, state, frames done of planned, agent steps/s, ETA, the latest
+training-time evaluation score, and whether the run is on track: its evaluations against
+nnabla-rl's three seeds under the paper's protocol at the same frames (baselines/on_track.py:
+"within 3/3 evaluations; mean so far within", "below since 6M frames; ...", or "not comparable"
+naming the hyperparameters that differ from the paper's); a last line gives the experiment's
+totals and ETA. It only
 reads files (config.json, train.log's last progress line, train_log.parquet, eval/, the final
 outputs and the evaluation episodes), so it works the same while the workflow runs locally or on
 Slurm, and costs the runs nothing. With --config, the runs the workflow plans but has not started
@@ -41,7 +45,7 @@ from dqn.run_folder import FINAL_OUTPUTS, RUN_DIR, WEIGHTS, RunFiles, dqn_episod
 # The last progress line of RUN/train.log: "breakout seed 0: 1.6k/2.4k frames (66.7%), 146.0 agent steps/s, ETA 1s, ..."
 PROGRESS_LINE = re.compile(r": (?P<done>[\d.]+[kMG]?)/(?P<planned>[\d.]+[kMG]?) frames \((?P<percent>[\d.]+)%\), "
                            r"(?P<rate>[\d.,]+) agent steps/s")
-COLUMNS = ("game", "seed", "state", "frames", "agent steps/s", "ETA", "latest eval score")
+COLUMNS = ("game", "seed", "state", "frames", "agent steps/s", "ETA", "latest eval score", "on track")
 
 
 @dataclass
@@ -56,6 +60,7 @@ class RunStatus:
     eval_score: float = math.nan
     eval_frames: int | None = None
     action_repeat_frames: int = 4
+    on_track: str = "-"
 
     def row(self) -> list[str]:
         planned = format_count(self.frames_planned) if self.frames_planned else "?"
@@ -66,7 +71,28 @@ class RunStatus:
         else:
             score = f"{self.eval_score:,.1f}" if math.isfinite(self.eval_score) else "no episode"
             score += f" at {format_count(self.eval_frames)}"
-        return [self.game, str(self.seed), self.state, f"{format_count(self.frames_done)}/{planned}", rate, eta, score]
+        return [self.game, str(self.seed), self.state, f"{format_count(self.frames_done)}/{planned}", rate, eta, score,
+                self.on_track]
+
+
+def on_track_phrase(game: str, values: dict, evals) -> str:
+    """The run's standing against the same-protocol reference (baselines/on_track.py), in one phrase."""
+    from baselines.on_track import NOT_COMPARABLE, differing_keys, on_track, summary
+    from baselines.reference import nnabla_curves
+    from dqn.config import Hyperparameters
+
+    try:
+        hp = Hyperparameters.from_dict(values)
+    except UserError:
+        return "-"
+    differing = differing_keys(hp)
+    if differing:
+        return f"{NOT_COMPARABLE} ({', '.join(differing)})"
+    try:
+        reference = nnabla_curves(game)
+    except UserError:
+        return "no reference for this game"
+    return summary(on_track(evals.assign(game=game), reference))
 
 
 def training_running(files: RunFiles) -> bool:
@@ -112,6 +138,7 @@ def run_status(results: Path, game: str, seed: int) -> RunStatus:
         return RunStatus(game, seed, "queued")
     status = RunStatus(game, seed, "starting")
     replay_start_steps = 0
+    values = None
     try:
         values = json.loads(files.config.read_text())["hyperparameters"]
         status.frames_planned = int(values["training_length_frames"])
@@ -123,6 +150,8 @@ def run_status(results: Path, game: str, seed: int) -> RunStatus:
     if len(evals):
         status.eval_score = float(evals["eval_score_mean"].iloc[-1])
         status.eval_frames = int(evals["frames"].iloc[-1])
+    if values is not None:
+        status.on_track = on_track_phrase(game, values, evals)
     progress = last_progress(files)
     if progress is not None and status.frames_planned:
         fraction, status.agent_steps_per_second = progress

@@ -84,10 +84,11 @@ def test_each_state_is_read_from_the_run_folder(experiment):
     # 50% of 400,000 frames; 200,000 frames = 50,000 agent steps left at 100 steps/s: 500 s.
     assert (learning.frames_done, learning.frames_planned) == (200_000, 400_000)
     assert learning.eta_seconds == pytest.approx(500.0)
-    assert learning.row() == ["breakout", "0", "learning", "200.0k/400.0k", "100", "8m 20s", "3.2 at 200.0k"]
+    assert learning.row() == ["breakout", "0", "learning", "200.0k/400.0k", "100", "8m 20s", "3.2 at 200.0k",
+                              "no reference point yet (the first is at 1M frames)"]
     assert states["amidar"].eta_seconds == pytest.approx(300_000 / 4 / 200.0)
     # An evaluation that completed no episode says so; a finished training has no ETA.
-    assert states["pong"].row()[2:] == ["evaluating", "400.0k/400.0k", "100", "-", "no episode at 400.0k"]
+    assert states["pong"].row()[2:7] == ["evaluating", "400.0k/400.0k", "100", "-", "no episode at 400.0k"]
     assert states["enduro"].row()[5] == "-"  # a stopped run has no ETA
     assert run_status(results, "seaquest", 0).state == "queued"
 
@@ -98,7 +99,8 @@ def test_cli_prints_a_row_per_run_and_the_totals(experiment, capsys):
         cli_main(main, [str(results), "--config", str(config)])
     assert exit_info.value.code == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["game", "seed", "state", "frames", "agent", "steps/s", "ETA", "latest", "eval", "score"]
+    assert lines[0].split() == ["game", "seed", "state", "frames", "agent", "steps/s", "ETA", "latest", "eval", "score",
+                                "on", "track"]
     games = [line.split()[0] for line in lines[1:-2]]
     assert games == ["alien", "breakout", "seaquest", "amidar", "boxing", "enduro", "pong"]  # the plan first
     assert "queued" in lines[3]
@@ -116,3 +118,28 @@ def test_an_empty_or_missing_results_folder_prints_one_line(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "dqn.status", str(tmp_path), "--watch", "0"], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --watch") and bad.stderr.count("\n") == 1
+
+
+# nnabla-rl's Breakout seeds (1, 10, 100): 0.32 / 2.3 / 0.823 at 1M frames, 4.274 / 1.291 / 5.636
+# at 2M, 13.607 / 8.582 / 14.305 at 3M; their means over 1M-3M: 6.067, 4.058, 6.921.
+@pytest.mark.parametrize("scores, phrase", [
+    ((1.0, 3.0, 10.0), "within 3/3 evaluations; mean so far within"),  # mean 4.67 in [4.06, 6.92]
+    ((0.1, 0.5, 2.0), "below 3/3 evaluations; mean so far below"),
+    ((3.0, 6.0, 20.0), "above 3/3 evaluations; mean so far above"),
+    ((1.0, 0.5, 1.0), "below since 2M frames; mean so far below"),  # within at 1M, then below
+])
+def test_the_on_track_column_places_each_run_among_the_same_protocol_seeds(tmp_path, scores, phrase):
+    results = tmp_path / "results"
+    make_run(results, "breakout", percent=10.0,
+             eval_rows=[(f, score, 100) for f, score in zip((1_000_000, 2_000_000, 3_000_000), scores)])
+    assert run_status(results, "breakout", 0).on_track == phrase
+
+
+def test_a_run_off_the_paper_hyperparameters_is_not_comparable_and_says_why(tmp_path):
+    results = tmp_path / "results"
+    run = make_run(results, "breakout", percent=10.0, eval_rows=[(1_000_000, 1.0, 100)])
+    config = json.loads((run / "config.json").read_text())
+    config["hyperparameters"].update(learning_rate=0.0001, target_network_update_frequency_steps=2_000)
+    (run / "config.json").write_text(json.dumps(config))
+    assert run_status(results, "breakout", 0).on_track == (
+        "not comparable (target_network_update_frequency_steps, learning_rate)")
