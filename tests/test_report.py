@@ -943,6 +943,42 @@ def test_learning_curves_of_a_3m_frame_run_draw_dopamine_over_3_iterations(tmp_p
     assert not any("not drawn" in label for label in labels)
 
 
+def reference_artists(ax, band_gid, mean_gid):
+    return ([c for c in ax.collections if c.get_gid() == band_gid], [line for line in ax.lines if line.get_gid() == mean_gid])
+
+
+def test_learning_curves_draw_the_same_protocol_reproduction_first_over_the_frames_covered(tmp_path):
+    from analysis.report import figures
+
+    folder = write_results(tmp_path / "three", games=("breakout", "pong"), seeds=(0, 1), frames_planned=3_000_000)
+    results = load_results(folder)
+    fig = figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
+                                         reference_label="Nature 2015 paper")
+    breakout = next(ax for ax in fig.axes if ax.get_title() == "Breakout")
+    (band,), (mean_line,) = reference_artists(breakout, figures.NNABLA_BAND_GID, figures.NNABLA_MEAN_GID)
+    # nnabla-rl's Breakout seeds 1 / 10 / 100: 0.32 / 2.3 / 0.823 at 1M, 4.274 / 1.291 / 5.636 at 2M,
+    # 13.607 / 8.582 / 14.305 at 3M frames (its CSV); no point after this run's last frames.
+    np.testing.assert_allclose(mean_line.get_xdata(), [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(mean_line.get_ydata(), [3.443 / 3, 11.201 / 3, 36.494 / 3])
+    vertices = band.get_paths()[0].vertices
+    assert vertices[:, 1].min() == pytest.approx(0.32) and vertices[:, 1].max() == pytest.approx(14.305)
+    # In front of Dopamine's (another protocol), behind this run's.
+    (dopamine_band,), (dopamine_mean,) = dopamine_artists(breakout)
+    assert dopamine_band.get_zorder() < band.get_zorder() and dopamine_mean.get_zorder() < mean_line.get_zorder()
+    ours = [line for line in breakout.lines if line.get_color() == figures.THIS_RUN_COLOR]
+    assert ours and all(line.get_zorder() > mean_line.get_zorder() for line in ours)
+    assert band.get_alpha() > dopamine_band.get_alpha()  # visually first
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels.index("nnabla-rl DQN, 3 seeds, the paper's evaluation protocol: mean, min to max") < labels.index(
+        figures.dopamine_label())
+    # The 2013 protocol is not nnabla-rl's: its report draws Dopamine's curve only.
+    fig = figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
+                                         reference_label="NIPS 2013 workshop paper", same_protocol_reference=False)
+    breakout = next(ax for ax in fig.axes if ax.get_title() == "Breakout")
+    assert reference_artists(breakout, figures.NNABLA_BAND_GID, figures.NNABLA_MEAN_GID) == ([], [])
+    assert figures.nnabla_label() not in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
 def test_learning_curves_of_a_64k_frame_run_draw_no_dopamine_and_say_why(demo, tmp_path):
     from analysis.report import figures
 
@@ -956,7 +992,10 @@ def test_learning_curves_of_a_64k_frame_run_draw_no_dopamine_and_say_why(demo, t
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     note = "Dopamine DQN not drawn: its first point is at 1M frames, this run covers 64k frames"
     assert note in labels
-    assert figures.dopamine_label() not in labels
+    assert "nnabla-rl DQN not drawn: its first point is at 1M frames, this run covers 64k frames" in labels
+    assert figures.dopamine_label() not in labels and figures.nnabla_label() not in labels
+    for ax in fig.axes:
+        assert reference_artists(ax, figures.NNABLA_BAND_GID, figures.NNABLA_MEAN_GID) == ([], [])
     fig.canvas.draw()
     legend, box = fig.legends[0].get_window_extent(), fig.bbox
     assert box.x0 <= legend.x0 and legend.x1 <= box.x1  # the note fits inside the figure

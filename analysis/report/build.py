@@ -36,8 +36,15 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
                 "when off the axis).") if pfrl else ""
     pfrl_scatter = (" Black horizontal ticks: PFRL's reproduction against the paper's score, on the same vertical as "
                     "this run's point.") if pfrl else ""
-    dopamine = (
-        f" Pink dash-dot line and band behind: {reproductions.DOPAMINE_LABEL}'s learning curve of the game, the mean "
+    same_protocol = get_reference(results.reference).nnabla
+    nnabla = (
+        f" Green line and band behind: {reproductions.NNABLA_LABEL}'s {reproductions.NNABLA_SEEDS} seeds under "
+        f"{reproductions.NNABLA_PROTOCOL} (the same measurement as this run's: every 1M frames, 500,000 frames at "
+        "ε = 0.05), their mean and range (min to max), only over the frames this run covers (none, and a note in "
+        "the legend, where this run covers less than the first 1M frames): where a run of the paper's "
+        "hyperparameters should be at each point." if same_protocol else "")
+    dopamine = nnabla + (
+        f" Pink dash-dot line and fainter band behind: {reproductions.DOPAMINE_LABEL}'s learning curve of the game, the mean "
         f"and the range (min to max) over its {reproductions.DOPAMINE_RUNS} runs of the training returns of each 1M-frame "
         "iteration, drawn at the iteration's last frame and only over the frames this run covers (none, and a note "
         "in the legend, where this run covers less than the first 1M frames). Another protocol: "
@@ -50,7 +57,8 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
          f"run's score; dashed line: human level (100 %). Bars are cut at {figs.BAR_CLIP_PERCENT:.0f} % and then "
          "labelled with their value; games without a score are drawn last, marked \u201cno score\u201d." + pfrl_bar),
         ("learning_curves.png", "Learning curves (Fig. 2 a, b style)",
-         figs.learning_curves_figure(curves, table, reference_label=reference_label),
+         figs.learning_curves_figure(curves, table, reference_label=reference_label,
+                                     same_protocol_reference=same_protocol),
          "Training-time evaluation score (\u03b5 = 0.05, one environment playing the whole budget, the unfinished "
          "last episode discarded) against emulator frames for every game: line, the mean over seeds (a dot on each "
          f"evaluation when a run has at most {figs.MARKER_POINTS}); band, the range (min to max) over seeds; dashed grey, "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,6 +42,7 @@ NO_EPISODE_COLOR = "firebrick"
 RANDOM_COLOR = _PALETTE[1]
 PFRL_COLOR = "black"
 DOPAMINE_COLOR = _PALETTE[4]
+NNABLA_COLOR = _PALETTE[2]
 
 
 def _new_figure(width_inches: float, height_inches: float) -> Figure:
@@ -189,8 +192,26 @@ def frames_text(frames: float) -> str:
     return f"{frames:,.0f}"
 
 
-# Matplotlib gids of the Dopamine curves' artists, so that a test can find them in a panel.
+# Matplotlib gids of the reproductions' artists, so that a test can find them in a panel.
 DOPAMINE_BAND_GID, DOPAMINE_MEAN_GID = "dopamine-band", "dopamine-mean"
+NNABLA_BAND_GID, NNABLA_MEAN_GID = "nnabla-band", "nnabla-mean"
+
+
+@dataclass(frozen=True)
+class ReferenceCurve:
+    """How one reproduction's curve is drawn behind a run's: the same-protocol one first (stronger band,
+    solid line, in front of the other), the other-protocol one second (fainter, dash-dot)."""
+
+    label: str  # the legend's entry
+    short_label: str  # the reproduction's name in a "not drawn" note
+    first_frames: float  # its first point
+    games: Callable[[], frozenset[str]]
+    band: Callable[[str, float], pd.DataFrame]
+    color: Any
+    alpha: float
+    linestyle: str
+    zorder: float
+    gids: tuple[str, str]
 
 
 def dopamine_label() -> str:
@@ -198,32 +219,64 @@ def dopamine_label() -> str:
             f"({reproductions.DOPAMINE_PROTOCOL})")
 
 
-def dopamine_note(short: dict[str, float], *, every_game: bool) -> str:
-    """The legend's note for the games whose run covers less than Dopamine's first iteration (display name -> frames);
-    `every_game`: no panel has a Dopamine curve, so the games need no naming."""
-    first = frames_text(reproductions.DOPAMINE_FIRST_FRAMES)
+def nnabla_label() -> str:
+    return (f"{reproductions.NNABLA_LABEL}, {reproductions.NNABLA_SEEDS} seeds, {reproductions.NNABLA_PROTOCOL}: "
+            "mean, min to max")
+
+
+NNABLA = ReferenceCurve(nnabla_label(), reproductions.NNABLA_LABEL, reproductions.NNABLA_FIRST_FRAMES,
+                        reproductions.nnabla_games, reproductions.nnabla_band, NNABLA_COLOR, 0.28, "-", 1.5,
+                        (NNABLA_BAND_GID, NNABLA_MEAN_GID))
+DOPAMINE = ReferenceCurve(dopamine_label(), reproductions.DOPAMINE_LABEL, reproductions.DOPAMINE_FIRST_FRAMES,
+                          reproductions.dopamine_games, reproductions.dopamine_band, DOPAMINE_COLOR, 0.14, "-.", 0.5,
+                          (DOPAMINE_BAND_GID, DOPAMINE_MEAN_GID))
+
+
+def reference_note(reference: ReferenceCurve, short: dict[str, float], *, every_game: bool) -> str:
+    """The legend's note for the games whose run covers less than the reproduction's first point (display name ->
+    frames); `every_game`: no panel has its curve, so the games need no naming."""
+    first = frames_text(reference.first_frames)
     covered = frames_text(max(short.values()))
     where = "" if every_game else f" for {', '.join(short)}"
-    return (f"{reproductions.DOPAMINE_LABEL} not drawn{where}: its first point is at {first} frames, this run covers "
+    return (f"{reference.short_label} not drawn{where}: its first point is at {first} frames, this run covers "
             f"{'up to ' if len(set(short.values())) > 1 else ''}{covered} frames")
 
 
-def draw_dopamine(ax, game: str, covered_frames: float, scale: float) -> bool:
-    """Dopamine's DQN curve of `game` behind this run's, over the frames the run covers; False when none is drawn."""
-    band = reproductions.dopamine_band(game, covered_frames)
+def draw_reference(ax, reference: ReferenceCurve, game: str, covered_frames: float, scale: float) -> bool:
+    """The reproduction's curve of `game` behind this run's, over the frames the run covers; False when none is drawn."""
+    band = reference.band(game, covered_frames)
     if band.empty:
         return False
     x = band["frames"] / scale
-    ax.fill_between(x, band["low"], band["high"], color=DOPAMINE_COLOR, alpha=0.18, linewidth=0, zorder=0.5,
-                    gid=DOPAMINE_BAND_GID)
-    ax.plot(x, band["mean"], color=DOPAMINE_COLOR, linewidth=1.0, linestyle="-.", zorder=1, gid=DOPAMINE_MEAN_GID,
-            marker="D" if len(band) <= MARKER_POINTS else None, markersize=2.5)
+    ax.fill_between(x, band["low"], band["high"], color=reference.color, alpha=reference.alpha, linewidth=0,
+                    zorder=reference.zorder, gid=reference.gids[0])
+    ax.plot(x, band["mean"], color=reference.color, linewidth=1.0, linestyle=reference.linestyle,
+            zorder=reference.zorder + 0.1, gid=reference.gids[1], marker="D" if len(band) <= MARKER_POINTS else None,
+            markersize=2.5)
     return True
+
+
+def _reference_legend(references: Sequence[ReferenceCurve], drawn: dict[str, bool],
+                      short: dict[str, dict[str, float]]) -> tuple[list, list[str]]:
+    """Legend handles and labels of the reproductions drawn, and the notes of those not drawn somewhere."""
+    handles, labels = [], []
+    for reference in references:
+        if drawn[reference.label]:
+            # The band and the mean line as one entry: one reference, drawn twice.
+            handles.append((Patch(color=reference.color, alpha=reference.alpha, linewidth=0),
+                            Line2D([], [], color=reference.color, linewidth=1.0, linestyle=reference.linestyle)))
+            labels.append(reference.label)
+    for reference in references:
+        if short[reference.label]:
+            handles.append(Line2D([], [], linestyle="none"))
+            labels.append(reference_note(reference, short[reference.label], every_game=not drawn[reference.label]))
+    return handles, labels
 
 
 def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel: str, *,
                   paper_line: str | None = None, paper_label: str = "paper", random_line: str | None = None,
-                  random_label: str = "random agent", mark_no_episode: bool = False, dopamine: bool = False) -> Figure:
+                  random_label: str = "random agent", mark_no_episode: bool = False,
+                  references: Sequence[ReferenceCurve] = ()) -> Figure:
     """One panel per game of `table` (missing games included): `column` of learning_curves.parquet against
     emulator frames, the mean over seeds as a line and the range over seeds (min to max) as a band.
 
@@ -232,8 +285,9 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
     agent), labelled `random_label`. `mark_no_episode`: an evaluation that completed no episode (no
     score; 0 in the choice of the best snapshot) is drawn as a cross at 0. A run with at most
     MARKER_POINTS evaluations gets a dot on each. Frames are in millions or thousands, from the data.
-    `dopamine`: Dopamine's DQN curve of the game behind this run's (draw_dopamine), over the frames this
-    run covers; a run shorter than Dopamine's first iteration gets a note in the legend instead.
+    `references`: reproductions' curves of the game behind this run's (draw_reference), over the frames
+    this run covers, the first in front of the next; a run shorter than a reproduction's first point
+    gets a note in the legend instead.
     """
     fig, axes, columns = _grid(len(table))
     curves = curves.assign(game=curves["game"].astype(str))
@@ -242,9 +296,10 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
                   if mark_no_episode and "eval_frames" in curves else pd.Series(False, index=curves.index))
     any_no_episode = False
     any_markers = False
-    any_dopamine = False
+    drawn = {reference.label: False for reference in references}
     any_paper_line = any_paper_note = False
-    dopamine_short: dict[str, float] = {}  # display name -> frames covered, for games under Dopamine's first point
+    # reference label -> {display name -> frames covered}, for games under the reproduction's first point
+    short: dict[str, dict[str, float]] = {reference.label: {} for reference in references}
     for k, (ax, (_, row)) in enumerate(zip(axes, table.iterrows())):
         game_no_episode = curves[(curves["game"] == row["game"]) & no_episode]
         game_curves = curves[(curves["game"] == row["game"]) & curves[column].notna()]
@@ -272,13 +327,13 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
         x = band["frames"] / scale
         few = int(game_curves.groupby("seed").size().max()) <= MARKER_POINTS
         any_markers |= few
-        if dopamine and row["game"] in reproductions.dopamine_games():
-            covered_frames = float(max(game_curves["frames"].max(), game_no_episode["frames"].max()
-                                       if not game_no_episode.empty else 0))
-            if draw_dopamine(ax, row["game"], covered_frames, scale):
-                any_dopamine = True
+        covered_frames = float(max(game_curves["frames"].max(), game_no_episode["frames"].max()
+                                   if not game_no_episode.empty else 0))
+        for reference in (r for r in references if row["game"] in r.games()):
+            if draw_reference(ax, reference, row["game"], covered_frames, scale):
+                drawn[reference.label] = True
             else:
-                dopamine_short[str(row["display_name"])] = covered_frames
+                short[reference.label][str(row["display_name"])] = covered_frames
         # This run in front of any reference curve.
         ax.fill_between(x, band["low"], band["high"], color=THIS_RUN_COLOR, alpha=0.25, linewidth=0, zorder=2)
         ax.plot(x, band["mean"], color=THIS_RUN_COLOR, linewidth=1.3, marker="o" if few else None, markersize=3.5,
@@ -309,15 +364,8 @@ def curves_figure(curves: pd.DataFrame, table: pd.DataFrame, column: str, ylabel
         handles.append(Line2D([], [], color=NO_EPISODE_COLOR, linestyle="none", marker="x",
                               label="no episode completed (0 for the best snapshot)"))
     labels = [handle.get_label() for handle in handles]
-    if any_dopamine:
-        # The band and the mean line as one entry: one reference, drawn twice.
-        handles.append((Patch(color=DOPAMINE_COLOR, alpha=0.18, linewidth=0),
-                        Line2D([], [], color=DOPAMINE_COLOR, linewidth=1.0, linestyle="-.")))
-        labels.append(dopamine_label())
-    if dopamine_short:
-        handles.append(Line2D([], [], linestyle="none"))
-        labels.append(dopamine_note(dopamine_short, every_game=not any_dopamine))
-    fit_legend(fig, handles, labels=labels)
+    reference_handles, reference_labels = _reference_legend(references, drawn, short)
+    fit_legend(fig, handles + reference_handles, labels=labels + reference_labels)
     return fig
 
 
@@ -347,13 +395,17 @@ def _locator(bins: int):
     return MaxNLocator(nbins=bins)
 
 
-def learning_curves_figure(curves: pd.DataFrame, table: pd.DataFrame, *, reference_label: str = "paper") -> Figure:
+def learning_curves_figure(curves: pd.DataFrame, table: pd.DataFrame, *, reference_label: str = "paper",
+                           same_protocol_reference: bool = True) -> Figure:
     """Fig. 2 (a, b) for every game: training-time evaluation score against frames, seeds as a min-max band,
     the paper's final DQN score as a dashed grey line, this run's random agent (`random_mean`) dotted, and
-    behind them Dopamine's DQN curve of the game over the frames this run covers (curves_figure's `dopamine`)."""
+    behind them, over the frames this run covers, nnabla-rl's 3 seeds under the Nature paper's protocol (the
+    same measurement; `same_protocol_reference`, for a run of that protocol) and, fainter and behind it,
+    Dopamine's DQN curve under its own protocol."""
     return curves_figure(curves, table, "eval_score_mean", "score", paper_line="paper_dqn_mean",
                          paper_label=f"final DQN score in the {reference_label}", random_line="random_mean",
-                         random_label="random agent (this run's mean score)", mark_no_episode=True, dopamine=True)
+                         random_label="random agent (this run's mean score)", mark_no_episode=True,
+                         references=(NNABLA, DOPAMINE) if same_protocol_reference else (DOPAMINE,))
 
 
 def average_max_q_figure(curves: pd.DataFrame, table: pd.DataFrame) -> Figure:

@@ -42,6 +42,9 @@ class Reference:
     best_episodes: BestEpisodes | None = None  # None: the paper reports averages only
     # Whether PFRL's reproduction (the Nature protocol re-run on the 49 games) is shown beside the paper.
     pfrl: bool = False
+    # Whether nnabla-rl's training-time evaluations, measured under this paper's protocol, are drawn
+    # behind the learning curves (and decide whether a run is on track).
+    nnabla: bool = False
 
 
 REFERENCES: dict[str, Reference] = {
@@ -63,6 +66,7 @@ REFERENCES: dict[str, Reference] = {
             "scores of Extended Data Table 2 of the Nature paper (not the later 57-game human table)"
         ),
         pfrl=True,
+        nnabla=True,
     ),
     "nips2013": Reference(
         name="nips2013",

@@ -1,12 +1,15 @@
-"""The published reproductions a run is held against: PFRL's scores and Dopamine's learning curves.
+"""The published reproductions a run is held against: PFRL's scores, nnabla-rl's and Dopamine's learning curves.
 
-The paper's numbers come from one run per game. Two public reproductions show the spread a
+The paper's numbers come from one run per game. Three public reproductions show the spread a
 careful re-run gets (their data and protocols: `baselines/data/CITATION.md`):
 
 - PFRL re-ran the Nature protocol on the 49 games: one score per game (the mean over its seeds),
   shown beside the paper's score, human-normalized with the same random and human scores, and
   aggregated over the same games as this run. Only a reference whose protocol PFRL reproduced
   (`Reference.pfrl`, the Nature paper) shows it: the 2013 paper's protocol and table differ.
+- nnabla-rl's training-time evaluations (3 seeds per game, every 1M frames) under the paper's own
+  protocol: the same measurement as this run's learning curve, drawn behind it first, and the
+  reference of the on-track verdict (baselines/on_track.py).
 - Dopamine's DQN learning curves (5 runs per game, 1M-frame iterations) under another protocol:
   sticky actions, training returns at epsilon 0.01, no no-op starts. They are a shape to hold a
   learning curve against, drawn behind it over the frames it covers, for any reference whose
@@ -27,6 +30,11 @@ DOPAMINE_LABEL = "Dopamine DQN"
 DOPAMINE_PROTOCOL = "sticky actions, training returns at \u03b5 0.01, no no-op starts"
 DOPAMINE_RUNS = tables.DOPAMINE_RUNS
 DOPAMINE_FIRST_FRAMES = tables.DOPAMINE_ITERATION_FRAMES  # the end of Dopamine's first iteration, its first point
+NNABLA_LABEL = "nnabla-rl DQN"
+NNABLA_PROTOCOL = "the paper's evaluation protocol"
+NNABLA_SEEDS = len(tables.NNABLA_SEEDS)
+NNABLA_FIRST_FRAMES = tables.NNABLA_EVAL_INTERVAL_FRAMES
+BAND_COLUMNS = ["frames", "mean", "low", "high", "runs"]
 
 # Where this run's best-intermediate score stands against the paper's and PFRL's, in sort order.
 BELOW_BOTH, BETWEEN, ABOVE_BOTH = "below both", "between", "above both"
@@ -72,6 +80,17 @@ def dopamine_games() -> frozenset[str]:
     return frozenset(tables.dopamine_curves()["ale_id"])
 
 
+def nnabla_games() -> frozenset[str]:
+    return frozenset(tables.nnabla_curves()["ale_id"])
+
+
+def _band(values: pd.DataFrame, frames: str, value: str, covered_frames: float) -> pd.DataFrame:
+    """Mean, min and max of `value` over the runs at each `frames` up to `covered_frames` (BAND_COLUMNS)."""
+    grouped = values[values[frames] <= covered_frames].groupby(frames)[value]
+    band = pd.DataFrame({"mean": grouped.mean(), "low": grouped.min(), "high": grouped.max(), "runs": grouped.count()})
+    return band.rename_axis("frames").reset_index()
+
+
 def dopamine_band(game: str, covered_frames: float) -> pd.DataFrame:
     """Dopamine's DQN curve of `game` over the frames a run covers: one row per iteration that ended
     at or before `covered_frames`, with frames (the iteration's last frame), mean, low and high of
@@ -79,9 +98,14 @@ def dopamine_band(game: str, covered_frames: float) -> pd.DataFrame:
     first iteration, or when Dopamine has no curve of the game (drawn as nothing, not as an error:
     the report shows every game of an experiment, with or without a reproduction)."""
     if game not in dopamine_games():
-        return pd.DataFrame(columns=["frames", "mean", "low", "high", "runs"])
-    curves = tables.dopamine_curves(game)
-    curves = curves[curves["frames_end"] <= covered_frames]
-    grouped = curves.groupby("frames_end")["training_return_mean"]
-    band = pd.DataFrame({"mean": grouped.mean(), "low": grouped.min(), "high": grouped.max(), "runs": grouped.count()})
-    return band.rename_axis("frames").reset_index()
+        return pd.DataFrame(columns=BAND_COLUMNS)
+    return _band(tables.dopamine_curves(game), "frames_end", "training_return_mean", covered_frames)
+
+
+def nnabla_band(game: str, covered_frames: float) -> pd.DataFrame:
+    """nnabla-rl's training-time evaluations of `game` over the frames a run covers: one row per
+    evaluation at or before `covered_frames` (every 1M frames), with the mean, low and high of its
+    3 seeds' scores; empty under 1M frames or for a game it did not run."""
+    if game not in nnabla_games():
+        return pd.DataFrame(columns=BAND_COLUMNS)
+    return _band(tables.nnabla_curves(game), "frames", "eval_return_mean", covered_frames)
