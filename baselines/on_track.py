@@ -3,7 +3,7 @@
 nnabla-rl's reproduction scored every 1M frames under the paper's own protocol (500,000 frames at
 epsilon 0.05, the unfinished last episode discarded: `baselines.reference.nnabla_curves`), the
 same measurement as this harness's learning curves. So at any budget a run can be placed among its
-three seeds, defined once here and used by `dqn.status`, the results tables and the report:
+three seeds, defined once here and used by `analysis.status`, the results tables and the report:
 
 - at each evaluation at frames F where the reference has a point: the run's score below all three
   seeds' scores at F, within their range, or above all three (`standing`);

@@ -17,6 +17,7 @@ docs/DESIGN.md lists every column.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -349,3 +350,19 @@ def best_snapshot(run_dir: str | os.PathLike) -> Path | None:
         if score > best_score:
             best_frames, best_score = int(frames), score
     return None if best_frames is None else snapshot_path(run_dir, best_frames)
+
+
+def training_running(files: RunFiles) -> bool:
+    """Whether a dqn.train holds the run folder's lock (a shared lock attempt fails)."""
+    if not files.lock.is_file():
+        return False
+    try:
+        with open(files.lock, "rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False

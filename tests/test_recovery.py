@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from dqn.run_folder import RunFiles
-from dqn.status import training_running as dqn_status_training_running
+from dqn.run_folder import training_running as run_folder_training_running
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path("results/recovery/runs/dqn/breakout/seed0")
@@ -65,8 +65,8 @@ def start_snakemake(root: Path) -> subprocess.Popen:
 
 
 def training_running(run: Path) -> bool:
-    """Whether a dqn.train holds the run folder's lock (what dqn.status reads)."""
-    return dqn_status_training_running(RunFiles(run))
+    """Whether a dqn.train holds the run folder's lock (what analysis.status reads)."""
+    return run_folder_training_running(RunFiles(run))
 
 
 def wait_for(condition, what: str, timeout_seconds: float = 300.0, snakemake: subprocess.Popen | None = None) -> None:

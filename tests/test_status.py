@@ -1,4 +1,4 @@
-"""python -m dqn.status: one row per run in each state, read from synthetic run folders."""
+"""python -m analysis.status: one row per run in each state, read from synthetic run folders."""
 
 import fcntl
 import json
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dqn.errors import cli_main
-from dqn.status import main, run_status
+from analysis.status import main, run_status
 
 PLANNED_FRAMES = 400_000
 
@@ -112,10 +112,10 @@ def test_cli_prints_a_row_per_run_and_the_totals(experiment, capsys):
 
 def test_an_empty_or_missing_results_folder_prints_one_line(tmp_path):
     for folder in (tmp_path / "missing", tmp_path):
-        done = subprocess.run([sys.executable, "-m", "dqn.status", str(folder)], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([sys.executable, "-m", "analysis.status", str(folder)], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and done.stderr == ""
         assert done.stdout.count("\n") == 1 and done.stdout.startswith("no training runs under")
-    bad = subprocess.run([sys.executable, "-m", "dqn.status", str(tmp_path), "--watch", "0"], capture_output=True,
+    bad = subprocess.run([sys.executable, "-m", "analysis.status", str(tmp_path), "--watch", "0"], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --watch") and bad.stderr.count("\n") == 1
 
@@ -143,3 +143,11 @@ def test_a_run_off_the_paper_hyperparameters_is_not_comparable_and_says_why(tmp_
     (run / "config.json").write_text(json.dumps(config))
     assert run_status(results, "breakout", 0).on_track == (
         "not comparable (target_network_update_frequency_steps, learning_rate)")
+
+
+def test_the_old_command_names_the_new_one_in_one_line(tmp_path):
+    old = subprocess.run([sys.executable, "-m", "dqn.status", str(tmp_path), "--watch"], capture_output=True, text=True,
+                         timeout=60)
+    assert old.returncode == 2 and old.stdout == "" and old.stderr.count("\n") == 1
+    assert old.stderr.strip() == (f"error: python -m dqn.status is now python -m analysis.status; run: "
+                                  f"python -m analysis.status {tmp_path} --watch")
