@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dqn.config import Hyperparameters
-from dqn.networks import build_network
+from dqn.networks import build_network, initialize
 from dqn.optim import DeepMindRMSprop
 from dqn.replay import Batch
 
@@ -46,7 +46,8 @@ class Learner:
         self.num_actions = int(num_actions)
         self.discount = float(hp.discount_factor)
         self.td_error_clip = float(hp.td_error_clip)
-        self.online: nn.Module = build_network(hp.network, self.in_shape, self.num_actions).to(self.device)
+        self.online: nn.Module = initialize(build_network(hp.network, self.in_shape, self.num_actions),
+                                            hp.network_init).to(self.device)
         if channels_last:
             if not hasattr(self.online, "to_channels_last"):
                 raise ValueError(f"channels_last needs a convolutional network, not {hp.network!r}")

@@ -20,6 +20,8 @@ from dqn.errors import UserError
 
 NETWORKS = ("nature", "nips2013", "mlp")
 PREPROCESSINGS = ("nature", "nips2013")
+# "lua": Lua torch's reset(), which DeepMind's code kept; "he_normal": He et al. (2015), as nnabla-rl.
+NETWORK_INITS = ("lua", "he_normal")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class Hyperparameters:
 
     # --- The protocol outside Table 1 (Methods and the code) ---
     network: str = "nature"
+    # How the layers' weights and biases are drawn before training (dqn/networks.py).
+    network_init: str = "lua"
     preprocessing: str = "nature"
     # TD errors clipped to [-clip, clip] (the gradient of a Huber loss); 0 means squared error.
     td_error_clip: float = 1.0
@@ -335,6 +339,10 @@ def validate(hp: Hyperparameters) -> None:
     )
     need(hp.network in NETWORKS, f"hyperparameter 'network' must be one of {', '.join(NETWORKS)}, got {hp.network!r}")
     need(
+        hp.network_init in NETWORK_INITS,
+        f"hyperparameter 'network_init' must be one of {', '.join(NETWORK_INITS)}, got {hp.network_init!r}",
+    )
+    need(
         hp.preprocessing in PREPROCESSINGS,
         f"hyperparameter 'preprocessing' must be one of {', '.join(PREPROCESSINGS)}, got {hp.preprocessing!r}",
     )
@@ -409,6 +417,10 @@ PAPER_NOTES: dict[str, dict[str, str]] = {
             "in NeuralQLearner:perceive's order: the step's action is chosen with the weights before its update, the "
             "update (numSteps > 50,000, numSteps % 4 == 0, numSteps counted before the step) then runs while the emulator "
             "plays that action; a terminal observation is a step of its own (perceive counts it) with no action"
+        ),
+        "network_init": (
+            "weights and biases uniform in +-1/sqrt(fan_in), Lua torch's reset() of nn.SpatialConvolution(CUDA) and "
+            "nn.Linear, which DeepMind's convnet.lua does not override; the paper does not say"
         ),
         "network": "no padding in the first convolution (as DQN Zoo and Dopamine); DeepMind's Lua code padded it by 1, which keeps the output sizes and shifts receptive fields by one pixel",
         "lost_life_terminal": (

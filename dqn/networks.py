@@ -3,10 +3,13 @@
 The CNNs take the stacked frames as uint8 (or float in 0..255) and scale them to [0, 1] in
 `forward`, so a batch stays uint8 (4x smaller) until it reaches the first layer.
 
-Initialisation: PyTorch's default for Conv2d and Linear draws weights and biases uniformly in
-+-1/sqrt(fan_in) (kaiming_uniform with a=sqrt(5) works out to exactly that bound), which is
-what Lua torch's nn.SpatialConvolution and nn.Linear `reset()` did in DeepMind's code. So the
-defaults are kept on purpose.
+Initialisation (`network_init`): PyTorch's default for Conv2d and Linear draws weights and biases
+uniformly in +-1/sqrt(fan_in) (kaiming_uniform with a=sqrt(5) works out to exactly that bound),
+which is what Lua torch's nn.SpatialConvolution and nn.Linear `reset()` did in DeepMind's code:
+"lua" keeps it. Its activations shrink about 6x in variance per layer, so at the first update the
+Nature CNN's Q-values hardly vary over states (s.d. ~0.001 over Road Runner states); "he_normal"
+(He et al. 2015: normal weights of s.d. sqrt(2/fan_in), zero biases, as nnabla-rl's DQN) keeps
+the activations' scale through the ReLUs. docs/ROAD_RUNNER.md measures what that changes.
 
 One known difference from the Lua code: its first convolution was built with padding 1
 (`nn.SpatialConvolution(..., 8, 8, 4, 4, 1)`), which leaves the 20x20 output size and the
@@ -27,7 +30,7 @@ import math
 import torch
 from torch import nn
 
-from dqn.config import NETWORKS
+from dqn.config import NETWORK_INITS, NETWORKS
 
 
 def _conv_out(size: int, kernel: int, stride: int) -> int:
@@ -111,6 +114,19 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.float())
+
+
+def initialize(network: nn.Module, scheme: str) -> nn.Module:
+    """Draw `network`'s weights as `scheme` (one of config.NETWORK_INITS) says, in place."""
+    if scheme == "lua":
+        return network  # the modules' own reset() already drew them so
+    if scheme != "he_normal":
+        raise ValueError(f"unknown network_init {scheme!r}; valid: {', '.join(NETWORK_INITS)}")
+    for module in network.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    return network
 
 
 # The networks with a channels-last form (to_channels_last).
