@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from baselines.on_track import experiment_on_track
 from analysis.report.paper import get_reference, human_normalized, paper_columns
 from dqn import fileio
 from dqn.cli import add_out
@@ -73,12 +74,18 @@ DEVIATIONS_SCHEMA = pa.schema([
     ("field", pa.string()), ("paper_value", pa.string()), ("this_value", pa.string()),
     ("unit", pa.string()), ("note", pa.string()),
 ])
+ON_TRACK_SCHEMA = pa.schema([
+    ("game", pa.string()), ("seed", pa.int64()), ("frames", pa.int64()), ("kind", pa.string()),
+    ("score", pa.float64()), ("reference_min", pa.float64()), ("reference_mean", pa.float64()),
+    ("reference_max", pa.float64()), ("standing", pa.string()),
+])
 TABLES = {
     "scores.parquet": SCORES_SCHEMA,
     "episodes.parquet": EPISODE_SCHEMA,
     "learning_curves.parquet": LEARNING_CURVE_SCHEMA,
     "runs.parquet": RUNS_SCHEMA,
     "deviations.parquet": DEVIATIONS_SCHEMA,
+    "on_track.parquet": ON_TRACK_SCHEMA,
 }
 
 
@@ -323,7 +330,7 @@ def provenance(results: str | os.PathLike, *, preset: str, reference: str, overr
 def aggregate(results: str | os.PathLike, games: Sequence[str], seeds: Sequence[int], *, preset: str = "nature",
               overrides: Mapping[str, Any] | None = None,
               display_names: Mapping[str, str] | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """The five tables (file name -> DataFrame) and the provenance of the planned runs under `results`.
+    """The six tables (file name -> DataFrame) and the provenance of the planned runs under `results`.
 
     Scores are human-normalized against the preset's reference paper (PRESET_REFERENCE), the
     paper its deviations are measured against; a planned game outside that paper's table is a
@@ -334,12 +341,15 @@ def aggregate(results: str | os.PathLike, games: Sequence[str], seeds: Sequence[
     reference = PRESET_REFERENCE.get(preset, "nature")
     check_reference_games(games, reference)
     episodes = read_episodes(results, games, seeds)
+    curves = read_learning_curves(results, games, seeds)
     tables = {
         "scores.parquet": scores_table(episodes, display_names, reference),
         "episodes.parquet": episodes,
-        "learning_curves.parquet": read_learning_curves(results, games, seeds),
+        "learning_curves.parquet": curves,
         "runs.parquet": runs_table(results, games, seeds, hp),
         "deviations.parquet": deviations_table(hp, reference),
+        # Empty unless the experiment is the paper's but for its length (baselines/on_track.py).
+        "on_track.parquet": conform(experiment_on_track(curves, hp), ON_TRACK_SCHEMA),
     }
     info = provenance(results, preset=preset, reference=reference, overrides=overrides, games=games, seeds=seeds,
                       experiment=Path(results).resolve().name)

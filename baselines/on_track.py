@@ -18,14 +18,17 @@ wraps. Anything else is "not comparable", naming the keys.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from baselines.reference import NNABLA_SEEDS, nnabla_curves
 from dqn.config import NATURE, Hyperparameters
 
 STANDINGS = ("below", "within", "above")
+NO_POINT_YET = "no evaluation at a reference point yet (the first is at 1M frames)"
 NOT_COMPARABLE = "not comparable"
 # Fields that do not change what training computes, or that the comparison allows to differ.
 _FREE_FIELDS = ("training_length_frames", "checkpoint_interval_minutes", "final_eval_episodes",
@@ -82,7 +85,7 @@ def summary(rows: pd.DataFrame) -> str:
     """One phrase for a run's rows: "within 3/3 evaluations", "below since 6M frames", ..."""
     evaluations = rows[rows["kind"] == "evaluation"]
     if evaluations.empty:
-        return "no reference point yet (the first is at 1M frames)"
+        return NO_POINT_YET
     overall = rows.loc[rows["kind"] == "mean so far", "standing"].iloc[-1]
     latest = evaluations["standing"].iloc[-1]
     same = (evaluations["standing"] == latest).to_numpy()[::-1]
@@ -93,3 +96,88 @@ def summary(rows: pd.DataFrame) -> str:
         since = int(evaluations["frames"].iloc[-streak])
         latest_text = f"{latest} since {since / 1e6:g}M frames"
     return f"{latest_text}; mean so far {overall}"
+
+
+def game_curve(curves: pd.DataFrame) -> pd.DataFrame:
+    """One game's learning curve averaged over its seeds, at the frames every one of its seeds has
+    evaluated (a seed that is behind holds the game back rather than thinning the mean): game,
+    seed (-1), frames, eval_score_mean, seeds."""
+    scored = curves.dropna(subset=["eval_score_mean"])
+    seeds = scored["seed"].nunique()
+    by_frames = scored.groupby("frames")["eval_score_mean"].agg(["mean", "count"])
+    common = by_frames[by_frames["count"] == seeds]
+    return pd.DataFrame({"game": curves["game"].iloc[0] if len(curves) else "", "seed": -1,
+                         "frames": common.index.astype(np.int64), "eval_score_mean": common["mean"].to_numpy(),
+                         "seeds": seeds})
+
+
+@dataclass(frozen=True)
+class GameVerdict:
+    game: str
+    standing: str  # one of STANDINGS, or "" before the reference's first point
+    frames: int  # the last frames of the mean so far (0: none yet)
+    evaluations: int
+    seeds: int
+    text: str
+
+
+def game_verdict(curves: pd.DataFrame, reference: pd.DataFrame) -> GameVerdict:
+    """The game's standing: its seeds' mean curve (`game_curve`) placed by `on_track`, the mean so far."""
+    curve = game_curve(curves)
+    game = str(curves["game"].iloc[0])
+    seeds = int(curve["seeds"].iloc[0]) if len(curve) else int(curves["seed"].nunique())
+    rows = on_track(curve, reference) if len(curve) else pd.DataFrame(columns=list(ON_TRACK_COLUMNS))
+    evaluations = rows[rows["kind"] == "evaluation"]
+    if evaluations.empty:
+        return GameVerdict(game, "", 0, 0, seeds, NO_POINT_YET)
+    overall = rows[rows["kind"] == "mean so far"].iloc[-1]
+    frames = int(overall["frames"])
+    count = len(evaluations)
+    text = (f"{overall['standing']}: mean {overall['score']:,.0f} over {count} evaluation{'s' if count > 1 else ''} "
+            f"to {frames / 1e6:g}M frames ({seeds} seed{'s' if seeds > 1 else ''}); the reference's seeds "
+            f"{overall['reference_min']:,.0f} to {overall['reference_max']:,.0f}")
+    return GameVerdict(game, str(overall["standing"]), frames, count, seeds, text)
+
+
+def experiment_on_track(curves: pd.DataFrame, hp: Hyperparameters) -> pd.DataFrame:
+    """ON_TRACK_COLUMNS rows of every run in `curves` (learning_curves.parquet) whose game the
+    reference has; none when `hp` is not comparable (`differing_keys`)."""
+    tables = []
+    if not differing_keys(hp) and len(curves):
+        known = set(nnabla_curves()["ale_id"])
+        for (game, _), runs in curves.groupby(["game", "seed"], sort=True):
+            if game in known:
+                tables.append(on_track(runs, nnabla_curves(game)))
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        return pd.DataFrame(columns=list(ON_TRACK_COLUMNS))
+    return pd.concat(tables, ignore_index=True)
+
+
+def game_verdicts(curves: pd.DataFrame, games: Sequence[str]) -> dict[str, GameVerdict]:
+    """`game_verdict` of each of `games` that the reference has and `curves` has a run of."""
+    known = set(nnabla_curves()["ale_id"])
+    return {game: game_verdict(runs, nnabla_curves(game))
+            for game, runs in curves.groupby("game", sort=False) if game in known and game in set(games)}
+
+
+def headline(verdicts: dict[str, GameVerdict], display: dict[str, str], differing: Sequence[str]) -> str:
+    """One sentence for a report's top: how many games are within or above the reference, and which are below."""
+    if differing:
+        verb = "differs" if len(differing) == 1 else "differ"
+        return (f"Not comparable with nnabla-rl's same-protocol learning curves: this experiment's {', '.join(differing)} "
+                f"{verb} from the paper's, and only the training length may.")
+    placed = {g: v for g, v in verdicts.items() if v.standing}
+    if not placed:
+        return "On track: no game has an evaluation at the same-protocol reference's first point (1M frames) yet."
+    below = sorted((g for g, v in placed.items() if v.standing == "below"), key=lambda g: display.get(g, g))
+    on = len(placed) - len(below)
+    frames = sorted({v.frames for v in placed.values()})
+    span = f"{frames[0] / 1e6:g}M" if len(frames) == 1 else f"{frames[0] / 1e6:g}M to {frames[-1] / 1e6:g}M"
+    below_text = ("; below: " + ", ".join(f"{display.get(g, g)} ({placed[g].frames / 1e6:g}M)" for g in below)) if below else ""
+    pending = len(verdicts) - len(placed)
+    pending_text = (f"; {pending} game{'s' if pending > 1 else ''} without an evaluation at 1M frames yet"
+                    if pending else "")
+    return (f"On track: {on} of {len(placed)} games within or above the range of nnabla-rl's {len(NNABLA_SEEDS)} "
+            f"seeds under the paper's protocol, on each game's mean over its evaluations up to its frames ({span})"
+            f"{below_text}{pending_text}.")

@@ -85,7 +85,7 @@ def test_each_state_is_read_from_the_run_folder(experiment):
     assert (learning.frames_done, learning.frames_planned) == (200_000, 400_000)
     assert learning.eta_seconds == pytest.approx(500.0)
     assert learning.row() == ["breakout", "0", "learning", "200.0k/400.0k", "100", "8m 20s", "3.2 at 200.0k",
-                              "no reference point yet (the first is at 1M frames)"]
+                              "no evaluation at a reference point yet (the first is at 1M frames)"]
     assert states["amidar"].eta_seconds == pytest.approx(300_000 / 4 / 200.0)
     # An evaluation that completed no episode says so; a finished training has no ETA.
     assert states["pong"].row()[2:7] == ["evaluating", "400.0k/400.0k", "100", "-", "no episode at 400.0k"]

@@ -166,6 +166,7 @@ def write_report(results: Results, out: Path, figures_dir: Path, *, bootstrap_re
         best_episodes=tables.best_episode_table(results),
         best_episodes_where=reference.best_episodes.where if reference.best_episodes else "",
         comparability=tables.comparability(results),
+        on_track_headline=tables.on_track_headline(results, table),
     )
     document = render_report(content)
     for item in figure_items:

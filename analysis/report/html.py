@@ -62,6 +62,7 @@ class ReportContent:
     best_episodes: pd.DataFrame | None = None  # tables.best_episode_table; None: the paper reports none
     best_episodes_where: str = ""  # where the paper prints them, e.g. "Table 1, lower part"
     comparability: Comparability | None = None  # tables.comparability; None: not checked, no banner
+    on_track_headline: str = ""  # tables.on_track_headline; empty: the reference has no same-protocol curves
 
 
 # ---------------------------------------------------------------- number formats
@@ -204,17 +205,28 @@ PFRL_GROUPS = [("", 1, "game"), ("", 1, ""), ("Paper", 4, "group-paper"), ("PFRL
                ("This run", 7, "group-ours"), ("Human-normalized (%)", 4, ""), ("", 2, "")]
 
 
+ON_TRACK_COLUMN = ("on_track", "On track", None,
+                   "the game's training-time evaluations (mean over seeds, at the frames every seed reached) against "
+                   "nnabla-rl's 3 seeds under the paper's protocol at the same frames: their mean so far below, within "
+                   "or above the range of the seeds' means; hover a cell for the numbers", "")
+
+
 def game_columns(table: pd.DataFrame) -> tuple[list, list]:
-    """(columns, groups) of the per-game table: GAME_COLUMNS and GAME_GROUPS, with PFRL's where `table` has them."""
-    if "pfrl_dqn_mean" not in table.columns:
-        return GAME_COLUMNS, GAME_GROUPS
-    after = dict(PFRL_COLUMNS)
-    columns = []
-    for column in GAME_COLUMNS:
-        columns.append(column)
-        if column[0] in after:
-            columns.append(after[column[0]])
-    return columns, PFRL_GROUPS
+    """(columns, groups) of the per-game table: GAME_COLUMNS and GAME_GROUPS, with PFRL's and the
+    on-track column where `table` has them."""
+    columns, groups = list(GAME_COLUMNS), list(GAME_GROUPS)
+    if "pfrl_dqn_mean" in table.columns:
+        after = dict(PFRL_COLUMNS)
+        columns = []
+        for column in GAME_COLUMNS:
+            columns.append(column)
+            if column[0] in after:
+                columns.append(after[column[0]])
+        groups = list(PFRL_GROUPS)
+    if "on_track" in table.columns:
+        columns.append(ON_TRACK_COLUMN)
+        groups.append(("Same protocol", 1, ""))
+    return columns, groups
 
 
 def status_text(row: pd.Series) -> str:
@@ -266,10 +278,22 @@ def stands_cell(stands: str) -> str:
     return f'<td class="{css}" data-value="{STANDINGS.index(stands)}">{escape(stands)}</td>'
 
 
+def on_track_cell(row: pd.Series) -> str:
+    """The game's standing, sorted below < within < above, its numbers in the tooltip."""
+    from baselines.on_track import STANDINGS
+
+    standing = str(row["on_track"])
+    if standing not in STANDINGS:
+        # Short in the cell, so that the column stays narrow; the reason in the tooltip.
+        return f'<td class="text on-track-none" data-value="" title="{escape(str(row["on_track_text"]))}">not yet</td>'
+    return (f'<td class="text on-track-{standing}" data-value="{STANDINGS.index(standing)}" '
+            f'title="{escape(str(row["on_track_text"]))}">{escape(standing)}</td>')
+
+
 def game_table_html(table: pd.DataFrame, reference_label: str) -> str:
     columns, groups = game_columns(table)
     groups = _group_row(groups, reference_label)
-    head = "".join(header_cell(h, numeric=fmt is not None or column == "stands", title=tip, css=css)
+    head = "".join(header_cell(h, numeric=fmt is not None or column in ("stands", "on_track"), title=tip, css=css)
                    for column, h, fmt, tip, css in columns)
     body = []
     for _, row in table.iterrows():
@@ -285,6 +309,8 @@ def game_table_html(table: pd.DataFrame, reference_label: str) -> str:
                 cells.append(text_cell(higher, css=f"text higher-{higher.replace(' ', '-')}" if higher else "text"))
             elif column == "stands":
                 cells.append(stands_cell(str(row["stands"])))
+            elif column == "on_track":
+                cells.append(on_track_cell(row))
             else:
                 cells.append(num_cell(row[column], fmt, css=f"num {css}".strip()))
         body.append(_game_row(row, cells))
@@ -448,8 +474,11 @@ def banner_html(content: ReportContent, element_id: str, *, full: bool) -> str:
 def headline_html(content: ReportContent) -> str:
     ours = content.aggregates[content.aggregates["kind"] == "this run"]
     papers = content.aggregates[content.aggregates["kind"] == "paper"]
+    # Where the learning curves stand needs no final evaluation: it shows while the runs are partial.
+    on_track = f'<p class="headline" id="on-track">{escape(content.on_track_headline)}</p>' if content.on_track_headline else ""
     if ours.empty:
-        return '<p class="headline">No DQN run has been scored yet, so there is nothing to compare with the paper.</p>'
+        return ('<p class="headline">No DQN run has been scored yet, so there is nothing to compare with the paper.</p>'
+                + on_track)
     row = ours.iloc[0]
     paper = papers.iloc[0]
     table = content.game_table
@@ -473,7 +502,7 @@ def headline_html(content: ReportContent) -> str:
         f"against <strong>{format_percent(paper['median'])} %</strong> for DQN in the paper{pfrl} "
         f"on the same {int(paper['games'])} games. This run scores higher than the paper on "
         f"<strong>{wins} of {len(compared)}</strong> games (best-intermediate weights).{caveat}"
-        f"{random_agent_text(table)}</p>"
+        f"{random_agent_text(table)}</p>{on_track}"
     )
 
 

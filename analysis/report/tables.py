@@ -13,6 +13,7 @@ then carry no confidence interval (NaN bounds, `ci_note` "n/a (1 seed)") instead
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,8 @@ from dqn.games import display_name
 from dqn.run_folder import WEIGHTS
 from analysis.report import metrics
 from analysis.report import reproductions
-from analysis.report.paper import human_normalized, paper_best_episodes, paper_columns
+from baselines import on_track
+from analysis.report.paper import get_reference, human_normalized, paper_best_episodes, paper_columns
 from analysis.report.results import Results
 
 WEIGHTS_LABELS = {"best": "best-intermediate", "final": "final"}
@@ -128,7 +130,41 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
     ]  # fmt: skip
     if pfrl is not None:
         columns += ["pfrl_dqn_mean", "pfrl_normalized", "stands"]
+    if get_reference(reference).nnabla:
+        verdicts = on_track.game_verdicts(results.learning_curves.assign(game=results.learning_curves["game"].astype(str)),
+                                          list(table.index))
+        table["on_track"] = [verdicts[g].standing if g in verdicts else "" for g in table.index]
+        table["on_track_frames"] = [verdicts[g].frames if g in verdicts else -1 for g in table.index]
+        table["on_track_text"] = [verdicts[g].text if g in verdicts else NO_CURVE_YET for g in table.index]
+        columns += ["on_track", "on_track_frames", "on_track_text"]
     return table[columns].reset_index()
+
+
+NO_CURVE_YET = "no learning curve yet"
+
+
+def experiment_hyperparameters(results: Results) -> config.Hyperparameters | None:
+    """The experiment's resolved config (preset and overrides from provenance.json), None if unknown."""
+    preset = str(results.provenance.get("preset") or "unknown")
+    overrides = results.provenance.get("overrides") or {}
+    try:
+        return config.resolve(preset, overrides if isinstance(overrides, dict) else {})
+    except (UserError, KeyError, TypeError, ValueError):
+        return None
+
+
+def on_track_headline(results: Results, table: pd.DataFrame) -> str:
+    """The report's on-track sentence (baselines/on_track.headline); empty where the reference has no
+    same-protocol curves (the 2013 paper) or the config cannot be resolved."""
+    hp = experiment_hyperparameters(results)
+    if "on_track" not in table.columns or hp is None:
+        return ""
+    planned = results.runs["frames_planned"].max() if len(results.runs) else hp.training_length_frames
+    hp = dataclasses.replace(hp, training_length_frames=int(planned))
+    # Games without a learning curve yet (frames -1) are neither placed nor pending.
+    verdicts = {game: on_track.GameVerdict(game, standing, int(frames), 0, 0, "") for game, standing, frames in zip(
+        table["game"], table["on_track"], table["on_track_frames"]) if frames >= 0}
+    return on_track.headline(verdicts, dict(zip(table["game"], table["display_name"])), on_track.differing_keys(hp))
 
 
 def best_episode_table(results: Results, reference: str | None = None) -> pd.DataFrame | None:
@@ -374,11 +410,7 @@ def comparability(results: Results) -> Comparability:
         str(field) for field, value in zip(results.deviations["field"], results.deviations["this_value"])
         if own.get(str(field)) != str(value)
     )
-    try:
-        overrides = results.provenance.get("overrides") or {}
-        hp = config.resolve(preset, overrides if isinstance(overrides, dict) else {})
-    except (UserError, KeyError, TypeError, ValueError):
-        hp = None  # an unknown preset: frames only, no agent steps
+    hp = experiment_hyperparameters(results)  # None for an unknown preset: frames only, no agent steps
 
     groups: dict[tuple[int, int | None, int, int], list[str]] = {}
     planned = results.runs.assign(game=results.runs["game"].astype(str))

@@ -17,6 +17,7 @@ rule aggregate:
         learning_curves="results/{experiment}/learning_curves.parquet",
         runs="results/{experiment}/runs.parquet",
         deviations="results/{experiment}/deviations.parquet",
+        on_track="results/{experiment}/on_track.parquet",
         provenance="results/{experiment}/provenance.json",
     log:
         "logs/{experiment}/aggregate.log",
