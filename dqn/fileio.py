@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 from dqn.errors import UserError
 
@@ -44,7 +44,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     tmp_path = Path(tmp)
     try:
         try:
-            _try_flock(fd, fcntl.LOCK_EX)
+            try_flock(fd, fcntl.LOCK_EX)
             # mkstemp creates 0600; results are shared files, so give them the umask's usual mode.
             umask = os.umask(0)
             os.umask(umask)
@@ -61,8 +61,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
-def _try_flock(fd: int, operation: int) -> bool:
-    """flock `fd`; False where the file system has no flock (some network mounts), which is no error."""
+def try_flock(fd: int | IO, operation: int) -> bool:
+    """flock `fd` (a file descriptor or an open file); False where the file system has no flock
+    (some network mounts: ENOLCK), which is no error: the caller goes on without the lock. The
+    one lock call of the project; a held lock under LOCK_NB still raises BlockingIOError."""
     try:
         fcntl.flock(fd, operation)
     except OSError as exc:
@@ -306,7 +308,7 @@ def _remove_if_unlocked(path: Path) -> bool:
         # A shared lock is enough to test for the writer's exclusive one, and a read-only open
         # can take it even where flock is emulated by byte-range locks (NFS).
         try:
-            _try_flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            try_flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # its writer is alive
         except OSError:

@@ -146,6 +146,10 @@ class RunFiles:
     def lock(self) -> Path:
         return self.root / ".train.lock"
 
+    @property
+    def evaluator_lock(self) -> Path:
+        return self.eval / ".evaluator.lock"
+
     def snapshot(self, frames: int) -> Path:
         return self.snapshots / f"frames_{frames:012d}.pt"
 
@@ -359,10 +363,11 @@ def training_running(files: RunFiles) -> bool:
     try:
         with open(files.lock, "rb") as handle:
             try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                locked = fileio.try_flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if locked:
+                fileio.try_flock(handle, fcntl.LOCK_UN)
     except OSError:
         return False
     return False

@@ -101,19 +101,23 @@ def _evaluator_lock(run_dir: Path, log: Callable[[str], None] | None) -> Iterato
     orphaned one finishes its snapshot) waits here, then finds that snapshot done."""
     import fcntl
 
-    lock_path = run_dir / "eval" / ".evaluator.lock"
+    from dqn.fileio import try_flock
+    from dqn.run_folder import RunFiles
+
+    lock_path = RunFiles(run_dir).evaluator_lock
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = try_flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if log:
                 log(f"another evaluator holds {lock_path}; waiting for it to finish")
-            fcntl.flock(f, fcntl.LOCK_EX)
+            locked = try_flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            if locked:
+                try_flock(f, fcntl.LOCK_UN)
 
 
 def evaluate_snapshot(run_dir: str | os.PathLike, frames: int, *, device: str = "cpu",

@@ -331,10 +331,11 @@ def lock_run_folder(files: RunFiles):
     """
     import fcntl
 
-    path = files.root / ".train.lock"
-    handle = open(path, "a+")
+    handle = open(files.lock, "a+")
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not fileio.try_flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            log.warning("%s: this file system has no flock, so nothing keeps a second dqn.train out of this run "
+                        "folder; start one training per folder", files.root)
     except BlockingIOError:
         handle.seek(0)
         holder = handle.read().strip() or "a process"

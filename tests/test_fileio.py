@@ -221,3 +221,31 @@ def test_report_whose_figures_folder_fails_removes_the_report_folder_it_made(tmp
                          "--figures-dir", str(tmp_path / "file" / "figures")], capsys)
     assert "cannot write to output folder" in err
     assert not (tmp_path / "reports").exists()
+
+
+def test_every_lock_goes_on_without_flock_where_the_file_system_has_none(tmp_path, monkeypatch, caplog):
+    """On a network mount without flock, fcntl.flock raises ENOLCK: the training's run-folder lock,
+    the evaluator's lock and the status probe go on (with a warning) instead of a traceback."""
+    import fcntl
+    import logging
+
+    from dqn import snapshot_eval
+    from dqn.run_folder import RunFiles, training_running
+    from dqn.train import lock_run_folder
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    files = RunFiles(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="dqn.train"):
+        handle = lock_run_folder(files)
+    handle.close()
+    assert files.lock.read_text().startswith("PID ") and "no flock" in caplog.text
+    with snapshot_eval._evaluator_lock(tmp_path, None):
+        assert files.evaluator_lock.is_file()
+    assert training_running(files) is False
+    # Any other error of flock is still raised, not taken for a missing lock.
+    monkeypatch.setattr(fcntl, "flock", lambda fd, op: (_ for _ in ()).throw(OSError(errno.EBADF, "bad fd")))
+    with pytest.raises(OSError):
+        fileio.try_flock(0, fcntl.LOCK_EX)
