@@ -16,12 +16,14 @@ from typing import Sequence
 import numpy as np
 
 from dqn.cli import EPISODES_OUT_HELP, EVALUATION_SEED_HELP, add_game, add_out, add_seed, add_workers
+from dqn.config import NATURE
 from dqn.errors import ArgumentParser, cli_main
 
 RANDOM_AGENT_ACTION_REPEAT_FRAMES = 6  # 60 Hz / 10 Hz
-RANDOM_AGENT_EPISODES = 30
-RANDOM_AGENT_MAX_EPISODE_FRAMES = 18_000
-RANDOM_AGENT_NOOP_MAX_FRAMES = 30
+# The rest of the protocol is the paper preset's (dqn/config.py), the DQN evaluation's own.
+RANDOM_AGENT_EPISODES = NATURE.final_eval_episodes
+RANDOM_AGENT_MAX_EPISODE_FRAMES = NATURE.final_eval_max_episode_frames
+RANDOM_AGENT_NOOP_MAX_FRAMES = NATURE.noop_max_frames
 
 
 class RandomPolicy:

@@ -130,7 +130,8 @@ class Learner:
         self.optimizer.zero_grad(set_to_none=True)
         # SUMMED over the minibatch, as DeepMind's code backpropagated the clipped TD errors of
         # all 32 samples at once: with a sum, min_squared_gradient = 0.01 is the paper's
-        # constant exactly (a batch mean would need 0.01 / 32^2). See PROTOCOL.md "Optimizer".
+        # constant exactly (a batch mean would need 0.01 / 32^2); dqn/optim.py has the optimizer, and
+        # tests/test_agent.py checks two updates against a transcription of qLearnMinibatch.
         losses.sum().backward()
         self.optimizer.step()
 

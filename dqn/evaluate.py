@@ -27,6 +27,7 @@ from dqn.cli import (
     check_run_arguments,
     log_to_stderr,
 )
+from dqn.config import NATURE
 from dqn.devices import resolve_device
 from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.policy import DQNPolicy, Policy
@@ -35,7 +36,8 @@ from dqn.runner import EnvSpec, Slot, run_slots, slot_seeds
 if TYPE_CHECKING:  # pandas and pyarrow are imported where rows are built: worker processes never need them
     import pandas as pd
 
-FINAL_EVAL_EPSILON = 0.05
+# The protocol's constants are the paper preset's (Extended Data Table 2): defined once, in dqn/config.py.
+FINAL_EVAL_EPSILON = NATURE.eval_epsilon
 
 
 def evaluate(
@@ -43,11 +45,11 @@ def evaluate(
     game: str,
     *,
     seed: int,
-    episodes: int = 30,
+    episodes: int = NATURE.final_eval_episodes,
     epsilon: float = FINAL_EVAL_EPSILON,
-    max_episode_frames: int | None = 18_000,
-    noop_max_frames: int = 30,
-    action_repeat_frames: int = 4,
+    max_episode_frames: int | None = NATURE.final_eval_max_episode_frames,
+    noop_max_frames: int = NATURE.noop_max_frames,
+    action_repeat_frames: int = NATURE.action_repeat_frames,
     preprocessing: str = "nature",
     num_workers: int | None = None,
     env_factory: Callable[..., Any] | None = None,
