@@ -44,9 +44,6 @@ from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.progress import format_count, format_duration
 from dqn.run_folder import FINAL_OUTPUTS, RUN_DIR, WEIGHTS, RunFiles, dqn_episodes_path, read_eval_results, training_running
 
-# The last progress line of RUN/train.log: "breakout seed 0: 1.6k/2.4k frames (66.7%), 146.0 agent steps/s, ETA 1s, ..."
-PROGRESS_LINE = re.compile(r": (?P<done>[\d.]+[kMG]?)/(?P<planned>[\d.]+[kMG]?) frames \((?P<percent>[\d.]+)%\), "
-                           r"(?P<rate>[\d.,]+) agent steps/s")
 COLUMNS = ("game", "seed", "state", "frames", "agent steps/s", "ETA", "latest eval score", "on track")
 
 
@@ -93,25 +90,13 @@ def on_track_phrase(game: str, values: dict, evals) -> str:
     return summary(on_track(evals.assign(game=game), reference))
 
 
-def _count(text: str) -> float:
-    scale = {"k": 1e3, "M": 1e6, "G": 1e9}.get(text[-1], 1.0)
-    return float(text[:-1] if text[-1] in "kMG" else text) * scale
-
-
 def last_progress(files: RunFiles) -> tuple[float, float] | None:
-    """(fraction done, agent steps/s) of the last progress line in RUN/train.log, or None."""
+    """(fraction done, agent steps/s) from RUN/progress.json (dqn.progress), or None before the first."""
     try:
-        with open(files.train_log_text, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 65_536))  # the tail is enough: a line every 30 s
-            tail = f.read().decode(errors="replace")
-    except OSError:
+        numbers = json.loads(files.progress.read_text())
+        return numbers["frames"] / numbers["frames_planned"], float(numbers["agent_steps_per_second"])
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
         return None
-    matches = list(PROGRESS_LINE.finditer(tail))
-    if not matches:
-        return None
-    last = matches[-1]
-    return float(last["percent"]) / 100.0, float(last["rate"].replace(",", ""))
 
 
 def run_status(results: Path, game: str, seed: int) -> RunStatus:

@@ -1,7 +1,9 @@
 """Progress lines for long runs: frames done of planned, rate over the last interval, ETA.
 
 The rate is measured over the interval since the previous line, not since the process started,
-so warm-up, the replay-start phase and evaluation pauses do not hide the current speed.
+so warm-up, the replay-start phase and evaluation pauses do not hide the current speed. Each line
+can also be handed, as numbers, to `record` (dqn.train writes them to RUN/progress.json, which
+`python -m analysis.status` reads: no parsing of log text).
 """
 
 from __future__ import annotations
@@ -53,12 +55,14 @@ class Progress:
         interval_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         emit: Callable[[str], None] = log.info,
+        record: Callable[[dict], None] | None = None,
     ):
         self.frames_planned = int(frames_planned)
         self.label = label
         self.interval_seconds = float(interval_seconds)
         self._clock = clock
         self._emit = emit
+        self._record = record
         self._last_time: float | None = None
         self._last_frames = 0
         self._last_steps = 0
@@ -98,6 +102,10 @@ class Progress:
             f"epsilon {epsilon:.3f}, last episode return {last}"
         )
         self._emit(line)
+        if self._record is not None:
+            self._record({"frames": int(frames), "frames_planned": self.frames_planned, "agent_steps": int(agent_steps),
+                          "agent_steps_per_second": steps_per_second, "eta_seconds": eta, "epsilon": float(epsilon),
+                          "unix_time": time.time()})
         self._last_time = now
         self._last_frames = frames
         self._last_steps = agent_steps

@@ -8,6 +8,7 @@ columns, the weights format and the config.json, in one place.
     RUN/eval/frames_{frames:012d}.parquet  one training-time evaluation row (EVAL_COLUMNS)
     RUN/learning_curve.parquet, RUN/final.pt, RUN/best.pt   the final outputs
     RUN/checkpoint/                    dqn.checkpoint's folders
+    RUN/progress.json                  the last progress line's numbers (frames, agent steps/s, ETA)
     RUN/.train.lock
 
 An experiment's results (results/<experiment>/) hold each run under RUN_DIR and its evaluation
@@ -145,6 +146,11 @@ class RunFiles:
     @property
     def lock(self) -> Path:
         return self.root / ".train.lock"
+
+    @property
+    def progress(self) -> Path:
+        """The last progress line's numbers (dqn.progress), rewritten every 30 s while training."""
+        return self.root / "progress.json"
 
     @property
     def evaluator_lock(self) -> Path:

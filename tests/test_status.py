@@ -27,10 +27,10 @@ def make_run(results: Path, game: str, seed: int = 0, *, percent: float | None =
     (run / ".train.lock").write_text("")
     if percent is not None:
         done = PLANNED_FRAMES * percent / 100
-        (run / "train.log").write_text(
-            "2026-12-01 00:00:00,000 dqn.train INFO breakout seed 0 on cpu: 400,000 frames planned\n"
-            f"2026-12-01 00:00:30,000 dqn.progress INFO {game} seed {seed}: {done / 1e3:.1f}k/400.0k frames "
-            f"({percent:.1f}%), {rate:.1f} agent steps/s, ETA 1m, epsilon 0.5, last episode return 1\n")
+        # As dqn.progress records them beside each progress line.
+        (run / "progress.json").write_text(json.dumps({
+            "frames": done, "frames_planned": PLANNED_FRAMES, "agent_steps": done / 4, "agent_steps_per_second": rate,
+            "eta_seconds": 60.0, "epsilon": 0.5, "unix_time": 0.0}))
     for frames, score, count in eval_rows:
         (run / "eval").mkdir(exist_ok=True)
         pd.DataFrame({"game": [game], "seed": np.array([seed]), "frames": np.array([frames]),

@@ -109,6 +109,10 @@ def test_train_log_columns_dtypes_and_hand_counted_values(runs):
     # (replay start) and n % 4 == 0: n = 204, 208, ..., the last multiple of 4 below S, i.e.
     # (S - 1)//4 - 200//4 updates by the row at S steps.
     assert log["parameter_updates"].tolist() == [499 // 4 - 50, 999 // 4 - 50, 1499 // 4 - 50] == [74, 199, 324]
+    # The last progress record (written at each period's end) says what analysis.status shows.
+    progress = json.loads((runs["side"] / "progress.json").read_text())
+    assert (progress["frames"], progress["frames_planned"], progress["agent_steps"]) == (6000, 6000, 1500)
+    assert progress["eta_seconds"] == 0.0 and progress["epsilon"] == 0.1  # final since step 200 + 1,000
     # Epsilon 1.0 until step 200, then linear to 0.1 over 1,000 steps: 1 - 0.9 * (S - 200) / 1000.
     assert log["epsilon"].tolist() == pytest.approx([1 - 0.9 * 0.3, 1 - 0.9 * 0.8, 0.1], abs=1e-12)
     # Learning starts at step 200 < 500: every period has updates, a loss and the held-out Q.
@@ -256,8 +260,9 @@ def test_resume_with_another_config_is_refused_and_touches_nothing(runs):
 
 def test_progress_line_has_rate_eta_and_fraction():
     now = [100.0]
-    lines = []
-    progress = Progress(1_000_000, label="pong seed 0: ", interval_seconds=30, clock=lambda: now[0], emit=lines.append)
+    lines, records = [], []
+    progress = Progress(1_000_000, label="pong seed 0: ", interval_seconds=30, clock=lambda: now[0], emit=lines.append,
+                        record=records.append)
     progress.start(frames=0, agent_steps=0)
     assert progress.update(4_000, 1_000, epsilon=1.0, last_return=float("nan")) is None  # not due yet
     now[0] += 40.0
@@ -270,6 +275,10 @@ def test_progress_line_has_rate_eta_and_fraction():
     line = progress.update(300_000, 75_000, epsilon=0.4, last_return=3.0, force=True)
     assert "2500.0 agent steps/s" in line and "ETA 1m 10s" in line
     assert lines == [lines[0], line]
+    # The same numbers, recorded for analysis.status (RUN/progress.json), one record per line.
+    assert [(r["frames"], r["agent_steps"], r["agent_steps_per_second"], r["eta_seconds"], r["epsilon"]) for r in records] == [
+        (200_000, 50_000, 1250.0, 160.0, 0.5), (300_000, 75_000, 2500.0, 70.0, 0.4)]
+    assert {r["frames_planned"] for r in records} == {1_000_000}
     assert format_duration(3 * 86_400 + 5 * 3600) == "3d 05h" and format_count(200_000_000) == "200.0M"
 
 
