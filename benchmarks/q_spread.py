@@ -1,6 +1,6 @@
 """Has a network learned state-dependent values? Q-value spread of run snapshots, and their scores.
 
-    python -m benchmarks.q_spread RUN [RUN ...] [--states 500] [--seed 0]
+    python -m benchmarks.q_spread RUN [RUN ...] [--states 500] [--seed 0] [--actions LEFT UPLEFT ...]
 
 For every snapshot of every run folder (all trainings of one game): the Q-values of the same
 `--states` states, played by a uniform random policy from the game's start with the Nature
@@ -14,7 +14,11 @@ states near 0. Columns:
 - action gap: the mean over states of (max Q - second largest Q);
 - greedy actions: how many distinct greedy actions the states get, and the share of the most common;
 - score, episodes: the snapshot's training-time evaluation (mean over completed episodes);
-- nnabla-rl seeds at these frames: the same-protocol reference's three scores, where it has a point.
+- nnabla-rl seeds at these frames: the same-protocol reference's three scores, where it has a point;
+- with `--actions` (names of the game's actions, e.g. Road Runner's six that run left): the group's
+  advantage, the mean over states of (mean Q of the group - mean Q of the other actions), and the
+  share of states whose greedy action is in the group: whether the network has learned that those
+  actions are better (benchmarks.constant_actions says what each action scores held alone).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dqn.errors import ArgumentParser, UserError, cli_main
 
 COLUMNS = ("run", "frames", "mean max Q", "s.d. max Q over states", "mean s.d. per action", "action gap",
            "greedy actions", "most common greedy %", "score", "episodes", "nnabla-rl seeds at these frames")
+GROUP_COLUMNS = ("group advantage", "greedy in group %")
 
 
 def random_states(game: str, count: int, seed: int) -> np.ndarray:
@@ -61,6 +66,14 @@ def spread(q: np.ndarray) -> dict[str, float]:
     }
 
 
+def group_preference(q: np.ndarray, group: Sequence[int]) -> tuple[float, float]:
+    """(mean over states of mean Q of `group` - mean Q of the other actions, % of states greedy in `group`)."""
+    inside = np.zeros(q.shape[1], bool)
+    inside[list(group)] = True
+    advantage = q[:, inside].mean(axis=1) - q[:, ~inside].mean(axis=1)
+    return float(advantage.mean()), float(100 * inside[q.argmax(axis=1)].mean())
+
+
 def reference_scores(game: str) -> dict[int, list[float]]:
     """frames -> nnabla-rl's three seeds' training-time evaluation scores (baselines.reference)."""
     from baselines.reference import nnabla_curves
@@ -83,16 +96,27 @@ def run_rows(run: Path, states: dict[str, np.ndarray], args: argparse.Namespace)
         states[game] = random_states(game, args.states, args.seed)
     reference = reference_scores(game)
     rows = []
+    group = None
+    if args.actions:
+        from dqn.atari import AtariEnv
+
+        names = AtariEnv(game, seed=0).action_names
+        unknown = [a for a in args.actions if a not in names]
+        if unknown:
+            raise UserError(f"{game} has no action {', '.join(unknown)}; its actions: {', '.join(names)}")
+        group = [names.index(a) for a in args.actions]
     for frames, path in list_snapshots(run):
         policy = DQNPolicy.from_weights(path)
-        s = spread(policy.q_values(states[game]))
+        q = policy.q_values(states[game])
+        s = spread(q)
         score, episodes = float("nan"), 0
         if eval_path(run, frames).is_file():
             evaluation = pd.read_parquet(eval_path(run, frames)).iloc[0]
             score, episodes = float(evaluation["eval_score_mean"]), int(evaluation["eval_episodes"])
         rows.append([run.name, frames, s["mean_max_q"], s["sd_max_q"], s["sd_per_action"], s["action_gap"],
                      s["greedy_actions"], s["most_common_percent"], score, episodes,
-                     " / ".join(f"{x:,.0f}" for x in reference.get(frames, [])) or "-"])
+                     " / ".join(f"{x:,.0f}" for x in reference.get(frames, [])) or "-",
+                     *(group_preference(q, group) if group else ())])
     return rows
 
 
@@ -101,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", type=Path, help="run folders written by dqn.train")
     p.add_argument("--states", type=int, default=500, help="states of the random trajectory (default 500)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random trajectory")
+    p.add_argument("--actions", nargs="+", default=None, help="a group of the game's actions by name (e.g. LEFT UPLEFT)")
     return p
 
 
@@ -111,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_process(1)
     states: dict[str, np.ndarray] = {}
     rows = [row for run in args.runs for row in run_rows(run, states, args)]
-    print_table(f"Q-values of each snapshot on {args.states} states of a random trajectory (seed {args.seed})", COLUMNS, rows)
+    columns = COLUMNS + (GROUP_COLUMNS if args.actions else ())
+    print_table(f"Q-values of each snapshot on {args.states} states of a random trajectory (seed {args.seed})", columns, rows)
     return 0
 
 

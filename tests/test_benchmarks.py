@@ -27,6 +27,7 @@ def _run(*args):
 # One bad value per benchmark, each of a different kind: not a number, not a choice, unknown flag.
 BAD_ARGUMENTS = {
     "checksum": ["--size-gib", "lots"],
+    "constant_actions": ["--episodes", "few", "pong"],
     "demo_scores": ["--parallel", "two"],
     "eval_cost": ["--preset", "demo"],
     "gpu_check": ["--device", "tpu"],
@@ -263,13 +264,16 @@ def test_demo_scores_row_gives_the_ratio_and_the_gap_in_standard_errors():
 
 
 def test_q_spread_columns_worked_by_hand():
-    from benchmarks.q_spread import spread
+    from benchmarks.q_spread import group_preference, spread
 
     # Two states, three actions: max Q 2 and 3 (mean 2.5, s.d. 0.5); per-action s.d. 1, 0.5, 0
     # (mean 0.5); gaps 2 - 1 and 3 - 1 (mean 1.5); greedy actions 1 and 0 (2 distinct, 50 %).
     got = spread(np.array([[1.0, 2.0, 0.0], [3.0, 1.0, 0.0]]))
     assert got == pytest.approx({"mean_max_q": 2.5, "sd_max_q": 0.5, "sd_per_action": 0.5, "action_gap": 1.5,
                                  "greedy_actions": 2, "most_common_percent": 50.0})
+    # Group {1, 2}: state 1 (2 + 0) / 2 - 1 = 0, state 2 (1 + 0) / 2 - 3 = -2.5, mean -1.25; greedy in
+    # the group in state 1 only (action 1): 50 %.
+    assert group_preference(np.array([[1.0, 2.0, 0.0], [3.0, 1.0, 0.0]]), [1, 2]) == pytest.approx((-1.25, 50.0))
 
 
 def test_q_spread_table_has_a_row_per_snapshot_with_its_score(tmp_path):
@@ -280,9 +284,27 @@ def test_q_spread_table_has_a_row_per_snapshot_with_its_score(tmp_path):
                            "--no-side-eval", "--threads", "1", "--set", *sets],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
-    header, rows = _table(_run("benchmarks.q_spread", str(run), "--states", "50"))
-    assert header[0] == "run" and header[-1] == "nnabla-rl seeds at these frames"
+    header, rows = _table(_run("benchmarks.q_spread", str(run), "--states", "50", "--actions", "LEFT", "RIGHT"))
+    assert header[0] == "run" and header[-3:] == ["nnabla-rl seeds at these frames", "group advantage", "greedy in group %"]
+    assert all(0 <= _number(row[-1]) <= 100 for row in rows)
     assert [row[1] for row in rows] == ["800", "1,600"]
     for row in rows:
         assert _number(row[3]) >= 0 and 1 <= int(row[6]) <= 4 and 25 <= _number(row[7]) <= 100
         assert int(row[9]) >= 0  # the snapshot's training-time evaluation was read
+
+
+def test_constant_actions_policy_holds_its_action_and_road_runner_scores_only_running_left():
+    from benchmarks.constant_actions import ConstantPolicy
+    from dqn.evaluate import evaluate
+
+    rngs = [np.random.default_rng(i) for i in range(200)]
+    policy = ConstantPolicy(4, 18)
+    assert (policy.act(np.zeros((200, 4, 84, 84), np.uint8), rngs, 0.0) == 4).all()
+    drawn = policy.act(np.zeros((200, 4, 84, 84), np.uint8), rngs, 1.0)
+    assert len(set(drawn.tolist())) > 10  # epsilon 1: uniform over the 18 actions
+    # The readout docs/ROAD_RUNNER.md explains: LEFT held at epsilon 0.05 eats seeds for thousands
+    # of frames; RIGHT runs into the coyote with no point, within a few hundred frames per life.
+    left = evaluate(ConstantPolicy(4, 18), "road_runner", seed=0, episodes=1, num_workers=1)
+    right = evaluate(ConstantPolicy(3, 18), "road_runner", seed=0, episodes=1, num_workers=1)
+    assert left["score"].iloc[0] >= 500 and left["length_frames"].iloc[0] > 2_000
+    assert right["score"].iloc[0] == 0 and right["length_frames"].iloc[0] < 1_000
