@@ -28,6 +28,9 @@ from baselines.reference import NNABLA_SEEDS, nnabla_curves
 from dqn.config import NATURE, Hyperparameters
 
 STANDINGS = ("below", "within", "above")
+# Why "below" early is not yet a bug (docs/ROAD_RUNNER.md measures it on Road Runner).
+BELOW_CAVEAT = ("nnabla-rl's network starts from He-normal weights, DeepMind's from Lua's uniform draw, so early "
+                "points can stand below it without a bug: see docs/ROAD_RUNNER.md")
 NO_POINT_YET = "no evaluation at a reference point yet (the first is at 1M frames)"
 NOT_COMPARABLE = "not comparable"
 # Fields that do not change what training computes, or that the comparison allows to differ.
@@ -174,7 +177,8 @@ def headline(verdicts: dict[str, GameVerdict], display: dict[str, str], differin
     on = len(placed) - len(below)
     frames = sorted({v.frames for v in placed.values()})
     span = f"{frames[0] / 1e6:g}M" if len(frames) == 1 else f"{frames[0] / 1e6:g}M to {frames[-1] / 1e6:g}M"
-    below_text = ("; below: " + ", ".join(f"{display.get(g, g)} ({placed[g].frames / 1e6:g}M)" for g in below)) if below else ""
+    below_text = ("; below: " + ", ".join(f"{display.get(g, g)} ({placed[g].frames / 1e6:g}M)" for g in below)
+                  + f" ({BELOW_CAVEAT})") if below else ""
     pending = len(verdicts) - len(placed)
     pending_text = (f"; {pending} game{'s' if pending > 1 else ''} without an evaluation at 1M frames yet"
                     if pending else "")

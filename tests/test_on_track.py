@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from baselines.on_track import (
+    BELOW_CAVEAT,
     NOT_COMPARABLE,
     GameVerdict,
     differing_keys,
@@ -122,6 +123,6 @@ def test_the_headline_counts_games_within_or_above_and_names_those_below():
     text = headline(verdicts, {"seaquest": "Seaquest"}, [])
     assert text == ("On track: 2 of 3 games within or above the range of nnabla-rl's 3 seeds under the paper's "
                     "protocol, on each game's mean over its evaluations up to its frames (2M to 4M); below: "
-                    "Seaquest (3M); 1 game without an evaluation at 1M frames yet.")
+                    f"Seaquest (3M) ({BELOW_CAVEAT}); 1 game without an evaluation at 1M frames yet.")
     assert headline({"alien": verdict("alien", "", 0)}, {}, []).startswith("On track: no game has an evaluation")
     assert "learning_rate" in headline(verdicts, {}, ["learning_rate"])

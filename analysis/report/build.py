@@ -42,7 +42,9 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
         f"{reproductions.NNABLA_PROTOCOL} (the same measurement as this run's: every 1M frames, 500,000 frames at "
         "ε = 0.05), their mean and range (min to max), only over the frames this run covers (none, and a note in "
         "the legend, where this run covers less than the first 1M frames): where a run of the paper's "
-        "hyperparameters should be at each point." if same_protocol else "")
+        "hyperparameters should be at each point. Its network starts from He-normal weights where DeepMind's code "
+        "drew Lua's uniform ones (this harness's default), which can put its first points above a faithful run "
+        "(docs/ROAD_RUNNER.md)." if same_protocol else "")
     dopamine = nnabla + (
         f" Pink dash-dot line and fainter band behind: {reproductions.DOPAMINE_LABEL}'s learning curve of the game, the mean "
         f"and the range (min to max) over its {reproductions.DOPAMINE_RUNS} runs of the training returns of each 1M-frame "
