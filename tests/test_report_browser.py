@@ -178,7 +178,7 @@ def test_clicking_the_standing_header_sorts_below_between_above_with_missing_las
     counts = page.execute_script(
         "return [document.querySelectorAll('#game-table thead tr:last-child th').length].concat("
         "Array.from(document.querySelectorAll('#game-table tbody tr')).map(r => r.cells.length));")
-    assert set(counts) == {20}
+    assert set(counts) == {21}  # the on-track column included
 
 
 def test_clicking_the_game_header_sorts_by_name(page):
@@ -252,7 +252,7 @@ def test_per_game_table_fits_a_1400_px_window_and_shows_the_sort_direction(brows
     at_width(browser, report.as_uri(), 1400)
     widths = browser.execute_script(
         "const t = document.getElementById('game-table'); return [t.parentElement.scrollWidth, t.parentElement.clientWidth];")
-    assert widths[0] <= widths[1], widths  # 20 columns, no sideways scrolling at 1400 px
+    assert widths[0] <= widths[1], widths  # 21 columns, no sideways scrolling at 1400 px
     # Every body row is one line high (no verdict or score wraps), except the missing game's status.
     heights = browser.execute_script(
         "return Array.from(document.querySelectorAll('#game-table tbody tr:not(.status-missing)'))"
