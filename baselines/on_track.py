@@ -159,9 +159,9 @@ def experiment_on_track(curves: pd.DataFrame, hp: Hyperparameters) -> pd.DataFra
 
 def game_verdicts(curves: pd.DataFrame, games: Sequence[str]) -> dict[str, GameVerdict]:
     """`game_verdict` of each of `games` that the reference has and `curves` has a run of."""
-    known = set(nnabla_curves()["ale_id"])
-    return {game: game_verdict(runs, nnabla_curves(game))
-            for game, runs in curves.groupby("game", sort=False) if game in known and game in set(games)}
+    wanted = set(nnabla_curves()["ale_id"]) & set(games)
+    return {game: game_verdict(runs, nnabla_curves(game)) for game, runs in curves.groupby("game", sort=False)
+            if game in wanted}
 
 
 def headline(verdicts: dict[str, GameVerdict], display: dict[str, str], differing: Sequence[str]) -> str:

@@ -1139,7 +1139,13 @@ def test_on_track_headline_and_column_place_each_game_against_the_same_protocol_
 
 
 def test_on_track_headline_of_a_config_that_is_not_the_papers_names_what_differs(demo):
-    _, _, text, _ = demo
+    _, _, text, parsed = demo
+    # No cell of the per-game column places a game either: "n/a", the keys in the tooltip.
+    table = parsed.tables["game-table"]
+    index = column_index(table, "On track")
+    cells = [row["cells"][index] for row in table["body"]]
+    assert cells and all(c["text"] == "n/a" and c["attrs"]["title"].startswith("not comparable: replay_memory_size_transitions")
+                         for c in cells)
     headline = unescape(re.search(r'<p class="headline" id="on-track">(.*?)</p>', text).group(1))
     # The demo preset's six shortened schedules, in the config's field order (its 50,000-transition
     # replay is below its 100,000 agent steps, so it wraps: not the paper's memory).

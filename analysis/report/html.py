@@ -280,12 +280,13 @@ def stands_cell(stands: str) -> str:
 
 def on_track_cell(row: pd.Series) -> str:
     """The game's standing, sorted below < within < above, its numbers in the tooltip."""
-    from baselines.on_track import STANDINGS
+    from baselines.on_track import NOT_COMPARABLE, STANDINGS
 
     standing = str(row["on_track"])
     if standing not in STANDINGS:
         # Short in the cell, so that the column stays narrow; the reason in the tooltip.
-        return f'<td class="text on-track-none" data-value="" title="{escape(str(row["on_track_text"]))}">not yet</td>'
+        short = "n/a" if str(row["on_track_text"]).startswith(NOT_COMPARABLE) else "not yet"
+        return f'<td class="text on-track-none" data-value="" title="{escape(str(row["on_track_text"]))}">{short}</td>'
     return (f'<td class="text on-track-{standing}" data-value="{STANDINGS.index(standing)}" '
             f'title="{escape(str(row["on_track_text"]))}">{escape(standing)}</td>')
 

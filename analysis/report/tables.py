@@ -131,11 +131,14 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
     if pfrl is not None:
         columns += ["pfrl_dqn_mean", "pfrl_normalized", "stands"]
     if get_reference(reference).nnabla:
-        verdicts = on_track.game_verdicts(results.learning_curves.assign(game=results.learning_curves["game"].astype(str)),
-                                          list(table.index))
+        differing = on_track_differing_keys(results)
+        verdicts = {} if differing else on_track.game_verdicts(
+            results.learning_curves.assign(game=results.learning_curves["game"].astype(str)), list(table.index))
+        # A config that is not the paper's gets no standing in any cell, as in on_track.parquet.
+        missing = f"{on_track.NOT_COMPARABLE}: {', '.join(differing)} differ(s) from the paper's" if differing else NO_CURVE_YET
         table["on_track"] = [verdicts[g].standing if g in verdicts else "" for g in table.index]
         table["on_track_frames"] = [verdicts[g].frames if g in verdicts else -1 for g in table.index]
-        table["on_track_text"] = [verdicts[g].text if g in verdicts else NO_CURVE_YET for g in table.index]
+        table["on_track_text"] = [verdicts[g].text if g in verdicts else missing for g in table.index]
         columns += ["on_track", "on_track_frames", "on_track_text"]
     return table[columns].reset_index()
 
@@ -153,18 +156,26 @@ def experiment_hyperparameters(results: Results) -> config.Hyperparameters | Non
         return None
 
 
+def on_track_differing_keys(results: Results) -> list[str] | None:
+    """The keys by which the experiment, at its planned length, is not the paper's for the on-track
+    verdict (baselines/on_track.differing_keys); None when its config cannot be resolved."""
+    hp = experiment_hyperparameters(results)
+    if hp is None:
+        return None
+    planned = results.runs["frames_planned"].max() if len(results.runs) else hp.training_length_frames
+    return on_track.differing_keys(dataclasses.replace(hp, training_length_frames=int(planned)))
+
+
 def on_track_headline(results: Results, table: pd.DataFrame) -> str:
     """The report's on-track sentence (baselines/on_track.headline); empty where the reference has no
     same-protocol curves (the 2013 paper) or the config cannot be resolved."""
-    hp = experiment_hyperparameters(results)
-    if "on_track" not in table.columns or hp is None:
+    differing = on_track_differing_keys(results)
+    if "on_track" not in table.columns or differing is None:
         return ""
-    planned = results.runs["frames_planned"].max() if len(results.runs) else hp.training_length_frames
-    hp = dataclasses.replace(hp, training_length_frames=int(planned))
     # Games without a learning curve yet (frames -1) are neither placed nor pending.
     verdicts = {game: on_track.GameVerdict(game, standing, int(frames), 0, 0, "") for game, standing, frames in zip(
         table["game"], table["on_track"], table["on_track_frames"]) if frames >= 0}
-    return on_track.headline(verdicts, dict(zip(table["game"], table["display_name"])), on_track.differing_keys(hp))
+    return on_track.headline(verdicts, dict(zip(table["game"], table["display_name"])), differing)
 
 
 def best_episode_table(results: Results, reference: str | None = None) -> pd.DataFrame | None:
