@@ -26,6 +26,7 @@ def _run(*args):
 
 # One bad value per benchmark, each of a different kind: not a number, not a choice, unknown flag.
 BAD_ARGUMENTS = {
+    "check_runs": ["--no-such-flag", "run"],
     "checksum": ["--size-gib", "lots"],
     "constant_actions": ["--episodes", "few", "pong"],
     "demo_scores": ["--parallel", "two"],
@@ -313,3 +314,47 @@ def test_constant_actions_policy_holds_its_action_and_road_runner_scores_only_ru
     right = evaluate(ConstantPolicy(3, 18), "road_runner", seed=0, episodes=1, num_workers=1)
     assert left["score"].iloc[0] >= 500 and left["length_frames"].iloc[0] > 2_000
     assert right["score"].iloc[0] == 0 and right["length_frames"].iloc[0] < 1_000
+
+
+def _check_run(folder, hp, scores_by_frames):
+    """A run folder as dqn.train leaves it, with hand-chosen evaluation scores (for benchmarks.check_runs)."""
+    import json
+
+    import pandas as pd
+
+    from dqn.run_folder import EVAL_COLUMNS, RunFiles
+
+    files = RunFiles(folder)
+    files.eval.mkdir(parents=True)
+    files.config.write_text(json.dumps({"game": "frostbite", "seed": 0, "hyperparameters": hp.to_dict()}))
+    for frames, score in scores_by_frames.items():
+        row = ["frostbite", 0, frames, score, 100, 500_000, 900.0]
+        pd.DataFrame([row], columns=list(EVAL_COLUMNS)).to_parquet(files.eval_row(frames))
+    steps = max(scores_by_frames) // 4
+    pd.DataFrame({"frames": [max(scores_by_frames)], "agent_steps": [steps], "wall_seconds": [7200.0]}).to_parquet(
+        files.train_log)
+
+
+def test_check_runs_places_each_evaluation_and_the_mean_among_the_reference_seeds(tmp_path, capsys):
+    from dataclasses import replace
+
+    from benchmarks.check_runs import main
+    from dqn.config import NATURE
+
+    paper = replace(NATURE, training_length_frames=2_000_000, replay_memory_size_transitions=510_000)
+    _check_run(tmp_path / "paper", paper, {1_000_000: 100.0, 2_000_000: 300.0})
+    _check_run(tmp_path / "faster", replace(paper, learning_rate=0.001), {1_000_000: 100.0})
+    assert main([str(tmp_path / "paper"), str(tmp_path / "faster")]) == 0
+    out = capsys.readouterr().out
+    standings, costs = out.split("# What each run cost")
+    _, rows = _table(standings)
+    # nnabla-rl's Frostbite seeds: 90.8 / 108.5 / 125.8 at 1M frames (100 is within), 211.9 / 213.9 / 218.0
+    # at 2M (300 is above all). Mean so far (100 + 300) / 2 = 200 against the seeds' means over 1M and 2M:
+    # (90.845 + 218.025) / 2 = 154.4, (108.496 + 211.911) / 2 = 160.2, (125.809 + 213.919) / 2 = 169.9.
+    assert rows[0] == ["paper", "frostbite", "1M", "100.0", "100", "90.8 / 108.5 / 125.8", "within"]
+    assert rows[1] == ["paper", "frostbite", "2M", "300.0", "100", "211.9 / 213.9 / 218.0", "above"]
+    assert rows[2] == ["paper", "frostbite", "mean to 2M", "200.0", "", "seed means 154.4 to 169.9", "above"]
+    assert rows[3][-1] == "not comparable: learning_rate"
+    _, cost_rows = _table(costs)
+    # 7,200 s of training (2.00 h) and two evaluations of 900 s (0.50 h); 500,000 steps / 7,200 s = 69 per second.
+    assert cost_rows[0] == ["paper", "2,000,000", "500,000", "2.00", "0.50", "2.50", "69"]
