@@ -42,6 +42,17 @@ from dqn.config import PRESET_REFERENCE, PRESETS, Hyperparameters, deviations, p
 from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.games import PAPER_GAME_IDS
 from dqn.games import display_name as paper_display_name
+from analysis.numbers import format_int
+from analysis.results_files import (
+    DEVIATIONS_SCHEMA,
+    ON_TRACK_SCHEMA,
+    PROVENANCE_FILE,
+    RUN_COMPLETE,
+    RUN_MISSING,
+    RUNS_SCHEMA,
+    SCORES_SCHEMA,
+    TABLES,
+)
 from dqn.run_folder import (
     EPISODE_SCHEMA,
     FINAL_OUTPUTS,
@@ -57,36 +68,7 @@ from dqn.run_folder import (
 )
 
 RANDOM_WEIGHTS = "none"
-RUN_STATUSES = ("complete", "missing")
 VERSIONED_PACKAGES = ("torch", "ale-py", "gymnasium", "snakemake", "numpy", "pandas", "pyarrow", "dqn-harness")
-
-# Column types of the tables, as docs/DESIGN.md lists them (episodes and learning curves: dqn.run_folder's).
-SCORES_SCHEMA = pa.schema([
-    ("game", pa.string()), ("display_name", pa.string()), ("agent", pa.string()), ("seed", pa.int64()),
-    ("weights", pa.string()), ("mean", pa.float64()), ("std", pa.float64()), ("episodes", pa.int64()),
-    ("human_normalized", pa.float64()),
-])
-RUNS_SCHEMA = pa.schema([
-    ("game", pa.string()), ("seed", pa.int64()), ("status", pa.string()), ("frames_done", pa.int64()),
-    ("frames_planned", pa.int64()), ("wall_hours", pa.float64()), ("device", pa.string()),
-])
-DEVIATIONS_SCHEMA = pa.schema([
-    ("field", pa.string()), ("paper_value", pa.string()), ("this_value", pa.string()),
-    ("unit", pa.string()), ("note", pa.string()),
-])
-ON_TRACK_SCHEMA = pa.schema([
-    ("game", pa.string()), ("seed", pa.int64()), ("frames", pa.int64()), ("kind", pa.string()),
-    ("score", pa.float64()), ("reference_min", pa.float64()), ("reference_mean", pa.float64()),
-    ("reference_max", pa.float64()), ("standing", pa.string()),
-])
-TABLES = {
-    "scores.parquet": SCORES_SCHEMA,
-    "episodes.parquet": EPISODE_SCHEMA,
-    "learning_curves.parquet": LEARNING_CURVE_SCHEMA,
-    "runs.parquet": RUNS_SCHEMA,
-    "deviations.parquet": DEVIATIONS_SCHEMA,
-    "on_track.parquet": ON_TRACK_SCHEMA,
-}
 
 
 # ---------------------------------------------------------------------------- reading
@@ -221,7 +203,7 @@ def runs_table(results: str | os.PathLike, games: Sequence[str], seeds: Sequence
             rows.append({
                 "game": game,
                 "seed": int(seed),
-                "status": "complete" if complete else "missing",
+                "status": RUN_COMPLETE if complete else RUN_MISSING,
                 "frames_done": int(last["frames"]) if last is not None else 0,
                 "frames_planned": int(hp.for_game(game).training_length_frames),
                 "wall_hours": float(last["wall_seconds"]) / 3600.0 if last is not None else math.nan,
@@ -362,7 +344,7 @@ def write_tables(results: str | os.PathLike, tables: Mapping[str, pd.DataFrame],
     for name, df in tables.items():
         table = pa.Table.from_pandas(df, schema=TABLES[name], preserve_index=False)
         fileio.atomic_write(results / name, lambda tmp, table=table: pq.write_table(table, tmp))
-    fileio.write_json(dict(info), results / "provenance.json")
+    fileio.write_json(dict(info), results / PROVENANCE_FILE)
 
 
 def read_display_names(path: str | os.PathLike) -> dict[str, str]:
@@ -404,16 +386,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with fileio.removed_if_failed() as created:
         out = fileio.check_output_dir(args.out or results, created=created)
         # Only this command's own leftovers: the folder also holds the runs and episodes of other jobs.
-        fileio.remove_stale_temporaries(out, recursive=False, targets=[*TABLES, "provenance.json"])
+        fileio.remove_stale_temporaries(out, recursive=False, targets=[*TABLES, PROVENANCE_FILE])
         tables, info = aggregate(results, games, args.seeds, preset=args.preset,
                                  overrides=overrides, display_names=names)
         write_tables(out, tables, info)
     runs = tables["runs.parquet"]
-    missing = runs[runs["status"] == "missing"]
+    missing = runs[runs["status"] == RUN_MISSING]
     print(f"{out}: {len(runs) - len(missing)}/{len(runs)} runs complete, "
           f"{len(tables['episodes.parquet'])} evaluation episodes", file=sys.stderr)
     for row in missing.itertuples():
-        print(f"  missing: {row.game} seed {row.seed} ({row.frames_done:,}/{row.frames_planned:,} frames)", file=sys.stderr)
+        print(f"  missing: {row.game} seed {row.seed} ({format_int(row.frames_done)}/{format_int(row.frames_planned)} frames)",
+              file=sys.stderr)
     return 0
 
 

@@ -25,7 +25,8 @@ from baselines.reference import nature_table, nips2013_table, pfrl_table
 from dqn.errors import UserError
 from analysis.report import FIGURE_FILES, build_report, metrics
 from analysis.report import tables as report_tables
-from analysis.report.html import MISSING, format_percent, format_score
+from analysis.numbers import MISSING, format_percent, format_score
+from analysis.report import comparability as report_comparability
 from analysis.report.paper import human_normalized, paper_best_episodes, paper_columns
 from analysis.report.results import load_results
 from helpers.synthetic_results import DEMO_GAMES, SMALL_GAMES, SMALL_MISSING, write_demo, write_full, write_results, write_small
@@ -546,7 +547,7 @@ def test_the_papers_own_presets_show_no_banner(full, nips):
         assert banners(text) == {} and "not comparable" not in text
     # The 2013 preset's deviations.parquet lists its readings of what the paper leaves unstated: not departures.
     assert len(pd.read_parquet(nips[0] / "deviations.parquet")) > 0
-    assert report_tables.comparability(load_results(nips[0])).deviations == ()
+    assert report_comparability.comparability(load_results(nips[0])).deviations == ()
 
 
 def test_a_paper_preset_with_an_override_shows_the_banner(tmp_path):
@@ -554,7 +555,7 @@ def test_a_paper_preset_with_an_override_shows_the_banner(tmp_path):
     deviations = pd.DataFrame([{"field": "replay_memory_size_transitions", "paper_value": "1000000",
                                 "this_value": "100000", "unit": "transitions", "note": ""}])
     deviations.to_parquet(folder / "deviations.parquet")
-    comparability = report_tables.comparability(load_results(folder))
+    comparability = report_comparability.comparability(load_results(folder))
     assert not comparability.comparable and comparability.deviations == ("replay_memory_size_transitions",)
     (length,) = comparability.lengths  # the full length: every game trains the paper's 200M frames
     assert (length.frames, length.steps, length.paper_frames, length.paper_steps) == (200_000_000, 50_000_000,
@@ -565,7 +566,7 @@ def test_a_paper_preset_with_an_override_shows_the_banner(tmp_path):
 def test_2013_frames_per_run_are_the_2013_papers_10m_agent_steps(tmp_path):
     folder = write_results(tmp_path / "nips", games=("breakout", "space_invaders"), seeds=(0,), preset="demo",
                            reference="nips2013", curve_points=2)
-    comparability = report_tables.comparability(load_results(folder))
+    comparability = report_comparability.comparability(load_results(folder))
     assert not comparability.comparable and comparability.preset == "demo" and comparability.paper_preset == "nips2013"
     lengths = {length.games: length for length in comparability.lengths}
     # The 2013 preset: 10M agent steps, at k = 4 (40M frames) and k = 3 for Space Invaders (30M frames).

@@ -11,6 +11,7 @@ from dqn.fileio import atomic_write, check_output_dirs, remove_stale_temporaries
 from analysis.report import figures as figs
 from analysis.report import reproductions, tables
 from analysis.report.html import FigureItem, ReportContent, render_report
+from analysis.report.comparability import comparability
 from analysis.report.paper import get_reference
 from analysis.report.results import Results, load_results
 
@@ -167,7 +168,7 @@ def write_report(results: Results, out: Path, figures_dir: Path, *, bootstrap_re
         warnings=warnings,
         best_episodes=tables.best_episode_table(results),
         best_episodes_where=reference.best_episodes.where if reference.best_episodes else "",
-        comparability=tables.comparability(results),
+        comparability=comparability(results),
         on_track_headline=tables.on_track_headline(results, table),
     )
     document = render_report(content)

@@ -18,7 +18,8 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from analysis.report.tables import NO_INTERVAL_ONE_SEED, Comparability
+from analysis.report.comparability import Comparability
+from analysis.report.tables import NO_INTERVAL_ONE_SEED
 
 MISSING = "\u2014"  # em dash
 # The pixels per inch at which a figure is laid out on the page (a browser's CSS inch is 96 px; 100
