@@ -865,13 +865,13 @@ def test_where_this_run_stands_against_the_paper_and_pfrl(standings):
 
 
 def test_where_this_run_stands_is_a_sortable_column_in_its_order(standings):
-    from analysis.report import html as report_html
+    from analysis.report import columns, game_tables, page
 
     table = report_tables.game_table(standings)
-    parsed = parse(report_html.game_table_html(table, "Nature 2015 paper"))
+    parsed = parse(page.render_table(game_tables.game_table(table, "Nature 2015 paper")))
     game_table = parsed.tables["game-table"]
     assert "sortable" in game_table["class"]
-    index = column_index(game_table, report_html.STANDS_HEADER)
+    index = column_index(game_table, columns.STANDS_HEADER)
     header = game_table["head"][-1]["cells"][index]
     assert header["attrs"]["data-type"] == "number" and "below both, between" in header["attrs"]["title"]
     cells = {row["attrs"]["data-game"]: row["cells"][index] for row in game_table["body"]}

@@ -10,7 +10,8 @@ from dqn.errors import UserError
 from dqn.fileio import atomic_write, check_output_dirs, remove_stale_temporaries, removed_if_failed
 from analysis.report import figures as figs
 from analysis.report import reproductions, tables
-from analysis.report.html import FigureItem, ReportContent, render_report
+from analysis.report.content import FigureItem, ReportContent
+from analysis.report.page import render_report
 from analysis.report.comparability import comparability
 from analysis.report.paper import get_reference
 from analysis.report.results import Results, load_results
