@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dqn.errors import UserError
 from dqn.fileio import atomic_write, check_output_dirs, remove_stale_temporaries, removed_if_failed
+from analysis.report import curve_figures as curve_figs
 from analysis.report import figures as figs
 from analysis.report import reproductions, tables
 from analysis.report.content import FigureItem, ReportContent
@@ -61,17 +62,17 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
          f"run's score; dashed line: human level (100 %). Bars are cut at {figs.BAR_CLIP_PERCENT:.0f} % and then "
          "labelled with their value; games without a score are drawn last, marked \u201cno score\u201d." + pfrl_bar),
         ("learning_curves.png", "Learning curves (Fig. 2 a, b style)",
-         figs.learning_curves_figure(curves, table, reference_label=reference_label,
+         curve_figs.learning_curves_figure(curves, table, reference_label=reference_label,
                                      same_protocol_reference=same_protocol),
          "Training-time evaluation score (\u03b5 = 0.05, one environment playing the whole budget, the unfinished "
          "last episode discarded) against emulator frames for every game: line, the mean over seeds (a dot on each "
-         f"evaluation when a run has at most {figs.MARKER_POINTS}); band, the range (min to max) over seeds; dashed grey, "
+         f"evaluation when a run has at most {curve_figs.MARKER_POINTS}); band, the range (min to max) over seeds; dashed grey, "
          "the paper's final DQN score (written in the panel instead, \u2191, where it is over "
-         f"{figs.PAPER_SCORE_OFF_SCALE_RATIO:g}x everything else drawn there: a short run stays readable); dotted, "
+         f"{curve_figs.PAPER_SCORE_OFF_SCALE_RATIO:g}x everything else drawn there: a short run stays readable); dotted, "
          "this run's random agent (its mean score over seeds and episodes); red cross at 0, an evaluation that "
          "completed no episode (no score; 0 in the choice of the best snapshot, as in DeepMind's code)." + dopamine),
         ("average_max_q.png", "Average max Q on held-out transitions (Fig. 2 c, d style)",
-         figs.average_max_q_figure(curves, table),
+         curve_figs.average_max_q_figure(curves, table),
          "Mean over the held-out transitions of max_a Q_target(s', a), the target network on their next states, as "
          "DeepMind's compute_validation_statistics (the online network without a target network), against emulator "
          "frames: line, the mean over seeds; band, the range (min to max) over seeds."),
