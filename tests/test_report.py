@@ -1154,3 +1154,17 @@ def test_on_track_headline_of_a_config_that_is_not_the_papers_names_what_differs
                         "replay_memory_size_transitions, target_network_update_frequency_steps, "
                         "final_exploration_frame_steps, replay_start_size_steps, eval_interval_frames, eval_length_frames "
                         "differ from the paper's, and only the training length may.")
+
+
+def test_the_design_document_lists_the_results_tables_columns_and_run_statuses_as_defined():
+    # One definition (analysis/results_files.py); docs/DESIGN.md describes it and must not drift from it.
+    from analysis.results_files import RUN_STATUSES, TABLES
+
+    design = (Path(__file__).resolve().parents[1] / "docs" / "DESIGN.md").read_text()
+    section = design.split("## Workflow results", 1)[1]
+    rows = dict(re.findall(r"^\| `([a-z_]+\.parquet)` \| (.*?) \|$", section, re.M))
+    for name in ("scores.parquet", "runs.parquet", "deviations.parquet", "on_track.parquet"):
+        described = rows[name].split(":", 1)[0]  # on_track's row goes on to say what it holds
+        columns = [re.sub(r"\s*\(.*", "", item).strip() for item in re.sub(r"\([^)]*\)", "", described).split(",")]
+        assert columns == TABLES[name].names, name
+    assert re.findall(r"`([a-z]+)`", rows["runs.parquet"].split("status", 1)[1].split(",", 1)[0]) == list(RUN_STATUSES)

@@ -12,6 +12,8 @@ from typing import Any, Callable, NamedTuple
 import pandas as pd
 
 from analysis.numbers import format_hours, format_int, format_percent, format_score
+from analysis.report import reproductions
+from analysis.report.method import evaluation_protocol
 from analysis.results_files import GAME_STATUSES
 
 Formatter = Callable[[Any], str]
@@ -31,6 +33,8 @@ class Group(NamedTuple):
     css: str = ""
 
 
+_PROTOCOL = evaluation_protocol()
+_EPISODES = _PROTOCOL["episodes"]
 EPISODE_SD = "\u00b1 s.d. episodes"
 SEED_SD = "\u00b1 s.d. seeds"
 STANDS_HEADER = "Vs. paper & PFRL"
@@ -52,14 +56,14 @@ GAME_COLUMNS = [
     Column("status", "Status", None, STATUS_TIP, "status"),
     Column("random_score", "Random", format_score, "the paper's random agent"),
     Column("human_score", "Human", format_score, "the paper's professional human tester"),
-    Column("paper_dqn_mean", "DQN", format_score, "the paper's DQN: mean over 30 episodes"),
+    Column("paper_dqn_mean", "DQN", format_score, f"the paper's DQN: mean over {_EPISODES} episodes"),
     Column("paper_dqn_std", EPISODE_SD, format_score,
-           "the paper's s.d. over its 30 evaluation episodes (one trained agent): the spread of single episodes", "sd"),
+           f"the paper's s.d. over its {_EPISODES} evaluation episodes (one trained agent): the spread of single episodes", "sd"),
     Column("random_mean", "Random", format_score, "this run's random agent: mean of seed means"),
-    Column("best_mean", "DQN best", format_score, "best-intermediate weights: mean of seed means (each over 30 episodes)"),
+    Column("best_mean", "DQN best", format_score, f"best-intermediate weights: mean of seed means (each over {_EPISODES} episodes)"),
     Column("best_episode_std", EPISODE_SD, format_score, f"best-intermediate weights: {_OUR_EPISODE_SD_TIP}", "sd"),
     Column("best_std", SEED_SD, format_score, f"best-intermediate weights: {_SEED_SD_TIP}", "sd"),
-    Column("final_mean", "DQN final", format_score, "final weights: mean of seed means (each over 30 episodes)"),
+    Column("final_mean", "DQN final", format_score, f"final weights: mean of seed means (each over {_EPISODES} episodes)"),
     Column("final_episode_std", EPISODE_SD, format_score, f"final weights: {_OUR_EPISODE_SD_TIP}", "sd"),
     Column("final_std", SEED_SD, format_score, f"final weights: {_SEED_SD_TIP}", "sd"),
     Column("paper_normalized", "Paper", format_percent, "the paper's DQN, human-normalized (%)"),
@@ -72,8 +76,9 @@ GAME_GROUPS = [Group("", 1, "game"), Group("", 1), Group("Paper", 4, "group-pape
                Group("Human-normalized (%)", 3), Group("", 1)]
 # The columns PFRL's reproduction adds where the reference shows it: {the column it follows: its own}.
 _PFRL_TIP = (
-    "PFRL's reproduction of the Nature DQN: its best intermediate agent re-evaluated for 30 episodes of at most "
-    "5 minutes at \u03b5 0.05, mean over its seeds (200M frames, no sticky actions)"
+    f"PFRL's reproduction of the Nature DQN: its best intermediate agent re-evaluated for {_EPISODES} episodes of at most "
+    f"{_PROTOCOL['minutes']} minutes at \u03b5 {_PROTOCOL['epsilon']}, mean over its seeds "
+    f"({format_int(reproductions.PFRL_TRAINING_FRAMES / 1e6)}M frames, no sticky actions)"
 )
 PFRL_COLUMNS = {
     "paper_dqn_std": Column("pfrl_dqn_mean", "DQN", format_score, _PFRL_TIP),
@@ -86,7 +91,7 @@ PFRL_GROUPS = [Group("", 1, "game"), Group("", 1), Group("Paper", 4, "group-pape
                Group("This run", 7, "group-ours"), Group("Human-normalized (%)", 4), Group("", 2)]
 ON_TRACK_COLUMN = Column("on_track", "On track", None,
                          "the game's training-time evaluations (mean over seeds, at the frames every seed reached) "
-                         "against nnabla-rl's 3 seeds under the paper's protocol at the same frames: their mean so far "
+                         f"against nnabla-rl's {reproductions.NNABLA_SEEDS} seeds under the paper's protocol at the same frames: their mean so far "
                          "below, within or above the range of the seeds' means; hover a cell for the numbers")
 ON_TRACK_GROUP = Group("Same protocol", 1)
 # Text columns that sort by a rank in data-value, so their header sorts as numbers.
