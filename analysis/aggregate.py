@@ -18,13 +18,8 @@ partial learning curve, so a report can be drawn while runs go on or after some 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
-import shutil
-import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -42,6 +37,18 @@ from dqn.config import PRESET_REFERENCE, PRESETS, Hyperparameters, deviations, p
 from dqn.errors import ArgumentParser, UserError, cli_main
 from dqn.games import PAPER_GAME_IDS
 from dqn.games import display_name as paper_display_name
+from analysis.numbers import format_int
+from analysis.provenance import provenance, read_json
+from analysis.results_files import (
+    DEVIATIONS_SCHEMA,
+    ON_TRACK_SCHEMA,
+    PROVENANCE_FILE,
+    RUN_COMPLETE,
+    RUN_MISSING,
+    RUNS_SCHEMA,
+    SCORES_SCHEMA,
+    TABLES,
+)
 from dqn.run_folder import (
     EPISODE_SCHEMA,
     FINAL_OUTPUTS,
@@ -49,44 +56,12 @@ from dqn.run_folder import (
     WEIGHTS,
     RunFiles,
     dqn_episodes_path,
-    fast_path_fallback_text,
     learning_curve,
-    package_versions,
     random_episodes_path,
     run_dir,
 )
 
 RANDOM_WEIGHTS = "none"
-RUN_STATUSES = ("complete", "missing")
-VERSIONED_PACKAGES = ("torch", "ale-py", "gymnasium", "snakemake", "numpy", "pandas", "pyarrow", "dqn-harness")
-
-# Column types of the tables, as docs/DESIGN.md lists them (episodes and learning curves: dqn.run_folder's).
-SCORES_SCHEMA = pa.schema([
-    ("game", pa.string()), ("display_name", pa.string()), ("agent", pa.string()), ("seed", pa.int64()),
-    ("weights", pa.string()), ("mean", pa.float64()), ("std", pa.float64()), ("episodes", pa.int64()),
-    ("human_normalized", pa.float64()),
-])
-RUNS_SCHEMA = pa.schema([
-    ("game", pa.string()), ("seed", pa.int64()), ("status", pa.string()), ("frames_done", pa.int64()),
-    ("frames_planned", pa.int64()), ("wall_hours", pa.float64()), ("device", pa.string()),
-])
-DEVIATIONS_SCHEMA = pa.schema([
-    ("field", pa.string()), ("paper_value", pa.string()), ("this_value", pa.string()),
-    ("unit", pa.string()), ("note", pa.string()),
-])
-ON_TRACK_SCHEMA = pa.schema([
-    ("game", pa.string()), ("seed", pa.int64()), ("frames", pa.int64()), ("kind", pa.string()),
-    ("score", pa.float64()), ("reference_min", pa.float64()), ("reference_mean", pa.float64()),
-    ("reference_max", pa.float64()), ("standing", pa.string()),
-])
-TABLES = {
-    "scores.parquet": SCORES_SCHEMA,
-    "episodes.parquet": EPISODE_SCHEMA,
-    "learning_curves.parquet": LEARNING_CURVE_SCHEMA,
-    "runs.parquet": RUNS_SCHEMA,
-    "deviations.parquet": DEVIATIONS_SCHEMA,
-    "on_track.parquet": ON_TRACK_SCHEMA,
-}
 
 
 # ---------------------------------------------------------------------------- reading
@@ -163,14 +138,6 @@ def scores_table(episodes: pd.DataFrame, display_names: Mapping[str, str] | None
 
 
 # ---------------------------------------------------------------------------- runs and learning curves
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def run_is_complete(folder: Path) -> bool:
     return all((folder / name).is_file() for name in FINAL_OUTPUTS)
 
@@ -217,11 +184,11 @@ def runs_table(results: str | os.PathLike, games: Sequence[str], seeds: Sequence
             log_path = files.learning_curve if complete else files.train_log
             log = _read(log_path) if log_path.is_file() else None
             last = log.sort_values("frames").iloc[-1] if log is not None and len(log) else None
-            config = _read_json(files.config) or {}
+            config = read_json(files.config) or {}
             rows.append({
                 "game": game,
                 "seed": int(seed),
-                "status": "complete" if complete else "missing",
+                "status": RUN_COMPLETE if complete else RUN_MISSING,
                 "frames_done": int(last["frames"]) if last is not None else 0,
                 "frames_planned": int(hp.for_game(game).training_length_frames),
                 "wall_hours": float(last["wall_seconds"]) / 3600.0 if last is not None else math.nan,
@@ -230,7 +197,7 @@ def runs_table(results: str | os.PathLike, games: Sequence[str], seeds: Sequence
     return conform(pd.DataFrame(rows, columns=RUNS_SCHEMA.names), RUNS_SCHEMA)
 
 
-# ---------------------------------------------------------------------------- deviations and provenance
+# ---------------------------------------------------------------------------- deviations
 def value_text(value: Any) -> str:
     """A hyperparameter value as one readable cell (mixed types share a string column)."""
     if isinstance(value, bool):
@@ -248,82 +215,6 @@ def deviations_table(hp: Hyperparameters, reference: str = "nature") -> pd.DataF
         for d in deviations(hp, reference)
     ]
     return conform(pd.DataFrame(rows, columns=DEVIATIONS_SCHEMA.names), DEVIATIONS_SCHEMA)
-
-
-def _run(cmd: Sequence[str]) -> str | None:
-    try:
-        done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def git_state(folder: Path) -> tuple[str | None, bool | None]:
-    """The commit of the checkout that holds this code, and whether tracked files differ from it."""
-    if shutil.which("git") is None:
-        return None, None
-    commit = _run(["git", "-C", str(folder), "rev-parse", "HEAD"])
-    if commit is None:
-        return None, None
-    status = _run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"])
-    return commit, None if status is None else bool(status)
-
-
-def hardware() -> dict[str, Any]:
-    """The machine that aggregates (trainings record their own device and host in config.json)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        memory_gib = None
-    listing = _run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]) if shutil.which("nvidia-smi") else None
-    gpus = [line.strip() for line in (listing or "").splitlines() if line.strip()]
-    return {
-        "cpu": f"{cpu} ({os.cpu_count()} cores)",
-        "gpu": ", ".join(gpus) if gpus else "none",
-        "memory_gib": memory_gib,
-        "hostname": socket.gethostname(),
-        "platform": platform.platform(),
-    }
-
-
-def provenance(results: str | os.PathLike, *, preset: str, reference: str, overrides: Mapping[str, Any],
-               games: Sequence[str], seeds: Sequence[int], experiment: str | None = None) -> dict[str, Any]:
-    """Versions, git commit and hardware here, the plan, and each run's own device, host and versions."""
-    commit, dirty = git_state(Path(__file__).resolve().parent)
-    runs = []
-    fallbacks = []  # runs whose fast path failed its self-check and went on on the plain path
-    for game in games:
-        for seed in seeds:
-            config = _read_json(RunFiles(run_dir(results, game, seed)).config)
-            if config is not None:
-                fallback = fast_path_fallback_text(config)
-                runs.append({"game": game, "seed": int(seed), "device": config.get("device"),
-                             "hostname": config.get("hostname"), "versions": config.get("versions"),
-                             "fast_path_fallback": fallback})
-                if fallback:
-                    fallbacks.append(f"{game} seed {seed}: {fallback}")
-    return {
-        "experiment": experiment or Path(results).resolve().name,
-        "preset": preset,
-        "reference": reference,
-        "overrides": {k: str(v) for k, v in overrides.items()},
-        "games": list(games),
-        "seeds": [int(s) for s in seeds],
-        "versions": package_versions(VERSIONED_PACKAGES),
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "hardware": hardware(),
-        "fast_path_fallbacks": "; ".join(fallbacks) or "none",
-        "runs": runs,
-    }
 
 
 # ---------------------------------------------------------------------------- all tables
@@ -362,7 +253,7 @@ def write_tables(results: str | os.PathLike, tables: Mapping[str, pd.DataFrame],
     for name, df in tables.items():
         table = pa.Table.from_pandas(df, schema=TABLES[name], preserve_index=False)
         fileio.atomic_write(results / name, lambda tmp, table=table: pq.write_table(table, tmp))
-    fileio.write_json(dict(info), results / "provenance.json")
+    fileio.write_json(dict(info), results / PROVENANCE_FILE)
 
 
 def read_display_names(path: str | os.PathLike) -> dict[str, str]:
@@ -404,16 +295,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with fileio.removed_if_failed() as created:
         out = fileio.check_output_dir(args.out or results, created=created)
         # Only this command's own leftovers: the folder also holds the runs and episodes of other jobs.
-        fileio.remove_stale_temporaries(out, recursive=False, targets=[*TABLES, "provenance.json"])
+        fileio.remove_stale_temporaries(out, recursive=False, targets=[*TABLES, PROVENANCE_FILE])
         tables, info = aggregate(results, games, args.seeds, preset=args.preset,
                                  overrides=overrides, display_names=names)
         write_tables(out, tables, info)
     runs = tables["runs.parquet"]
-    missing = runs[runs["status"] == "missing"]
+    missing = runs[runs["status"] == RUN_MISSING]
     print(f"{out}: {len(runs) - len(missing)}/{len(runs)} runs complete, "
           f"{len(tables['episodes.parquet'])} evaluation episodes", file=sys.stderr)
     for row in missing.itertuples():
-        print(f"  missing: {row.game} seed {row.seed} ({row.frames_done:,}/{row.frames_planned:,} frames)", file=sys.stderr)
+        print(f"  missing: {row.game} seed {row.seed} ({format_int(row.frames_done)}/{format_int(row.frames_planned)} frames)",
+              file=sys.stderr)
     return 0
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from analysis.numbers import number_text
 from baselines.on_track import NOT_COMPARABLE, differing_keys, on_track, summary
 from baselines.reference import nnabla_curves
 from dqn.config import Hyperparameters
@@ -63,12 +64,12 @@ class RunStatus:
 
     def row(self) -> list[str]:
         planned = format_count(self.frames_planned) if self.frames_planned else "?"
-        rate = f"{self.agent_steps_per_second:,.0f}" if math.isfinite(self.agent_steps_per_second) else "-"
+        rate = number_text(self.agent_steps_per_second, 0, missing="-")
         eta = format_duration(self.eta_seconds) if self.state in ("random start", "learning") else "-"
         if self.eval_frames is None:
             score = "-"
         else:
-            score = f"{self.eval_score:,.1f}" if math.isfinite(self.eval_score) else "no episode"
+            score = number_text(self.eval_score, 1, missing="no episode")
             score += f" at {format_count(self.eval_frames)}"
         return [self.game, str(self.seed), self.state, f"{format_count(self.frames_done)}/{planned}", rate, eta, score,
                 self.on_track]

@@ -25,7 +25,8 @@ from baselines.reference import nature_table, nips2013_table, pfrl_table
 from dqn.errors import UserError
 from analysis.report import FIGURE_FILES, build_report, metrics
 from analysis.report import tables as report_tables
-from analysis.report.html import MISSING, format_percent, format_score
+from analysis.numbers import MISSING, format_percent, format_score
+from analysis.report import comparability as report_comparability
 from analysis.report.paper import human_normalized, paper_best_episodes, paper_columns
 from analysis.report.results import load_results
 from helpers.synthetic_results import DEMO_GAMES, SMALL_GAMES, SMALL_MISSING, write_demo, write_full, write_results, write_small
@@ -546,7 +547,7 @@ def test_the_papers_own_presets_show_no_banner(full, nips):
         assert banners(text) == {} and "not comparable" not in text
     # The 2013 preset's deviations.parquet lists its readings of what the paper leaves unstated: not departures.
     assert len(pd.read_parquet(nips[0] / "deviations.parquet")) > 0
-    assert report_tables.comparability(load_results(nips[0])).deviations == ()
+    assert report_comparability.comparability(load_results(nips[0])).deviations == ()
 
 
 def test_a_paper_preset_with_an_override_shows_the_banner(tmp_path):
@@ -554,7 +555,7 @@ def test_a_paper_preset_with_an_override_shows_the_banner(tmp_path):
     deviations = pd.DataFrame([{"field": "replay_memory_size_transitions", "paper_value": "1000000",
                                 "this_value": "100000", "unit": "transitions", "note": ""}])
     deviations.to_parquet(folder / "deviations.parquet")
-    comparability = report_tables.comparability(load_results(folder))
+    comparability = report_comparability.comparability(load_results(folder))
     assert not comparability.comparable and comparability.deviations == ("replay_memory_size_transitions",)
     (length,) = comparability.lengths  # the full length: every game trains the paper's 200M frames
     assert (length.frames, length.steps, length.paper_frames, length.paper_steps) == (200_000_000, 50_000_000,
@@ -565,7 +566,7 @@ def test_a_paper_preset_with_an_override_shows_the_banner(tmp_path):
 def test_2013_frames_per_run_are_the_2013_papers_10m_agent_steps(tmp_path):
     folder = write_results(tmp_path / "nips", games=("breakout", "space_invaders"), seeds=(0,), preset="demo",
                            reference="nips2013", curve_points=2)
-    comparability = report_tables.comparability(load_results(folder))
+    comparability = report_comparability.comparability(load_results(folder))
     assert not comparability.comparable and comparability.preset == "demo" and comparability.paper_preset == "nips2013"
     lengths = {length.games: length for length in comparability.lengths}
     # The 2013 preset: 10M agent steps, at k = 4 (40M frames) and k = 3 for Space Invaders (30M frames).
@@ -576,11 +577,11 @@ def test_2013_frames_per_run_are_the_2013_papers_10m_agent_steps(tmp_path):
 
 def test_learning_curves_of_few_evaluations_have_dots_readable_frames_and_the_random_agent(demo):
     folder, _, _, _ = demo
-    from analysis.report import figures
+    from analysis.report import curve_figures, figures
 
     results = load_results(folder)
     table = report_tables.game_table(results)
-    fig = figures.learning_curves_figure(results.learning_curves, table, reference_label="Nature 2015 paper")
+    fig = curve_figures.learning_curves_figure(results.learning_curves, table, reference_label="Nature 2015 paper")
     fig.canvas.draw()
     legend = fig.legends[0]
     labels = [t.get_text() for t in legend.get_texts()]
@@ -864,13 +865,13 @@ def test_where_this_run_stands_against_the_paper_and_pfrl(standings):
 
 
 def test_where_this_run_stands_is_a_sortable_column_in_its_order(standings):
-    from analysis.report import html as report_html
+    from analysis.report import columns, game_tables, page
 
     table = report_tables.game_table(standings)
-    parsed = parse(report_html.game_table_html(table, "Nature 2015 paper"))
+    parsed = parse(page.render_table(game_tables.game_table(table, "Nature 2015 paper")))
     game_table = parsed.tables["game-table"]
     assert "sortable" in game_table["class"]
-    index = column_index(game_table, report_html.STANDS_HEADER)
+    index = column_index(game_table, columns.STANDS_HEADER)
     header = game_table["head"][-1]["cells"][index]
     assert header["attrs"]["data-type"] == "number" and "below both, between" in header["attrs"]["title"]
     cells = {row["attrs"]["data-game"]: row["cells"][index] for row in game_table["body"]}
@@ -896,38 +897,38 @@ def test_2013_report_shows_no_pfrl_but_labelled_dopamine_curves(nips):
     assert not any("PFRL" in r["cells"][0]["text"] for r in parsed.tables["aggregates"]["body"])
     assert "PFRL's reproduction is not shown: it re-ran the Nature paper's protocol" in text
     assert "for PFRL's reproduction" not in text  # nor in the headline
-    from analysis.report import figures
+    from analysis.report import curve_figures, figures
 
     results = load_results(folder)
     game_table = report_tables.game_table(results)
     assert "pfrl_dqn_mean" not in game_table.columns
     bars = figures.normalized_scores_figure(game_table, reference_label="NIPS 2013 workshop paper")
     assert "PFRL's reproduction" not in [t.get_text() for t in bars.legends[0].get_texts()]
-    curves = figures.learning_curves_figure(results.learning_curves, game_table, reference_label="NIPS 2013 workshop paper")
+    curves = curve_figures.learning_curves_figure(results.learning_curves, game_table, reference_label="NIPS 2013 workshop paper")
     labels = [t.get_text() for t in curves.legends[0].get_texts()]
-    assert figures.dopamine_label() in labels
-    assert "sticky actions, training returns at \u03b5 0.01, no no-op starts" in figures.dopamine_label()
+    assert curve_figures.dopamine_label() in labels
+    assert "sticky actions, training returns at \u03b5 0.01, no no-op starts" in curve_figures.dopamine_label()
     # Breakout trains 40M frames in the 2013 preset: Dopamine's first 40 iterations, drawn at 1M ... 40M frames.
     breakout = next(ax for ax in curves.axes if ax.get_title() == "Breakout")
-    (mean_line,) = [line for line in breakout.lines if line.get_gid() == figures.DOPAMINE_MEAN_GID]
+    (mean_line,) = [line for line in breakout.lines if line.get_gid() == curve_figures.DOPAMINE_MEAN_GID]
     np.testing.assert_allclose(mean_line.get_xdata(), np.arange(1, 41))
 
 
 def dopamine_artists(ax):
-    from analysis.report import figures
+    from analysis.report import curve_figures
 
-    bands = [c for c in ax.collections if c.get_gid() == figures.DOPAMINE_BAND_GID]
-    means = [line for line in ax.lines if line.get_gid() == figures.DOPAMINE_MEAN_GID]
+    bands = [c for c in ax.collections if c.get_gid() == curve_figures.DOPAMINE_BAND_GID]
+    means = [line for line in ax.lines if line.get_gid() == curve_figures.DOPAMINE_MEAN_GID]
     return bands, means
 
 
 def test_learning_curves_of_a_3m_frame_run_draw_dopamine_over_3_iterations(tmp_path):
-    from analysis.report import figures
+    from analysis.report import curve_figures, figures
 
     folder = write_results(tmp_path / "three", games=("breakout", "pong"), seeds=(0, 1), frames_planned=3_000_000)
     results = load_results(folder)
     assert results.learning_curves["frames"].max() == 3_000_000
-    fig = figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
+    fig = curve_figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
                                          reference_label="Nature 2015 paper")
     breakout = next(ax for ax in fig.axes if ax.get_title() == "Breakout")
     (band,), (mean_line,) = dopamine_artists(breakout)
@@ -952,14 +953,14 @@ def reference_artists(ax, band_gid, mean_gid):
 
 
 def test_learning_curves_draw_the_same_protocol_reproduction_first_over_the_frames_covered(tmp_path):
-    from analysis.report import figures
+    from analysis.report import curve_figures, figures
 
     folder = write_results(tmp_path / "three", games=("breakout", "pong"), seeds=(0, 1), frames_planned=3_000_000)
     results = load_results(folder)
-    fig = figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
+    fig = curve_figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
                                          reference_label="Nature 2015 paper")
     breakout = next(ax for ax in fig.axes if ax.get_title() == "Breakout")
-    (band,), (mean_line,) = reference_artists(breakout, figures.NNABLA_BAND_GID, figures.NNABLA_MEAN_GID)
+    (band,), (mean_line,) = reference_artists(breakout, curve_figures.NNABLA_BAND_GID, curve_figures.NNABLA_MEAN_GID)
     # nnabla-rl's Breakout seeds 1 / 10 / 100: 0.32 / 2.3 / 0.823 at 1M, 4.274 / 1.291 / 5.636 at 2M,
     # 13.607 / 8.582 / 14.305 at 3M frames (its CSV); no point after this run's last frames.
     np.testing.assert_allclose(mean_line.get_xdata(), [1.0, 2.0, 3.0])
@@ -974,22 +975,22 @@ def test_learning_curves_draw_the_same_protocol_reproduction_first_over_the_fram
     assert band.get_alpha() > dopamine_band.get_alpha()  # visually first
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels.index("nnabla-rl DQN, 3 seeds, the paper's evaluation protocol: mean, min to max") < labels.index(
-        figures.dopamine_label())
+        curve_figures.dopamine_label())
     # The 2013 protocol is not nnabla-rl's: its report draws Dopamine's curve only.
-    fig = figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
+    fig = curve_figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
                                          reference_label="NIPS 2013 workshop paper", same_protocol_reference=False)
     breakout = next(ax for ax in fig.axes if ax.get_title() == "Breakout")
-    assert reference_artists(breakout, figures.NNABLA_BAND_GID, figures.NNABLA_MEAN_GID) == ([], [])
-    assert figures.nnabla_label() not in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert reference_artists(breakout, curve_figures.NNABLA_BAND_GID, curve_figures.NNABLA_MEAN_GID) == ([], [])
+    assert curve_figures.nnabla_label() not in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 def test_learning_curves_of_a_64k_frame_run_draw_no_dopamine_and_say_why(demo, tmp_path):
-    from analysis.report import figures
+    from analysis.report import curve_figures
 
     _, _, text, _ = demo
     results = load_results(write_results(tmp_path / "short", games=("pong", "breakout"), seeds=(0,),
                                          frames_planned=64_000, curve_points=2))
-    fig = figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
+    fig = curve_figures.learning_curves_figure(results.learning_curves, report_tables.game_table(results),
                                          reference_label="Nature 2015 paper")
     for ax in fig.axes:
         assert dopamine_artists(ax) == ([], [])
@@ -997,9 +998,9 @@ def test_learning_curves_of_a_64k_frame_run_draw_no_dopamine_and_say_why(demo, t
     note = "Dopamine DQN not drawn: its first point is at 1M frames, this run covers 64k frames"
     assert note in labels
     assert "nnabla-rl DQN not drawn: its first point is at 1M frames, this run covers 64k frames" in labels
-    assert figures.dopamine_label() not in labels and figures.nnabla_label() not in labels
+    assert curve_figures.dopamine_label() not in labels and curve_figures.nnabla_label() not in labels
     for ax in fig.axes:
-        assert reference_artists(ax, figures.NNABLA_BAND_GID, figures.NNABLA_MEAN_GID) == ([], [])
+        assert reference_artists(ax, curve_figures.NNABLA_BAND_GID, curve_figures.NNABLA_MEAN_GID) == ([], [])
     fig.canvas.draw()
     legend, box = fig.legends[0].get_window_extent(), fig.bbox
     assert box.x0 <= legend.x0 and legend.x1 <= box.x1  # the note fits inside the figure
@@ -1008,19 +1009,19 @@ def test_learning_curves_of_a_64k_frame_run_draw_no_dopamine_and_say_why(demo, t
 
 
 def test_a_run_partly_under_1m_frames_names_its_short_games(tmp_path):
-    from analysis.report import figures
+    from analysis.report import curve_figures
 
     short = write_results(tmp_path / "short", games=("pong",), seeds=(0,), frames_planned=500_000)
     long = write_results(tmp_path / "long", games=("breakout",), seeds=(0,), frames_planned=2_000_000)
     results = load_results(short)
     curves = pd.concat([results.learning_curves, load_results(long).learning_curves], ignore_index=True)
     table = pd.concat([report_tables.game_table(results), report_tables.game_table(load_results(long))], ignore_index=True)
-    fig = figures.learning_curves_figure(curves, table, reference_label="Nature 2015 paper")
+    fig = curve_figures.learning_curves_figure(curves, table, reference_label="Nature 2015 paper")
     pong, breakout = fig.axes[:2]
     assert dopamine_artists(pong) == ([], []) and len(dopamine_artists(breakout)[1]) == 1
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "Dopamine DQN not drawn for Pong: its first point is at 1M frames, this run covers 500k frames" in labels
-    assert figures.dopamine_label() in labels
+    assert curve_figures.dopamine_label() in labels
 
 
 def test_fig3_and_the_scatter_mark_pfrl_beside_the_paper_for_every_game(full):
@@ -1059,7 +1060,7 @@ def test_method_section_describes_each_reference_and_why_they_differ(small):
 
 
 def test_a_paper_score_far_above_a_short_run_is_written_in_the_panel_not_drawn_to_scale():
-    from analysis.report import figures
+    from analysis.report import curve_figures
 
     frames = np.array([100_000, 200_000, 300_000, 400_000])
     curves = pd.DataFrame({
@@ -1069,7 +1070,7 @@ def test_a_paper_score_far_above_a_short_run_is_written_in_the_panel_not_drawn_t
     })
     table = pd.DataFrame({"game": ["kangaroo", "pong"], "display_name": ["Kangaroo", "Pong"],
                           "status": "complete", "paper_dqn_mean": [6_740.0, 18.9], "random_mean": [60.0, -20.7]})
-    fig = figures.learning_curves_figure(curves, table, reference_label="Nature 2015 paper")
+    fig = curve_figures.learning_curves_figure(curves, table, reference_label="Nature 2015 paper")
     kangaroo, pong = fig.axes[:2]
     dashed = lambda ax: [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"]  # noqa: E731
     # Kangaroo: 6,740 > 3 x 400 (the top of its curve and random line): a note, and the axis ends at 1.25 x 400.
@@ -1153,3 +1154,17 @@ def test_on_track_headline_of_a_config_that_is_not_the_papers_names_what_differs
                         "replay_memory_size_transitions, target_network_update_frequency_steps, "
                         "final_exploration_frame_steps, replay_start_size_steps, eval_interval_frames, eval_length_frames "
                         "differ from the paper's, and only the training length may.")
+
+
+def test_the_design_document_lists_the_results_tables_columns_and_run_statuses_as_defined():
+    # One definition (analysis/results_files.py); docs/DESIGN.md describes it and must not drift from it.
+    from analysis.results_files import RUN_STATUSES, TABLES
+
+    design = (Path(__file__).resolve().parents[1] / "docs" / "DESIGN.md").read_text()
+    section = design.split("## Workflow results", 1)[1]
+    rows = dict(re.findall(r"^\| `([a-z_]+\.parquet)` \| (.*?) \|$", section, re.M))
+    for name in ("scores.parquet", "runs.parquet", "deviations.parquet", "on_track.parquet"):
+        described = rows[name].split(":", 1)[0]  # on_track's row goes on to say what it holds
+        columns = [re.sub(r"\s*\(.*", "", item).strip() for item in re.sub(r"\([^)]*\)", "", described).split(",")]
+        assert columns == TABLES[name].names, name
+    assert re.findall(r"`([a-z]+)`", rows["runs.parquet"].split("status", 1)[1].split(",", 1)[0]) == list(RUN_STATUSES)

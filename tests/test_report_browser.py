@@ -235,14 +235,14 @@ def test_game_name_stays_visible_when_the_table_scrolls_sideways(browser, report
 
 
 def test_learning_curve_legend_lies_inside_its_figure(tmp_path):
-    from analysis.report import figures
+    from analysis.report import curve_figures
     from analysis.report.results import load_results
     from analysis.report.tables import game_table
 
     for games in (("pong",), ("pong", "breakout"), GAMES):
         folder = write_results(tmp_path / f"r{len(games)}", games=games, seeds=(0,), curve_points=2)
         results = load_results(folder)
-        fig = figures.learning_curves_figure(results.learning_curves, game_table(results), reference_label="Nature 2015 paper")
+        fig = curve_figures.learning_curves_figure(results.learning_curves, game_table(results), reference_label="Nature 2015 paper")
         fig.canvas.draw()
         legend, box = fig.legends[0].get_window_extent(), fig.bbox
         assert box.x0 <= legend.x0 and legend.x1 <= box.x1 and box.y0 <= legend.y0 and legend.y1 <= box.y1, games

@@ -4,8 +4,11 @@
 
 Modules: `results` reads the folder, `paper` gives the reference paper's columns, `reproductions`
 PFRL's columns, where a run stands against the paper and PFRL, and Dopamine's curves, `metrics` holds
-the pure aggregate functions, `tables` computes the report's tables, `figures` draws (never
-saves), `html` renders, `build` ties them together and writes the files atomically.
+the pure aggregate functions, `tables` computes the report's tables and `comparability` whether the
+experiment is the paper's, `figures` and `curve_figures` draw (never save); `columns`, `cells` and
+`game_tables` lay the tables out as cells, `sections` and `method` compute what the prose quotes,
+`page` renders the Jinja2 templates of templates/, `build` ties them together and writes the files
+atomically.
 """
 
 __all__ = ["FIGURE_FILES", "build_report"]

@@ -8,9 +8,12 @@ from pathlib import Path
 
 from dqn.errors import UserError
 from dqn.fileio import atomic_write, check_output_dirs, remove_stale_temporaries, removed_if_failed
+from analysis.report import curve_figures as curve_figs
 from analysis.report import figures as figs
-from analysis.report import reproductions, tables
-from analysis.report.html import FigureItem, ReportContent, render_report
+from analysis.report import captions, tables
+from analysis.report.content import FigureItem, ReportContent
+from analysis.report.page import render_report
+from analysis.report.comparability import comparability
 from analysis.report.paper import get_reference
 from analysis.report.results import Results, load_results
 
@@ -32,58 +35,22 @@ def report_figures(results: Results, table, reference_label: str) -> list[Figure
     """The four figures of the report, drawn and encoded as PNG."""
     curves = results.learning_curves
     pfrl = "pfrl_normalized" in table.columns
-    pfrl_bar = (" Black tick on the paper's bar: PFRL's reproduction of the paper's protocol (its value written out "
-                "when off the axis).") if pfrl else ""
-    pfrl_scatter = (" Black horizontal ticks: PFRL's reproduction against the paper's score, on the same vertical as "
-                    "this run's point.") if pfrl else ""
     same_protocol = get_reference(results.reference).nnabla
-    nnabla = (
-        f" Green line and band behind: {reproductions.NNABLA_LABEL}'s {reproductions.NNABLA_SEEDS} seeds under "
-        f"{reproductions.NNABLA_PROTOCOL} (the same measurement as this run's: every 1M frames, 500,000 frames at "
-        "ε = 0.05), their mean and range (min to max), only over the frames this run covers (none, and a note in "
-        "the legend, where this run covers less than the first 1M frames): where a run of the paper's "
-        "hyperparameters should be at each point. Its network starts from He-normal weights where DeepMind's code "
-        "drew Lua's uniform ones (this harness's default), which can put its first points above a faithful run "
-        "(docs/ROAD_RUNNER.md)." if same_protocol else "")
-    dopamine = nnabla + (
-        f" Pink dash-dot line and fainter band behind: {reproductions.DOPAMINE_LABEL}'s learning curve of the game, the mean "
-        f"and the range (min to max) over its {reproductions.DOPAMINE_RUNS} runs of the training returns of each 1M-frame "
-        "iteration, drawn at the iteration's last frame and only over the frames this run covers (none, and a note "
-        "in the legend, where this run covers less than the first 1M frames). Another protocol: "
-        f"{reproductions.DOPAMINE_PROTOCOL}, so its level is a shape to compare with, not a score."
-    )
     drawn = [
         ("normalized_scores.png", "Human-normalized score per game (Fig. 3 style)",
          figs.normalized_scores_figure(table, reference_label=reference_label),
-         f"This run's best-intermediate weights (mean of seed means) beside DQN in the {reference_label}, sorted by this "
-         f"run's score; dashed line: human level (100 %). Bars are cut at {figs.BAR_CLIP_PERCENT:.0f} % and then "
-         "labelled with their value; games without a score are drawn last, marked \u201cno score\u201d." + pfrl_bar),
+         captions.normalized_scores(reference_label, pfrl=pfrl)),
         ("learning_curves.png", "Learning curves (Fig. 2 a, b style)",
-         figs.learning_curves_figure(curves, table, reference_label=reference_label,
-                                     same_protocol_reference=same_protocol),
-         "Training-time evaluation score (\u03b5 = 0.05, one environment playing the whole budget, the unfinished "
-         "last episode discarded) against emulator frames for every game: line, the mean over seeds (a dot on each "
-         f"evaluation when a run has at most {figs.MARKER_POINTS}); band, the range (min to max) over seeds; dashed grey, "
-         "the paper's final DQN score (written in the panel instead, \u2191, where it is over "
-         f"{figs.PAPER_SCORE_OFF_SCALE_RATIO:g}x everything else drawn there: a short run stays readable); dotted, "
-         "this run's random agent (its mean score over seeds and episodes); red cross at 0, an evaluation that "
-         "completed no episode (no score; 0 in the choice of the best snapshot, as in DeepMind's code)." + dopamine),
+         curve_figs.learning_curves_figure(curves, table, reference_label=reference_label,
+                                           same_protocol_reference=same_protocol),
+         captions.learning_curves(same_protocol=same_protocol)),
         ("average_max_q.png", "Average max Q on held-out transitions (Fig. 2 c, d style)",
-         figs.average_max_q_figure(curves, table),
-         "Mean over the held-out transitions of max_a Q_target(s', a), the target network on their next states, as "
-         "DeepMind's compute_validation_statistics (the online network without a target network), against emulator "
-         "frames: line, the mean over seeds; band, the range (min to max) over seeds."),
+         curve_figs.average_max_q_figure(curves, table), captions.AVERAGE_MAX_Q),
         ("scores_vs_paper.png", "This run's scores against the paper's",
-         figs.scores_vs_paper_figure(table, reference_label=reference_label),
-         f"Raw scores on symmetric-log axes (linear within \u00b1{figs.SYMLOG_LINEAR_WIDTH:.0f} points, logarithmic "
-         "outside, so negative scores need no shift); the dotted diagonal is equality; error bars are the s.d. across "
-         f"seeds; the {figs.SCATTER_LABELS} games farthest from equality are named. Grey crosses: this run's random agent "
-         "against the paper's random agent." + pfrl_scatter),
+         figs.scores_vs_paper_figure(table, reference_label=reference_label), captions.scores_vs_paper(pfrl=pfrl)),
     ]  # fmt: skip
-    items = []
-    for name, title, figure, caption in drawn:
-        items.append(FigureItem(name=name, png=figs.png_bytes(figure), title=title, caption=caption, dpi=figs.DPI))
-    return items
+    return [FigureItem(name=name, png=figs.png_bytes(figure), title=title, caption=caption, dpi=figs.DPI)
+            for name, title, figure, caption in drawn]
 
 
 def build_report(results_dir: str | Path, out: str | Path, figures_dir: str | Path, *,
@@ -167,7 +134,7 @@ def write_report(results: Results, out: Path, figures_dir: Path, *, bootstrap_re
         warnings=warnings,
         best_episodes=tables.best_episode_table(results),
         best_episodes_where=reference.best_episodes.where if reference.best_episodes else "",
-        comparability=tables.comparability(results),
+        comparability=comparability(results),
         on_track_headline=tables.on_track_headline(results, table),
     )
     document = render_report(content)

@@ -30,6 +30,20 @@ DOPAMINE_LABEL = "Dopamine DQN"
 DOPAMINE_PROTOCOL = "sticky actions, training returns at \u03b5 0.01, no no-op starts"
 DOPAMINE_RUNS = tables.DOPAMINE_RUNS
 DOPAMINE_FIRST_FRAMES = tables.DOPAMINE_ITERATION_FRAMES  # the end of Dopamine's first iteration, its first point
+DOPAMINE_ITERATIONS = tables.DOPAMINE_ITERATIONS
+# Dopamine's DQN settings that differ from the paper's protocol (its dqn_nature.gin and its runner).
+DOPAMINE_SETTINGS = {
+    "sticky_action_probability": 0.25,  # the emulator repeats the previous action with this probability
+    "epsilon": 0.01,  # of its training episodes, the returns it publishes
+    "epsilon_decay_frames": 1_000_000,
+    "max_episode_steps": 27_000,  # 30 minutes of play
+    "learning_starts_frames": 80_000,
+    "target_update_frames": 32_000,
+}
+# PFRL's reproduction of the Nature protocol: its training length and its seeds per game (its README
+# says both 5 and 6).
+PFRL_TRAINING_FRAMES = 200_000_000
+PFRL_SEED_COUNTS = (5, 6)
 NNABLA_LABEL = "nnabla-rl DQN"
 NNABLA_PROTOCOL = "the paper's evaluation protocol"
 NNABLA_SEEDS = len(tables.NNABLA_SEEDS)

@@ -11,20 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analysis.results_files import PROVENANCE_FILE, REPORT_TABLES, RUN_STATUSES, TABLES
 from dqn.errors import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "scores.parquet": ("game", "display_name", "agent", "seed", "weights", "mean", "std", "episodes", "human_normalized"),
-    "episodes.parquet": ("game", "agent", "seed", "weights", "episode", "score"),
-    "learning_curves.parquet": ("game", "seed", "frames", "average_max_q", "eval_score_mean", "eval_episodes",
-                                "eval_frames"),
-    "runs.parquet": ("game", "seed", "status", "frames_done", "frames_planned", "wall_hours", "device"),
-    "deviations.parquet": ("field", "paper_value", "this_value", "unit", "note"),
-}
-RUN_STATUSES = ("complete", "missing")
+# The columns the report needs are every column analysis.aggregate writes (analysis.results_files).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {name: tuple(TABLES[name].names) for name in REPORT_TABLES}
 
 
 @dataclass(frozen=True)
@@ -68,7 +62,7 @@ def check_results_folder(folder: str | Path) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"results folder {str(folder)!r} does not exist; pass --results results/<experiment> of a workflow run")
-    for name in (*REQUIRED_COLUMNS, "provenance.json"):
+    for name in (*REQUIRED_COLUMNS, PROVENANCE_FILE):
         if not (folder / name).is_file():
             raise UserError(
                 f"results file {str(folder / name)!r} is missing; run the workflow for this experiment first "
@@ -81,7 +75,7 @@ def load_results(folder: str | Path) -> Results:
     """Read every file of a results folder, or raise a one-line UserError naming what is wrong."""
     folder = check_results_folder(folder)
     tables = {name: _read_parquet(folder, name) for name in REQUIRED_COLUMNS}
-    provenance_path = folder / "provenance.json"
+    provenance_path = folder / PROVENANCE_FILE
     try:
         provenance = json.loads(provenance_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

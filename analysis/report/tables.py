@@ -13,21 +13,19 @@ then carry no confidence interval (NaN bounds, `ci_note` "n/a (1 seed)") instead
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from dqn import config
-from dqn.errors import UserError
 from dqn.games import display_name
 from dqn.run_folder import WEIGHTS
 from analysis.report import metrics
 from analysis.report import reproductions
 from baselines import on_track
 from analysis.report.paper import get_reference, human_normalized, paper_best_episodes, paper_columns
+from analysis.report.comparability import on_track_differing_keys
 from analysis.report.results import Results
+from analysis.results_files import GAME_PARTIAL, RUN_COMPLETE, RUN_MISSING
+from analysis.numbers import format_int
 
 WEIGHTS_LABELS = {"best": "best-intermediate", "final": "final"}
 # What a confidence interval reads when every game has one seed (a bootstrap over seeds has nothing to resample).
@@ -67,6 +65,34 @@ def normalized_scores(results: Results, paper: pd.DataFrame) -> pd.DataFrame:
     return dqn
 
 
+def with_this_run(results: Results, table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """`table` (indexed by game, with the reference's columns) with this run's seeds, scores and status."""
+    runs = results.runs.assign(game=results.runs["game"].astype(str))
+    table["seeds_planned"] = runs.groupby("game")["seed"].nunique().reindex(table.index).fillna(0).astype(np.int64)
+    table["seeds_complete"] = (
+        runs[runs["status"] == RUN_COMPLETE].groupby("game")["seed"].nunique().reindex(table.index).fillna(0).astype(np.int64)
+    )
+
+    scores = results.scores.assign(game=results.scores["game"].astype(str))
+    table = table.join(_seed_stats(scores[scores["agent"] == "random"], "random"))
+    dqn = normalized_scores(results, paper)
+    for weights in WEIGHTS:
+        rows = dqn[dqn["weights"] == weights]
+        table = table.join(_seed_stats(rows, weights))
+        table[f"{weights}_normalized"] = rows.groupby("game", sort=False)["normalized"].mean()
+    for column in ("random_seeds", "best_seeds", "final_seeds"):
+        table[column] = table[column].fillna(0).astype(np.int64)
+    # Games in scores.parquet but not in runs.parquet count their scored seeds as planned.
+    table["seeds_planned"] = np.maximum(table["seeds_planned"], table[["best_seeds", "final_seeds"]].max(axis=1))
+    table["paper_normalized"] = human_normalized(table["paper_dqn_mean"], table["random_score"], table["human_score"])
+
+    scored = np.minimum(table["best_seeds"], table["final_seeds"])
+    complete = (table["seeds_complete"] == table["seeds_planned"]) & (scored == table["seeds_planned"])
+    none = (table["best_seeds"] == 0) & (table["final_seeds"] == 0)
+    table["status"] = np.where(complete, RUN_COMPLETE, np.where(none, RUN_MISSING, GAME_PARTIAL))
+    return table
+
+
 def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
     """One row per game of the experiment (missing ones included) with the paper's and this run's numbers.
 
@@ -86,30 +112,7 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
     table["display_name"] = [name if isinstance(name, str) else display_name(g) for g, name in zip(table["game"], table["display_name"])]
     table = table.set_index("game")
 
-    runs = results.runs.assign(game=results.runs["game"].astype(str))
-    table["seeds_planned"] = runs.groupby("game")["seed"].nunique().reindex(table.index).fillna(0).astype(np.int64)
-    table["seeds_complete"] = (
-        runs[runs["status"] == "complete"].groupby("game")["seed"].nunique().reindex(table.index).fillna(0).astype(np.int64)
-    )
-
-    scores = results.scores.assign(game=results.scores["game"].astype(str))
-    table = table.join(_seed_stats(scores[scores["agent"] == "random"], "random"))
-    dqn = normalized_scores(results, paper)
-    for weights in WEIGHTS:
-        rows = dqn[dqn["weights"] == weights]
-        table = table.join(_seed_stats(rows, weights))
-        table[f"{weights}_normalized"] = rows.groupby("game", sort=False)["normalized"].mean()
-    for column in ("random_seeds", "best_seeds", "final_seeds"):
-        table[column] = table[column].fillna(0).astype(np.int64)
-    # Games in scores.parquet but not in runs.parquet count their scored seeds as planned.
-    table["seeds_planned"] = np.maximum(table["seeds_planned"], table[["best_seeds", "final_seeds"]].max(axis=1))
-    table["paper_normalized"] = human_normalized(table["paper_dqn_mean"], table["random_score"], table["human_score"])
-
-    scored = np.minimum(table["best_seeds"], table["final_seeds"])
-    complete = (table["seeds_complete"] == table["seeds_planned"]) & (scored == table["seeds_planned"])
-    none = (table["best_seeds"] == 0) & (table["final_seeds"] == 0)
-    table["status"] = np.where(complete, "complete", np.where(none, "missing", "partial"))
-
+    table = with_this_run(results, table, paper)
     higher = np.where(
         table["best_mean"] > table["paper_dqn_mean"],
         "this run",
@@ -131,14 +134,7 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
     if pfrl is not None:
         columns += ["pfrl_dqn_mean", "pfrl_normalized", "stands"]
     if get_reference(reference).nnabla:
-        differing = on_track_differing_keys(results)
-        verdicts = {} if differing else on_track.game_verdicts(
-            results.learning_curves.assign(game=results.learning_curves["game"].astype(str)), list(table.index))
-        # A config that is not the paper's gets no standing in any cell, as in on_track.parquet.
-        missing = f"{on_track.NOT_COMPARABLE}: {', '.join(differing)} differ(s) from the paper's" if differing else NO_CURVE_YET
-        table["on_track"] = [verdicts[g].standing if g in verdicts else "" for g in table.index]
-        table["on_track_frames"] = [verdicts[g].frames if g in verdicts else -1 for g in table.index]
-        table["on_track_text"] = [verdicts[g].text if g in verdicts else missing for g in table.index]
+        table = with_on_track(results, table)
         columns += ["on_track", "on_track_frames", "on_track_text"]
     return table[columns].reset_index()
 
@@ -146,24 +142,18 @@ def game_table(results: Results, reference: str | None = None) -> pd.DataFrame:
 NO_CURVE_YET = "no learning curve yet"
 
 
-def experiment_hyperparameters(results: Results) -> config.Hyperparameters | None:
-    """The experiment's resolved config (preset and overrides from provenance.json), None if unknown."""
-    preset = str(results.provenance.get("preset") or "unknown")
-    overrides = results.provenance.get("overrides") or {}
-    try:
-        return config.resolve(preset, overrides if isinstance(overrides, dict) else {})
-    except (UserError, KeyError, TypeError, ValueError):
-        return None
-
-
-def on_track_differing_keys(results: Results) -> list[str] | None:
-    """The keys by which the experiment, at its planned length, is not the paper's for the on-track
-    verdict (baselines/on_track.differing_keys); None when its config cannot be resolved."""
-    hp = experiment_hyperparameters(results)
-    if hp is None:
-        return None
-    planned = results.runs["frames_planned"].max() if len(results.runs) else hp.training_length_frames
-    return on_track.differing_keys(dataclasses.replace(hp, training_length_frames=int(planned)))
+def with_on_track(results: Results, table: pd.DataFrame) -> pd.DataFrame:
+    """`table` (indexed by game) with on_track, on_track_frames (-1 without a curve) and on_track_text:
+    each game's standing against the same-protocol curves (baselines/on_track.py)."""
+    differing = on_track_differing_keys(results)
+    verdicts = {} if differing else on_track.game_verdicts(
+        results.learning_curves.assign(game=results.learning_curves["game"].astype(str)), list(table.index))
+    # A config that is not the paper's gets no standing in any cell, as in on_track.parquet.
+    missing = f"{on_track.NOT_COMPARABLE}: {', '.join(differing)} differ(s) from the paper's" if differing else NO_CURVE_YET
+    table["on_track"] = [verdicts[g].standing if g in verdicts else "" for g in table.index]
+    table["on_track_frames"] = [verdicts[g].frames if g in verdicts else -1 for g in table.index]
+    table["on_track_text"] = [verdicts[g].text if g in verdicts else missing for g in table.index]
+    return table
 
 
 def on_track_headline(results: Results, table: pd.DataFrame) -> str:
@@ -246,6 +236,39 @@ def score_matrix(results: Results, weights: str, reference: str | None = None) -
     return games, matrix
 
 
+def this_run_row(weights: str, matrix: np.ndarray, *, reps: int, seed: int) -> dict:
+    """The aggregate row of this run's `weights` from its scores `[runs, games]`, with bootstrap intervals
+    unless every game has a single seed."""
+    one_seed = int((~np.isnan(matrix)).sum(axis=0).max()) < 2
+    row = {"label": f"This run, {WEIGHTS_LABELS[weights]} weights", "kind": "this run", "weights": weights,
+           "games": matrix.shape[1], "runs": int((~np.isnan(matrix)).sum()),
+           "ci_note": NO_INTERVAL_ONE_SEED if one_seed else ""}
+    for name, statistic in metrics.AGGREGATES.items():
+        if one_seed:
+            # Every resample would be the sample itself: a zero-width interval that claims certainty.
+            row.update({name: float(statistic(matrix)), f"{name}_low": np.nan, f"{name}_high": np.nan})
+            continue
+        point, low, high = metrics.interval_estimate(matrix, statistic, reps=reps, seed=seed)
+        row.update({name: point, f"{name}_low": low, f"{name}_high": high})
+    return _with_thresholds(row, matrix)
+
+
+def _with_thresholds(row: dict, matrix: np.ndarray) -> dict:
+    for threshold in metrics.THRESHOLDS_PERCENT:
+        row[f"at_or_above_{threshold:.0f}"] = int(metrics.count_at_or_above(matrix, threshold))
+    return row
+
+
+def published_row(label: str, games: pd.DataFrame, column: str = "paper_normalized", kind: str = "paper") -> dict:
+    """The aggregate row of one published number per game (`column` of `games`): a single "run", so no interval."""
+    matrix = games[column].to_numpy(dtype=np.float64)[np.newaxis, :]
+    row = {"label": label, "kind": kind, "weights": "", "games": matrix.shape[1], "runs": matrix.shape[1],
+           "ci_note": ""}
+    for name, statistic in metrics.AGGREGATES.items():
+        row.update({name: float(statistic(matrix)), f"{name}_low": np.nan, f"{name}_high": np.nan})
+    return _with_thresholds(row, matrix)
+
+
 def aggregate_table(results: Results, *, reps: int = 2000, seed: int = 0, reference: str | None = None) -> pd.DataFrame:
     """The aggregate rows: this run (best, final weights) with 95 % CIs, the paper on the same games, the paper on all
     its games, and, when the reference shows it, PFRL's reproduction on the same games as this run (all of them
@@ -262,40 +285,15 @@ def aggregate_table(results: Results, *, reps: int = 2000, seed: int = 0, refere
     covered: set[str] = set()
     for weights in WEIGHTS:
         games, matrix = score_matrix(results, weights, reference)
-        if not games:
-            continue
-        covered |= set(games)
-        one_seed = int((~np.isnan(matrix)).sum(axis=0).max()) < 2
-        row = {"label": f"This run, {WEIGHTS_LABELS[weights]} weights", "kind": "this run", "weights": weights,
-               "games": len(games), "runs": int((~np.isnan(matrix)).sum()),
-               "ci_note": NO_INTERVAL_ONE_SEED if one_seed else ""}
-        for name, statistic in metrics.AGGREGATES.items():
-            if one_seed:
-                # Every resample would be the sample itself: a zero-width interval that claims certainty.
-                row.update({name: float(statistic(matrix)), f"{name}_low": np.nan, f"{name}_high": np.nan})
-                continue
-            point, low, high = metrics.interval_estimate(matrix, statistic, reps=reps, seed=seed)
-            row.update({name: point, f"{name}_low": low, f"{name}_high": high})
-        for threshold in metrics.THRESHOLDS_PERCENT:
-            row[f"at_or_above_{threshold:.0f}"] = int(metrics.count_at_or_above(matrix, threshold))
-        rows.append(row)
-
-    def paper_row(label: str, games: pd.DataFrame, column: str = "paper_normalized", kind: str = "paper") -> dict:
-        # One published number per game: a single "run", so no interval.
-        matrix = games[column].to_numpy(dtype=np.float64)[np.newaxis, :]
-        row = {"label": label, "kind": kind, "weights": "", "games": matrix.shape[1], "runs": matrix.shape[1],
-               "ci_note": ""}
-        for name, statistic in metrics.AGGREGATES.items():
-            row.update({name: float(statistic(matrix)), f"{name}_low": np.nan, f"{name}_high": np.nan})
-        for threshold in metrics.THRESHOLDS_PERCENT:
-            row[f"at_or_above_{threshold:.0f}"] = int(metrics.count_at_or_above(matrix, threshold))
-        return row
+        if games:
+            covered |= set(games)
+            rows.append(this_run_row(weights, matrix, reps=reps, seed=seed))
 
     paper = paper.assign(paper_normalized=human_normalized(paper["paper_dqn_mean"], paper["random_score"], paper["human_score"]))
     same = paper[paper["game"].isin(covered)]
     subset = bool(covered) and len(same) < len(paper)
     if subset:
-        rows.append(paper_row(f"Paper, the same {len(same)} games", same))
+        rows.append(published_row(f"Paper, the same {len(same)} games", same))
     pfrl = reproductions.pfrl_columns(reference)
     pfrl_rows = []
     if pfrl is not None:
@@ -304,11 +302,11 @@ def aggregate_table(results: Results, *, reps: int = 2000, seed: int = 0, refere
         label = (f"{reproductions.PFRL_LABEL}, the same {len(pfrl_same)} games" if len(pfrl_same) < len(pfrl)
                  else f"{reproductions.PFRL_LABEL}, all {len(pfrl_same)} games")
         if len(pfrl_same):
-            pfrl_rows.append(paper_row(label, pfrl_same, "pfrl_normalized", "reproduction"))
+            pfrl_rows.append(published_row(label, pfrl_same, "pfrl_normalized", "reproduction"))
     # PFRL's row right under the paper's row over the same games.
     if subset:
         rows += pfrl_rows
-    rows.append(paper_row(f"Paper, all {len(paper)} games (as published)", paper))
+    rows.append(published_row(f"Paper, all {len(paper)} games (as published)", paper))
     if not subset:
         rows += pfrl_rows
     return pd.DataFrame(rows)
@@ -342,8 +340,8 @@ def missing_runs(results: Results) -> pd.DataFrame:
     reasons = []
     for status, weights, done, planned in zip(runs["status"], runs["scored_weights"], runs["frames_done"], runs["frames_planned"]):
         absent = [w for w in WEIGHTS if w not in weights.split(",")]
-        if status != "complete":
-            reasons.append(f"training unfinished: {done:,} of {planned:,} frames")
+        if status != RUN_COMPLETE:
+            reasons.append(f"training unfinished: {format_int(done)} of {format_int(planned)} frames")
         elif absent:
             reasons.append(f"no evaluation scores for {' and '.join(absent)} weights")
         else:
@@ -366,75 +364,3 @@ def device_hours(results: Results) -> pd.DataFrame:
         cpu_hours=("cpu_hours", "sum"),
     )
     return per_game.reset_index()
-
-
-# ---------------------------------------------------------------- is this the paper's experiment?
-
-
-@dataclass(frozen=True)
-class TrainingLength:
-    """Frames (and agent steps) one run of a group of games trains, beside the paper's for them."""
-
-    games: tuple[str, ...]  # display names
-    frames: int
-    steps: int | None  # None when this experiment's action repeat cannot be resolved
-    paper_frames: int
-    paper_steps: int
-
-    @property
-    def fraction(self) -> float:
-        return self.frames / self.paper_frames
-
-
-@dataclass(frozen=True)
-class Comparability:
-    """Whether an experiment is the reference paper's own, and if not, why (all read from the results).
-
-    `deviations` are the deviations.parquet fields whose value is not the paper preset's own: the
-    2013 preset's rows that only record its reading of a value the paper leaves unstated are the
-    paper's experiment, not a departure from it.
-    """
-
-    preset: str
-    paper_preset: str  # the preset that reproduces the reference paper (its name is the reference's)
-    deviations: tuple[str, ...]
-    lengths: tuple[TrainingLength, ...]  # the most common length first; empty without runs
-
-    @property
-    def comparable(self) -> bool:
-        return self.preset == self.paper_preset and not self.deviations
-
-
-def _value_text(value) -> str:
-    from analysis.aggregate import value_text  # the text deviations.parquet holds
-
-    return value_text(value)
-
-
-def comparability(results: Results) -> Comparability:
-    """Compare the experiment's preset, deviations and planned frames per run with the reference paper's."""
-    reference = results.reference
-    preset = str(results.provenance.get("preset") or "unknown")
-    paper_hp = config.PRESETS[reference]
-    own = {f: _value_text(getattr(paper_hp, f)) for f in config.field_names()}
-    departures = tuple(
-        str(field) for field, value in zip(results.deviations["field"], results.deviations["this_value"])
-        if own.get(str(field)) != str(value)
-    )
-    hp = experiment_hyperparameters(results)  # None for an unknown preset: frames only, no agent steps
-
-    groups: dict[tuple[int, int | None, int, int], list[str]] = {}
-    planned = results.runs.assign(game=results.runs["game"].astype(str))
-    for game, frames in planned.groupby("game", sort=False)["frames_planned"].max().items():
-        frames = int(frames)
-        paper_game = paper_hp.for_game(game)
-        steps = frames // hp.for_game(game).action_repeat_frames if hp is not None else None
-        key = (frames, steps, paper_game.training_length_frames, paper_game.training_length_steps)
-        groups.setdefault(key, []).append(display_name(game))
-    lengths = [
-        TrainingLength(tuple(games), frames, steps, paper_frames, paper_steps)
-        for (frames, steps, paper_frames, paper_steps), games in groups.items()
-        if paper_frames > 0
-    ]
-    lengths.sort(key=lambda length: -len(length.games))
-    return Comparability(preset=preset, paper_preset=reference, deviations=departures, lengths=tuple(lengths))
