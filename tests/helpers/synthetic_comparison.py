@@ -31,14 +31,15 @@ def _renormalize(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
     return scores.assign(human_normalized=human_normalized(scores["game"], scores["mean"], reference).astype(float))
 
 
-def shift_scores(folder: Path, constant: float, reference: str = "nature") -> Path:
-    """Every DQN evaluation episode scores `constant` more; scores.parquet follows (its std unchanged)."""
+def shift_scores(folder: Path, constant: float, reference: str = "nature", games: Sequence[str] | None = None) -> Path:
+    """Every DQN evaluation episode (of `games`, default all) scores `constant` more; scores.parquet
+    follows (its std unchanged)."""
     episodes = pd.read_parquet(folder / "episodes.parquet")
-    dqn = episodes["agent"] == "dqn"
+    dqn = (episodes["agent"] == "dqn") & (episodes["game"].isin(games) if games is not None else True)
     episodes.loc[dqn, "score"] = episodes.loc[dqn, "score"] + constant
     episodes.to_parquet(folder / "episodes.parquet")
     scores = pd.read_parquet(folder / "scores.parquet")
-    dqn = scores["agent"] == "dqn"
+    dqn = (scores["agent"] == "dqn") & (scores["game"].isin(games) if games is not None else True)
     scores.loc[dqn, "mean"] = scores.loc[dqn, "mean"] + constant
     _renormalize(scores, reference).to_parquet(folder / "scores.parquet")
     return folder
