@@ -16,6 +16,7 @@ from analysis.compare import build_comparison, configs, tables
 from analysis.compare import statistics as stats
 from analysis.compare.build import compute
 from analysis.compare.inputs import load_pair
+from analysis.report import metrics
 from dqn.errors import UserError
 from helpers.synthetic_comparison import copy_as, edit_provenance, set_seed_means, shift_scores
 from helpers.synthetic_results import write_results
@@ -68,6 +69,18 @@ def test_seeds_needed_from_the_standard_error_by_hand():
     assert stats.seeds_needed(5.0, 3, 5.0) == 12
     assert stats.seeds_needed(5.0, 3, -5.0) == 12
     assert stats.seeds_needed(math.nan, 3, 5.0) is None
+
+
+def test_bootstrap_standard_error_of_a_difference_shrinks_as_one_over_root_seeds():
+    # The seeds-needed note rests on this: the same spread over 4x the seeds (each seed's scores
+    # repeated 4 times) halves the bootstrap s.e. of the mean difference (the variance of a mean of
+    # 4n draws from the same seeds is a quarter of that of n draws).
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(100.0, 20.0, (3, 10)), rng.normal(110.0, 20.0, (3, 10))
+    few = stats.Bootstrap.draw(a, b, reps=4000, seed=0)
+    many = stats.Bootstrap.draw(np.tile(a, (4, 1)), np.tile(b, (4, 1)), reps=4000, seed=0)
+    ratio = many.difference_standard_error(metrics.aggregate_mean) / few.difference_standard_error(metrics.aggregate_mean)
+    assert ratio == pytest.approx(0.5, rel=0.05)
 
 
 def test_game_verdict_needs_the_interval_clear_of_zero():
@@ -213,8 +226,6 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(base, tmp_path):
 
 def test_aggregate_interval_of_a_matches_the_report_for_the_same_seed(base, tmp_path):
     # A's resamples are drawn as the report draws them: on the same games, the same interval.
-    from analysis.report import metrics
-
     common = load_pair(base, copy_as(base, tmp_path / "twin", "twin"))
     result, _ = tables.aggregates(common, "best", reps=REPS, seed=4)
     point, low, high = metrics.interval_estimate(common.normalized("a", "best"), metrics.aggregate_iqm, reps=REPS, seed=4)

@@ -16,9 +16,10 @@ from dqn.run_folder import WEIGHTS
 from analysis.compare import configs, tables
 from analysis.compare import figures as figs
 from analysis.compare.inputs import Common, load_pair
-from analysis.compare.page import Figure, PageContent, Side, render_page
-from analysis.report.build import write_readable
+from analysis.compare.page import PageContent, Side, render_page
+from analysis.report.build import check_report_arguments, write_readable
 from analysis.report.figures import DPI, png_bytes
+from analysis.report.html import FigureItem
 from analysis.report.paper import get_reference
 from analysis.report.tables import WEIGHTS_LABELS
 
@@ -33,21 +34,16 @@ def figures_dir_for(out: str | Path) -> Path:
 
 def check_arguments(out: str | Path, figures_dir: str | Path | None, *, weights: str, reps: int,
                     seed: int) -> tuple[Path, Path]:
-    """The arguments, checked before any file is read; (out, figures_dir) as Paths."""
-    out = Path(out)
-    figures_dir = Path(figures_dir) if figures_dir is not None else figures_dir_for(out)
+    """The arguments, checked before any file is read (the report's checks, then the comparison's own);
+    (out, figures_dir) as Paths."""
+    out, figures_dir = check_report_arguments(out, figures_dir if figures_dir is not None else figures_dir_for(out),
+                                              bootstrap_reps=reps, seed=seed)
     if weights not in WEIGHTS:
         raise UserError(f"--weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     if reps < 2:
         raise UserError(f"--bootstrap-reps must be at least 2 resamples, got {reps}")
-    if seed < 0:
-        raise UserError(f"--seed of the bootstrap must be 0 or more, got {seed}")
     if out.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"--out {str(out)!r} must name an HTML file, e.g. reports/compare/A_vs_B.html")
-    if out.is_dir():
-        raise UserError(f"--out {str(out)!r} is a folder; give a file name such as reports/compare/A_vs_B.html")
-    if figures_dir.exists() and not figures_dir.is_dir():
-        raise UserError(f"the figures folder {str(figures_dir)!r} is a file; give --figures-dir a folder")
     return out, figures_dir
 
 
@@ -98,12 +94,12 @@ def compute(common: Common, weights: str, *, reps: int, seed: int) -> PageConten
                                 [display_name(game) for game in common.games], (a, b),
                                 same_protocol_reference=reference.nnabla)
     figures = [
-        Figure("performance_profile.png", png_bytes(profile), "Performance profiles",
+        FigureItem("performance_profile.png", png_bytes(profile), "Performance profiles",
                f"Fraction of runs (seeds) at or above each human-normalized score \u03c4, every game weighted equally, "
                f"{WEIGHTS_LABELS[weights]} weights, up to \u03c4 = {taus[-1]:,.0f} % (the 95th percentile of both "
                "experiments' scores, at least 200 %); bands: 95 % stratified-bootstrap intervals. A curve above the "
                "other over a range of \u03c4 scores higher there.", DPI),
-        Figure("learning_curves.png", png_bytes(curves), "Learning curves, overlaid",
+        FigureItem("learning_curves.png", png_bytes(curves), "Learning curves, overlaid",
                "Training-time evaluation score against emulator frames, per game: line, the mean over seeds; band, "
                "the range (min to max) over seeds." + (" Green behind: the same-protocol reference seeds, as in the "
                "report." if reference.nnabla else ""), DPI),

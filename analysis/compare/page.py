@@ -19,7 +19,7 @@ from markupsafe import Markup
 from dqn.run_folder import WEIGHTS
 from analysis.compare import statistics as stats
 from analysis.compare.tables import Aggregates
-from analysis.report.html import PAGE_DPI, data_value, format_percent, format_score, png_size
+from analysis.report.html import PAGE_DPI, FigureItem, data_value, format_percent, format_score, png_size
 from analysis.report.tables import WEIGHTS_LABELS
 
 STATISTIC_LABELS = {"median": "Median", "mean": "Mean", "iqm": "IQM"}
@@ -30,15 +30,6 @@ VERDICT_ORDER = {"better": 1, "can't tell": 0, "worse": -1}
 class Side:
     name: str
     path: str
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str  # file name, e.g. performance_profile.png
-    png: bytes
-    title: str
-    caption: str
-    dpi: int
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,7 @@ class PageContent:
     seeds_note: str
     seeds_needed: pd.DataFrame
     game_table: pd.DataFrame
-    figures: list[Figure]
+    figures: list[FigureItem]
     method: list[str]
     reps: int
     seed: int
@@ -131,7 +122,7 @@ def _asset(package: str, name: str) -> str:
     return resources.files(package).joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def figure_context(figure: Figure) -> dict[str, Any]:
+def figure_context(figure: FigureItem) -> dict[str, Any]:
     # Laid out at the report's PAGE_DPI (the CSS caps the width at the page's): a PNG drawn finer is sharp.
     width, height = (round(n * PAGE_DPI / figure.dpi) for n in png_size(figure.png))
     return {"id": figure.name.removesuffix(".png"), "name": figure.name, "title": figure.title,
