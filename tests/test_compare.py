@@ -181,6 +181,13 @@ def test_config_difference_lists_exactly_the_changed_keys(base, tmp_path):
     assert difference.loc["versions.torch"].tolist() == ["2.13.0", "2.14.0"]
 
 
+def test_a_long_list_of_games_shows_its_length_and_what_the_other_lacks():
+    games = [f"game{i}" for i in range(10)]
+    assert configs.value_text(games, games[:9], "games") == "10 games; not in the other: game9"
+    assert configs.value_text(games[:9], games, "games") == "9 games"
+    assert configs.value_text([0, 1, 2], [0, 1], "seeds") == "0, 1, 2"
+
+
 def test_one_seed_gives_no_interval_and_says_so(tmp_path):
     a = write_results(tmp_path / "a", games=GAMES, seeds=(0,), preset="nature")
     b = write_results(tmp_path / "b", games=GAMES, seeds=(0,), preset="nature", rng_seed=9)

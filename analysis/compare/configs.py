@@ -41,15 +41,15 @@ def resolved_config(results: Results) -> dict[str, Any]:
     return flat
 
 
-def value_text(value: Any, other: Any) -> str:
-    """How a value is shown; a long list by its length and what `other` lacks."""
+def value_text(value: Any, other: Any, key: str = "items") -> str:
+    """How a value is shown; a long list by its length ("49 games") and what `other` lacks."""
     if value is None:
         return "(not recorded)"
     if isinstance(value, list):
         if len(value) <= LONG_LIST_ITEMS:
             return ", ".join(map(str, value)) or "(none)"
         extra = [item for item in value if item not in (other if isinstance(other, list) else [])]
-        return f"{len(value)} items" + (f"; not in the other: {', '.join(map(str, extra))}" if extra else "")
+        return f"{len(value)} {key}" + (f"; not in the other: {', '.join(map(str, extra))}" if extra else "")
     if isinstance(value, dict):
         return ", ".join(f"{k}: {v}" for k, v in value.items()) or "(none)"
     return str(value)
@@ -63,5 +63,5 @@ def config_difference(a: Results, b: Results) -> pd.DataFrame:
     for key in keys:
         value_a, value_b = config_a.get(key), config_b.get(key)
         if value_a != value_b:
-            rows.append((key, value_text(value_a, value_b), value_text(value_b, value_a)))
+            rows.append((key, value_text(value_a, value_b, key), value_text(value_b, value_a, key)))
     return pd.DataFrame(rows, columns=list(COLUMNS))

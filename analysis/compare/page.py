@@ -89,8 +89,8 @@ def game_headers(a: str, b: str, weights: str) -> list[dict[str, str]]:
         headers += [(a, "number", "side-a", f"{a}, {label} weights: mean over seeds"),
                     (b, "number", "side-b", f"{b}, {label} weights: mean over seeds"),
                     ("B \u2212 A", "number", "", f"{label} weights: {b} minus {a}, 95 % bootstrap interval over seeds")]
-    headers += [(a, "number", "side-a", f"{a}: human-normalized mean over seeds (%)"),
-                (b, "number", "side-b", f"{b}: human-normalized mean over seeds (%)")]
+    headers += [(a, "number", "side-a", f"{a}, {WEIGHTS_LABELS[weights]} weights: human-normalized mean over seeds (%)"),
+                (b, "number", "side-b", f"{b}, {WEIGHTS_LABELS[weights]} weights: human-normalized mean over seeds (%)")]
     return [{"label": label, "type": kind, "css": css, "title": title} for label, kind, css, title in headers]
 
 
