@@ -22,10 +22,12 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/compare.smk"
 
 
 rule all:
     input:
         expand(rules.aggregate.output, experiment=EXPERIMENT),
         expand(rules.report.output, experiment=EXPERIMENT),
+        expand(rules.compare.output.html, baseline=COMPARE_WITH, experiment=EXPERIMENT),
     default_target: True

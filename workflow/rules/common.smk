@@ -27,6 +27,7 @@ from dqn.errors import UserError
 from dqn.games import ale_rom_ids
 from dqn import run_folder
 from dqn.run_folder import config_difference
+from analysis.report.results import REQUIRED_COLUMNS
 
 GAMES_SHEET = Path(workflow.basedir) / "config" / "games.tsv"
 # The results tree, as dqn/run_folder.py names it (the only place that spells it).
@@ -412,3 +413,36 @@ def partial_report():
         f"Some jobs failed. Tables of what exists are in {results}/ (runs.parquet marks the missing runs) "
         f"and a partial report in {reports}/report.html; run snakemake again to finish what is missing."
     )
+
+
+# ---------------------------------------------------------------------------- comparisons (compare.smk)
+COMPARE_WITH = list(config["compare_with"])
+# The files python -m analysis.compare reads of each experiment, scores.parquet first.
+COMPARE_TABLES = (*REQUIRED_COLUMNS, "provenance.json")
+
+
+def check_compare_with():
+    """Each experiment named in compare_with is another one, with its results tables: one line if not."""
+    for name in COMPARE_WITH:
+        if name == EXPERIMENT:
+            raise WorkflowError(f"config key 'compare_with': {name!r} is this experiment itself; name the experiments "
+                                "to compare it with, e.g. compare_with: [nature]")
+        missing = [table for table in COMPARE_TABLES if not Path("results", name, table).is_file()]
+        if missing:
+            raise WorkflowError(f"config key 'compare_with': experiment {name!r} has no results/{name}/{missing[0]}; "
+                                f"run the workflow for {name!r} first (or remove it from compare_with)")
+
+
+check_compare_with()
+
+
+def compared_folder(wildcards, input):
+    return str(Path(input.a_scores).parent)
+
+
+def comparing_folder(wildcards, input):
+    return str(Path(input.b_scores).parent)
+
+
+def compare_figures_folder(wildcards, output):
+    return str(Path(output.performance_profile).parent)
