@@ -6,7 +6,7 @@ its cost)."""
 from pathlib import Path
 
 import yaml
-from test_workflow import job_counts, output_of, snakemake
+from helpers.workflow_runs import job_counts, output_of, snakemake
 
 from baselines.on_track import differing_keys
 from baselines.reference import nnabla_curves

@@ -6,7 +6,7 @@ config the workflow reads, not by training (docs/DEMO.md has the measured scores
 from pathlib import Path
 
 import yaml
-from test_workflow import job_counts, output_of, snakemake
+from helpers.workflow_runs import job_counts, output_of, snakemake
 
 from dqn.config import DEMO, NATURE, deviations, resolve
 from dqn.schedules import LinearEpsilon
