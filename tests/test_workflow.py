@@ -344,10 +344,12 @@ def test_each_gpu_is_handed_to_at_most_n_trainings_spread_over_the_gpus(tmp_path
 
 # ---------------------------------------------------------------------------- N trainings per GPU
 SHARED = {"experiment": "shared", "preset": "nature", "games": ["alien", "breakout", "pong", "boxing", "asterix"],
-          "seeds": [0, 1], "device": "cuda", "trainings_per_gpu": 4}
+          "seeds": [0, 1], "device": "cuda"}
+# Snakemake's own option for N jobs of a group in one cluster job; the profile's default is 1.
+FOUR_PER_GPU = ("--group-components", "train_gpu=4")
 
 
-def recorded_sbatch_lines(workdir: Path, config: Path, marker: str, count: int) -> list[str]:
+def recorded_sbatch_lines(workdir: Path, config: Path, marker: str, count: int, *args: str) -> list[str]:
     """`snakemake --profile profiles/slurm` with stand-ins for Slurm's commands that record their
     arguments: the sbatch lines of the first `count` submitted jobs whose line holds `marker`
     (snakemake, which would wait for them forever, is then killed)."""
@@ -360,7 +362,7 @@ def recorded_sbatch_lines(workdir: Path, config: Path, marker: str, count: int) 
         (bin_dir / command).chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
-               "--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(config)]
+               "--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(config), *args]
     submit = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
@@ -379,7 +381,7 @@ def recorded_sbatch_lines(workdir: Path, config: Path, marker: str, count: int) 
 
 def test_trainings_per_gpu_plans_shared_gpus_locally(tmp_path):
     config = write_config(tmp_path / "shared.yaml", **SHARED)
-    done = snakemake(tmp_path, "-n", "--configfile", str(config))
+    done = snakemake(tmp_path, "-n", "--configfile", str(config), *FOUR_PER_GPU)
     text = output_of(done)
     assert done.returncode == 0, text
     # Locally Snakemake runs groups' jobs one by one: 10 trainings, each launched through the GPU
@@ -392,27 +394,26 @@ def test_trainings_per_gpu_plans_shared_gpus_locally(tmp_path):
 
 
 def test_trainings_per_gpu_packs_4_trainings_in_one_slurm_job_with_one_gpu(tmp_path):
-    """The Slurm profile with trainings_per_gpu 4: a dry run shows the groups; the same command with
-    a recording stand-in for sbatch shows what each job asks Slurm for."""
+    """The Slurm profile with --group-components train_gpu=4: a dry run shows the groups; the same
+    command with a recording stand-in for sbatch shows what each job asks Slurm for."""
     config = write_config(tmp_path / "shared.yaml", **SHARED)
     profile = ("--profile", str(REPO / "profiles" / "slurm"))
-    dry = snakemake(tmp_path, "-n", *profile, "--configfile", str(config))
+    dry = snakemake(tmp_path, "-n", *profile, "--configfile", str(config), *FOUR_PER_GPU)
     text = output_of(dry)
     assert dry.returncode == 0, text
-    # 10 trainings in consecutive fours (game by game, seed by seed): 4 + 4 + 2, each group with
-    # its gpu_group job that ties it together.
+    # 10 independent trainings in jobs of at most four: 4 + 4 + 2, each training in exactly one.
     # A group's jobs are listed indented under its header: their wildcards lines at 8 spaces.
     groups = [re.findall(r"\n {8}wildcards: experiment=shared, game=(\w+), seed=(\d)\n", block)
               for block in text.split("Group job train_gpu")[1:]]
     members = [sorted(f"{g}{s}" for g, s in group) for group in groups]
-    assert sorted(members) == sorted([["alien0", "alien1", "breakout0", "breakout1"],
-                                      ["boxing0", "boxing1", "pong0", "pong1"], ["asterix0", "asterix1"]])
-    assert job_counts(text)["train"] == 10 and job_counts(text)["gpu_group"] == 3
+    assert sorted(len(group) for group in members) == [2, 4, 4]
+    assert sorted(sum(members, [])) == sorted(f"{g}{s}" for g in SHARED["games"] for s in SHARED["seeds"])
+    assert job_counts(text) == {"train": 10, "evaluate": 20, "random_agent": 10, "aggregate": 1, "report": 1, "all": 1}
     for group in members:
         print(f"dry run: group job train_gpu: {' '.join(group)}")
 
     # The same, submitted to a recording sbatch (no cluster): the jobs' sbatch lines.
-    jobs = recorded_sbatch_lines(tmp_path, config, "group_train_gpu", 3)
+    jobs = recorded_sbatch_lines(tmp_path, config, "group_train_gpu", 3, *FOUR_PER_GPU)
     layout = []
     for line in jobs:
         trainings = sorted(re.findall(r"'train:experiment=shared,game=(\w+),seed=(\d)'", line))
@@ -421,18 +422,19 @@ def test_trainings_per_gpu_packs_4_trainings_in_one_slurm_job_with_one_gpu(tmp_p
         print(f"{len(trainings)} trainings: {' '.join(f'{g}{s}' for g, s in trainings)}: "
               + " ".join(f"{k} {v}" for k, v in sorted(asked.items())))
     # One GPU per job; per training 2 cores (profile set-threads: train) and 7,072 + 2,500 MB;
-    # the runtime is the trainings' 2,880 minutes + the 1-minute gpu_group job.
+    # the trainings run side by side, so the runtime is one training's 2,880 minutes.
     assert sorted(layout, key=lambda item: item[0]) == [
-        (2, {"--gres": "gpu:1", "--cpus-per-task": "4", "--mem": "19144", "-t": "2881", "-p": "gpu"}),
-        (4, {"--gres": "gpu:1", "--cpus-per-task": "8", "--mem": "38288", "-t": "2881", "-p": "gpu"}),
-        (4, {"--gres": "gpu:1", "--cpus-per-task": "8", "--mem": "38288", "-t": "2881", "-p": "gpu"}),
+        (2, {"--gres": "gpu:1", "--cpus-per-task": "4", "--mem": "19144", "-t": "2880", "-p": "gpu"}),
+        (4, {"--gres": "gpu:1", "--cpus-per-task": "8", "--mem": "38288", "-t": "2880", "-p": "gpu"}),
+        (4, {"--gres": "gpu:1", "--cpus-per-task": "8", "--mem": "38288", "-t": "2880", "-p": "gpu"}),
     ]
     assert not any("--gpus" in line for line in jobs)
 
 
 def test_one_training_per_gpu_asks_slurm_for_a_gpu_of_its_own(tmp_path):
-    config = write_config(tmp_path / "one.yaml", **{**SHARED, "games": ["pong"], "seeds": [0], "trainings_per_gpu": 1})
-    [line] = recorded_sbatch_lines(tmp_path, config, "--comment rule_train_wildcards_shared_pong_0", 1)
+    config = write_config(tmp_path / "one.yaml", **{**SHARED, "games": ["pong"], "seeds": [0]})
+    # On CUDA a training is a job of the group train_gpu, here of one training (the profile's train_gpu=1).
+    [line] = recorded_sbatch_lines(tmp_path, config, "--target-jobs 'train:experiment=shared,game=pong,seed=0'", 1)
     asked = dict(re.findall(r"(--gpus|--gres|--cpus-per-task|--mem|-t|-p)[= ]([^ ]+)", line))
     assert asked == {"--gpus": "1", "--cpus-per-task": "2", "--mem": "9572", "-t": "2880", "-p": "gpu"}
 
