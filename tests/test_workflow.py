@@ -454,12 +454,17 @@ def tiny(tmp_path_factory):
     (pong / "config.json").write_text('{"game": "pong", "se')
 
     first = snakemake(root, *RUN, "--configfile", str(config))
-    partial = {name: pd.read_parquet(root / "results" / "tiny" / name)
-               for name in ("runs.parquet", "scores.parquet")} if (root / "results/tiny/runs.parquet").exists() else {}
+    partial_folder = root / "results" / "tiny" / "partial"
+    partial = {name: pd.read_parquet(partial_folder / name)
+               for name in ("runs.parquet", "scores.parquet")} if (partial_folder / "runs.parquet").exists() else {}
+    # The partial tables stand beside the outputs, never in their place.
+    outputs_after_failure = sorted(p.name for p in (root / "results" / "tiny").glob("*.parquet"))
+    partial_report_written = (root / "reports" / "tiny" / "partial" / "report.html").is_file()
     survived = (pong / "config.json").exists()
     (pong / "config.json").unlink()
     second = snakemake(root, *RUN, "--configfile", str(config))
     return {"root": root, "config": config, "first": first, "partial": partial, "pong_config_survived": survived,
+            "outputs_after_failure": outputs_after_failure, "partial_report_written": partial_report_written,
             "second": second}
 
 
@@ -478,7 +483,9 @@ def test_a_failed_game_leaves_the_others_and_a_partial_report(tiny):
     scores = tiny["partial"]["scores.parquet"]
     assert sorted(zip(scores["game"], scores["agent"], scores["weights"])) == [
         ("breakout", "dqn", "best"), ("breakout", "dqn", "final"), ("breakout", "random", "none"), ("pong", "random", "none")]
-    assert "a partial report in reports/tiny/report.html" in text
+    assert "a partial report in reports/tiny/partial/report.html" in text and tiny["partial_report_written"]
+    # No output of the aggregate rule exists before its job has run on every planned file.
+    assert tiny["outputs_after_failure"] == []
     # Files of a failed run that are not outputs are never deleted by Snakemake.
     assert tiny["pong_config_survived"]
 
@@ -491,6 +498,10 @@ def test_rerun_after_a_failure_runs_only_what_is_missing(tiny):
     # pong's training and its two evaluations, then the tables and the report; nothing of breakout.
     assert job_counts(text) == {"train": 1, "evaluate": 2, "aggregate": 1, "report": 1, "all": 1}
     assert "--game breakout" not in text
+    # The full tables and report replace the partial ones, which are removed.
+    root = tiny["root"]
+    assert (root / "reports/tiny/report.html").is_file()
+    assert not (root / "results/tiny/partial").exists() and not (root / "reports/tiny/partial").exists()
 
 
 @pytest.mark.slow

@@ -383,35 +383,37 @@ def report_command(results, reports):
             "--seed", str(REPORT["bootstrap_seed"])]
 
 
-PARTIAL_MTIME_SECONDS = 86_400
+# Where the tables and the report of a failed run go: beside the outputs, never in their place, so
+# that Snakemake sees the missing outputs as missing and the next run finishes them.
+PARTIAL_RESULTS = "results/{experiment}/partial"
+PARTIAL_REPORTS = "reports/{experiment}/partial"
 
 
 def partial_report():
     """The tables and the report of whatever exists, after a failed job (the `onerror` hook).
 
-    Same commands as the aggregate and report rules; runs.parquet marks what is missing. The files
-    are then dated to 2 January 1970: Snakemake does not rebuild missing files upstream of outputs
-    that are up to date, so partial outputs must look out of date for the next run to finish the
-    missing runs and rebuild them (a date of 0 would read as "no date" to Snakemake).
+    Same commands as the aggregate and report rules, into the partial folders, which no rule
+    writes: runs.parquet marks what is missing.
     """
-    results, reports = f"results/{EXPERIMENT}", f"reports/{EXPERIMENT}"
+    results = f"results/{EXPERIMENT}"
+    partial_results, partial_reports = (path.format(experiment=EXPERIMENT) for path in (PARTIAL_RESULTS, PARTIAL_REPORTS))
     log_path = Path("logs") / EXPERIMENT / "partial_report.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    failed = None
+    commands = [[*aggregate_command(results), "--out", partial_results], report_command(partial_results, partial_reports)]
     with open(log_path, "w") as log:
-        for command in (aggregate_command(results), report_command(results, reports)):
+        for command in commands:
             log.write(f"$ {shlex.join(command)}\n")
             log.flush()
             if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-                failed = command
-                break
-    for path in expand([*rules.aggregate.output, *rules.report.output], experiment=EXPERIMENT):
-        if os.path.exists(path):
-            os.utime(path, (PARTIAL_MTIME_SECONDS, PARTIAL_MTIME_SECONDS))
-    if failed is not None:
-        logger.error(f"Partial report: {shlex.join(failed[1:3])} failed; see {log_path}")
-        return
+                logger.error(f"Partial report: {shlex.join(command[1:3])} failed; see {log_path}")
+                return
     logger.error(
-        f"Some jobs failed. Tables of what exists are in {results}/ (runs.parquet marks the missing runs) "
-        f"and a partial report in {reports}/report.html; run snakemake again to finish what is missing."
+        f"Some jobs failed. Tables of what exists are in {partial_results}/ (runs.parquet marks the missing runs) "
+        f"and a partial report in {partial_reports}/report.html; run snakemake again to finish what is missing."
     )
+
+
+def remove_partial_report():
+    """After a run that finished everything (the `onsuccess` hook): a partial report would only mislead."""
+    for path in (PARTIAL_RESULTS, PARTIAL_REPORTS):
+        shutil.rmtree(path.format(experiment=EXPERIMENT), ignore_errors=True)
