@@ -6,11 +6,11 @@ its cost)."""
 from pathlib import Path
 
 import yaml
-from helpers.workflow_runs import job_counts, output_of, snakemake
 
 from baselines.on_track import differing_keys
 from baselines.reference import nnabla_curves
 from dqn.config import NATURE, deviations, resolve
+from helpers.workflow_runs import job_counts, output_of, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 

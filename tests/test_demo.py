@@ -6,10 +6,10 @@ config the workflow reads, not by training (docs/DEMO.md has the measured scores
 from pathlib import Path
 
 import yaml
-from helpers.workflow_runs import job_counts, output_of, snakemake
 
 from dqn.config import DEMO, NATURE, deviations, resolve
 from dqn.schedules import LinearEpsilon
+from helpers.workflow_runs import job_counts, output_of, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ def test_missing_chromium_is_one_line_naming_the_install_command(tmp_path):
     env = dict(os.environ, PATH=str(Path(sys.executable).parent))
     command = [sys.executable, "-m", "pytest", "tests/test_report_browser.py", "-q", "-x", "-p", "no:cacheprovider"]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    line = ("the browser tests need Debian's chromium, chromium-driver: install them with `bash .ci/install-system-deps` "
-            "(as root), or leave these tests out with -m 'not browser'")
+    line = ("the browser tests need Debian's chromium, chromium-driver: install them with "
+            "`bash .ci/install-system-deps` (as root), or leave these tests out with -m 'not browser'")
     assert done.returncode == 1, done.stdout[-2000:]
     assert f"\n{line}\n" in done.stdout
     assert "Traceback" not in done.stdout and "def browser" not in done.stdout

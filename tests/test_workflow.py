@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from helpers.workflow_runs import (
     EPISODE_COLUMNS,
     EXPECTED_SCHEMAS,
