@@ -14,8 +14,15 @@ import pytest
 import torch
 
 from dqn import checkpoint
-from dqn.checkpoint import (REJECTED_NOTE, SENTINEL, STATE_FILE, CheckpointWriteError, Checkpointer,
-                            NoValidCheckpointError, step_dir_name)
+from dqn.checkpoint import (
+    REJECTED_NOTE,
+    SENTINEL,
+    STATE_FILE,
+    Checkpointer,
+    CheckpointWriteError,
+    NoValidCheckpointError,
+    step_dir_name,
+)
 from dqn.errors import UserError
 from helpers.processes import mounted_tmpfs
 

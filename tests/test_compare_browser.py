@@ -8,9 +8,17 @@ import pytest
 from analysis.compare import build_comparison
 from helpers.synthetic_comparison import copy_as, shift_scores
 from helpers.synthetic_results import write_results
-from test_report_browser import at_width, browser  # noqa: F401  (the fixture drives Debian's chromium)
+from helpers.browser import at_width, start_browser
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    driver = start_browser(tmp_path_factory.mktemp("chromium-profile"))
+    yield driver
+    driver.quit()
+
 
 GAMES = ("alien", "atlantis", "boxing", "breakout", "double_dunk", "enduro", "fishing_derby", "pong",
          "seaquest", "tennis", "video_pinball", "zaxxon")  # fmt: skip

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from helpers.synthetic_results import write_results
-from test_workflow import REPO, output_of, snakemake, write_config
+from helpers.workflow_runs import REPO, output_of, snakemake, write_config
 
 CONFIG = {"experiment": "tiny", "preset": "demo", "games": ["pong", "breakout"], "seeds": [0, 1], "device": "cpu",
           "report": {"bootstrap_repetitions": 100, "bootstrap_seed": 0}}

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 import torch
 
-from dqn.agent import epsilon_greedy
 from dqn.atari import AtariEnv
 from dqn.config import resolve
 from dqn.loop import TrainState, train_loop

@@ -1,7 +1,8 @@
 """The fast path against the plain path: device replay stacks and sampling, FastLearner losses.
 
-Runs on CUDA when torch sees a GPU (then the CUDA graphs are exercised), else on the CPU with
-the same code; nothing here needs a GPU.
+Each test of the device replay and the fast learner runs on the CPU and, marked `gpu`, on CUDA,
+where the CUDA graphs are exercised; on a machine without a CUDA device the CUDA runs are
+reported as skipped, so a CPU-only pass never reads as a pass of the CUDA path.
 """
 
 import collections
@@ -16,23 +17,29 @@ from dqn.replay import ReplayMemory
 from dqn.speed.device_replay import DeviceReplay, fits_on_device, replay_bytes
 from dqn.speed.fast_learner import FastLearner
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+NO_CUDA = "no CUDA device: the CUDA path (device replay and learner on the GPU, CUDA graphs) did not run"
 
 
-def _generator(seed):
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)])])
+def device_name(request):
+    return request.param
+
+
+def _generator(seed, device_name):
     # Graph capture samples from the device's default generator; the CPU path takes an explicit one.
-    if DEVICE == "cuda":
+    if device_name == "cuda":
         torch.cuda.manual_seed(seed)
         return None
     return torch.Generator().manual_seed(seed)
 
 
-def _fill_both(capacity, adds, frame_shape, seed, staging_transitions=7):
+def _fill_both(device_name, capacity, adds, frame_shape, seed, staging_transitions=7):
     """A ReplayMemory and a DeviceReplay fed the same random transitions (game starts, lost lives,
     truncated games), past the capacity so that the ring has wrapped."""
     rng = np.random.default_rng(seed)
     host = ReplayMemory(capacity, 4, frame_shape, seed=seed)
-    device = DeviceReplay(capacity, 4, frame_shape, device=DEVICE, generator=_generator(seed),
+    device = DeviceReplay(capacity, 4, frame_shape, device=device_name, generator=_generator(seed, device_name),
                           staging_transitions=staging_transitions)
     for _ in range(adds):
         entry = (rng.integers(1, 256, frame_shape, dtype=np.uint8), int(rng.integers(4)), float(rng.integers(-1, 2)),
@@ -42,37 +49,38 @@ def _fill_both(capacity, adds, frame_shape, seed, staging_transitions=7):
     return host, device
 
 
-def test_device_replay_rebuilds_the_same_transitions_as_the_host_memory():
-    host, device = _fill_both(capacity=60, adds=157, frame_shape=(5, 7), seed=3)
+def test_device_replay_rebuilds_the_same_transitions_as_the_host_memory(device_name):
+    host, device = _fill_both(device_name, capacity=60, adds=157, frame_shape=(5, 7), seed=3)
     assert (host.size, device.size) == (60, 60)
     # Every stored transition but the newest, including stacks that reach overwritten slots or
     # cross game starts: each field must be identical.
     positions = np.arange(157 - 60, 157 - 1)
     expected, got = host.batch_at(positions), device.batch_at(torch.from_numpy(positions))
     for name, a, b in zip(expected._fields, expected, got):
-        assert b.device.type == torch.device(DEVICE).type
+        assert b.device.type == torch.device(device_name).type
         np.testing.assert_array_equal(b.cpu().numpy(), a, err_msg=name)
     # The zeroing really happened somewhere (the test would be weak if no stack crossed a start).
     assert (expected.state == 0).all(axis=(2, 3)).any()
 
 
-def _scripted_memory(rejection_rounds):
+def _scripted_memory(device_name, rejection_rounds):
     """Capacity 8, 11 adds: positions 3..10 stored, 10 the newest. Games start at 0, 5 and 8;
     entry 4 is terminal (its game ended), entry 7 is not (the game at 5 was cut: a truncation)."""
-    memory = DeviceReplay(8, 4, (2, 2), device=DEVICE, generator=_generator(0), rejection_rounds=rejection_rounds)
+    memory = DeviceReplay(8, 4, (2, 2), device=device_name, generator=_generator(0, device_name),
+                          rejection_rounds=rejection_rounds)
     for p in range(11):
         memory.add(np.full((2, 2), p, np.uint8), p % 3, 0.0, p == 4, p in (0, 5, 8))
     return memory
 
 
-def test_device_sampling_draws_exactly_the_valid_transitions_uniformly():
+def test_device_sampling_draws_exactly_the_valid_transitions_uniformly(device_name):
     # By hand, over the sampleable positions 3..9 with stacks of 4 frames:
     #   3 needs frames 0..2, overwritten, with no game start after them in its stack: invalid
     #   4 needs frames 1..2, overwritten, no start at 3 or 4: invalid
     #   5 needs frame 2, overwritten, but a game starts at 5 (frames before are zeros): valid
     #   6 valid; 7 is followed by a game start without being terminal (truncated): invalid
     #   8 and 9 valid.
-    memory = _scripted_memory(rejection_rounds=32)
+    memory = _scripted_memory(device_name, rejection_rounds=32)
     draws = memory.sample_positions(4000).cpu().numpy()
     counts = collections.Counter(draws.tolist())
     assert set(counts) == {5, 6, 8, 9}
@@ -88,10 +96,10 @@ def test_device_sampling_draws_exactly_the_valid_transitions_uniformly():
         assert row.tolist() == [f if f >= start else 0 for f in range(p - 3, p + 1)]
 
 
-def test_draws_with_every_round_invalid_are_counted_and_replaced_by_exact_valid_ones():
+def test_draws_with_every_round_invalid_are_counted_and_replaced_by_exact_valid_ones(device_name):
     # 3 of the 7 sampleable positions are invalid (valid: 5, 6, 8, 9, see the test above): with one
     # round, 3/7 of the draws (4,286 of 10,000, s.d. 49) fall back to the exact draw.
-    memory = _scripted_memory(rejection_rounds=1)
+    memory = _scripted_memory(device_name, rejection_rounds=1)
     counts = collections.Counter(memory.sample_positions(10_000).cpu().numpy().tolist())
     assert set(counts) == {5, 6, 8, 9}
     # Each expects 2,500 (binomial s.d. 43); 250 away is over 5 s.d.
@@ -109,12 +117,13 @@ def _tail_memory(replay):
     return replay
 
 
-def test_a_nearly_invalid_memory_never_yields_a_transition_across_the_write_pointer():
+def test_a_nearly_invalid_memory_never_yields_a_transition_across_the_write_pointer(device_name):
     # By hand: 60, 61 and 62 need frames 57..59, overwritten, with no game start after them in
     # their stacks (the write pointer crosses them); 64, 66 and 68 are followed by a game start
     # without being terminal (truncated). Valid: 63 (frames 60..63), 65 and 67 (their games' first
     # frames). 6 of 9 candidates are invalid, so one round fails for about 2/3 of the draws.
-    memory = _tail_memory(DeviceReplay(10, 4, (2, 2), device=DEVICE, generator=_generator(0), rejection_rounds=1))
+    memory = _tail_memory(DeviceReplay(10, 4, (2, 2), device=device_name, generator=_generator(0, device_name),
+                                       rejection_rounds=1))
     host = _tail_memory(ReplayMemory(10, 4, (2, 2), seed=0))
     sampleable = np.arange(60, 69)
     assert sampleable[host._valid(sampleable)].tolist() == [63, 65, 67]
@@ -133,10 +142,10 @@ def test_a_nearly_invalid_memory_never_yields_a_transition_across_the_write_poin
     assert 6200 < memory.exhausted_draws < 7100  # 2/3 of 10,000, s.d. 47
 
 
-def test_capacity_below_the_staging_size_stores_what_the_host_memory_stores():
+def test_capacity_below_the_staging_size_stores_what_the_host_memory_stores(device_name):
     # Capacity 10 with the default 64 staged entries: 70 adds wrap the ring 7 times, a flush of 64
     # entries among them.
-    host, device = _fill_both(capacity=10, adds=70, frame_shape=(3, 3), seed=11, staging_transitions=64)
+    host, device = _fill_both(device_name, capacity=10, adds=70, frame_shape=(3, 3), seed=11, staging_transitions=64)
     device.flush()
     assert (host.size, device.size) == (10, 10)
     for name, array in host.state_dict().items():
@@ -144,7 +153,7 @@ def test_capacity_below_the_staging_size_stores_what_the_host_memory_stores():
             np.testing.assert_array_equal(device.state_dict()[name], array, err_msg=name)
     sampleable = np.arange(60, 69)
     valid = sampleable[host._valid(sampleable)]
-    np.testing.assert_array_equal(device._valid(torch.from_numpy(sampleable).to(DEVICE)).cpu().numpy(),
+    np.testing.assert_array_equal(device._valid(torch.from_numpy(sampleable).to(device_name)).cpu().numpy(),
                                   host._valid(sampleable))
     assert 0 < len(valid) < len(sampleable)  # the flags make some transitions invalid, some not
     expected, got = host.batch_at(valid), device.batch_at(torch.from_numpy(valid))
@@ -154,12 +163,13 @@ def test_capacity_below_the_staging_size_stores_what_the_host_memory_stores():
 
 
 @pytest.mark.parametrize("staging_transitions", [1, 7, 64])
-def test_validity_mask_after_every_flush_is_the_host_memorys_validity(staging_transitions):
+def test_validity_mask_after_every_flush_is_the_host_memorys_validity(staging_transitions, device_name):
     """The mask the exact draw reads, updated only where adds can change it, against ReplayMemory's
     rule on every stored transition, while the ring fills, wraps, and after a checkpoint load."""
     rng = np.random.default_rng(staging_transitions)
     host = ReplayMemory(12, 4, (2, 2), seed=0)
-    device = DeviceReplay(12, 4, (2, 2), device=DEVICE, generator=_generator(0), staging_transitions=staging_transitions)
+    device = DeviceReplay(12, 4, (2, 2), device=device_name, generator=_generator(0, device_name),
+                          staging_transitions=staging_transitions)
 
     def expected_mask():
         mask = np.zeros(12, dtype=bool)
@@ -175,15 +185,15 @@ def test_validity_mask_after_every_flush_is_the_host_memorys_validity(staging_tr
         if step % 5 == 4:
             device.flush()
             np.testing.assert_array_equal(device._valid_slots.cpu().numpy(), expected_mask(), err_msg=f"step {step}")
-    restored = DeviceReplay(12, 4, (2, 2), device=DEVICE, generator=_generator(1))
+    restored = DeviceReplay(12, 4, (2, 2), device=device_name, generator=_generator(1, device_name))
     restored.load_state_dict(device.state_dict())
     np.testing.assert_array_equal(restored._valid_slots.cpu().numpy(), expected_mask())
 
 
-def test_a_memory_without_any_valid_transition_refuses_to_sample_like_the_host_memory():
+def test_a_memory_without_any_valid_transition_refuses_to_sample_like_the_host_memory(device_name):
     # Every entry starts a game and none is terminal: every transition is a cut game.
     host = ReplayMemory(6, 4, (2, 2), seed=0)
-    device = DeviceReplay(6, 4, (2, 2), device=DEVICE, generator=_generator(0))
+    device = DeviceReplay(6, 4, (2, 2), device=device_name, generator=_generator(0, device_name))
     for p in range(9):
         host.add(np.full((2, 2), p, np.uint8), 0, 0.0, False, True)
         device.add(np.full((2, 2), p, np.uint8), 0, 0.0, False, True)
@@ -197,15 +207,15 @@ def test_a_memory_without_any_valid_transition_refuses_to_sample_like_the_host_m
     assert set(device.sample_positions(100).cpu().numpy().tolist()) == {9}
 
 
-def test_device_replay_checkpoint_round_trip_and_host_layout():
-    host, device = _fill_both(capacity=40, adds=93, frame_shape=(3, 3), seed=5)
+def test_device_replay_checkpoint_round_trip_and_host_layout(device_name):
+    host, device = _fill_both(device_name, capacity=40, adds=93, frame_shape=(3, 3), seed=5)
     state = device.state_dict()
     # The host memory's keys and arrays: a checkpoint holds the same data either way.
     for name, array in host.state_dict().items():
         if isinstance(array, np.ndarray):
             np.testing.assert_array_equal(state[name], array, err_msg=name)
     assert state["sampler"] == "device" and state["rng_state"] is None
-    restored = DeviceReplay(40, 4, (3, 3), device=DEVICE, generator=_generator(1))
+    restored = DeviceReplay(40, 4, (3, 3), device=device_name, generator=_generator(1, device_name))
     restored.load_state_dict(state)
     positions = torch.arange(93 - 40, 92)
     for a, b in zip(device.batch_at(positions), restored.batch_at(positions)):
@@ -232,15 +242,15 @@ def test_a_million_transitions_take_under_7_2_kb_each_and_cost_nothing_until_wri
     assert memory.bytes_per_transition == 7066
 
 
-def _learner(seed):
+def _learner(device_name, seed):
     torch.manual_seed(seed)
-    return Learner(NATURE, 4, device=DEVICE)
+    return Learner(NATURE, 4, device=device_name)
 
 
-def test_fast_learner_gives_the_plain_learners_losses_on_the_same_minibatches():
+def test_fast_learner_gives_the_plain_learners_losses_on_the_same_minibatches(device_name):
     """16 updates, 2 target syncs, a save/load in the middle: same losses and weights."""
-    host, device = _fill_both(capacity=500, adds=700, frame_shape=(84, 84), seed=7)
-    plain, fast = _learner(0), FastLearner(_learner(0))
+    host, device = _fill_both(device_name, capacity=500, adds=700, frame_shape=(84, 84), seed=7)
+    plain, fast = _learner(device_name, 0), FastLearner(_learner(device_name, 0))
     initial = [p.detach().clone() for p in plain.online.parameters()]
     plain_losses, fast_losses = [], []
     for k in range(16):
@@ -266,11 +276,11 @@ def test_fast_learner_gives_the_plain_learners_losses_on_the_same_minibatches():
     torch.testing.assert_close(fast.q_values(states), plain.q_values(states), rtol=1e-5, atol=1e-6)
 
 
-def test_fast_learner_loss_stays_on_the_device_until_read():
-    _, device = _fill_both(capacity=100, adds=120, frame_shape=(84, 84), seed=2)
-    fast = FastLearner(_learner(1))
+def test_fast_learner_loss_stays_on_the_device_until_read(device_name):
+    _, device = _fill_both(device_name, capacity=100, adds=120, frame_shape=(84, 84), seed=2)
+    fast = FastLearner(_learner(device_name, 1))
     loss = fast.update(device.sample(32))
-    assert torch.is_tensor(loss) and loss.dim() == 0 and loss.device.type == torch.device(DEVICE).type
+    assert torch.is_tensor(loss) and loss.dim() == 0 and loss.device.type == torch.device(device_name).type
     assert np.isfinite(float(loss)) and float(loss) > 0
 
 
@@ -317,7 +327,7 @@ def test_compiled_optimizer_step_is_the_eager_step_up_to_rounding():
 def test_channels_last_learner_gives_the_nchw_losses_and_weights():
     """The CPU default (NHWC convolutions) against NCHW: 16 updates with target syncs, the same
     minibatches, losses and weights equal to float rounding; its weights load into an NCHW net."""
-    host, _ = _fill_both(capacity=500, adds=700, frame_shape=(84, 84), seed=11)
+    host, _ = _fill_both("cpu", capacity=500, adds=700, frame_shape=(84, 84), seed=11)
     torch.manual_seed(0)
     nchw = Learner(NATURE, 4, device="cpu")
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from dqn.networks import MLP, NatureCNN, NIPS2013CNN, build_network, initialize
+from dqn.networks import MLP, NIPS2013CNN, NatureCNN, build_network, initialize
 
 
 def n_params(net: nn.Module) -> int:

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 import torch
 
+from analysis.aggregate import deviations_table
 from baselines.reference import nips2013_table
 from dqn.agent import Learner, td_target
-from analysis.aggregate import deviations_table
 from dqn.atari import NIPS2013_CROP_ROWS, AtariEnv, preprocess_nips2013
 from dqn.config import (
     NATURE,

@@ -23,9 +23,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers.processes import in_background, mounted_tmpfs
-
 from dqn.checkpoint import Checkpointer
+from helpers.processes import in_background, mounted_tmpfs
 
 SETS = [
     "training_length_frames=2400",  # 600 agent steps

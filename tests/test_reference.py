@@ -1,14 +1,23 @@
 """Reference scores of the papers and the human-normalized score, with values checked by hand."""
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-import hashlib
-from pathlib import Path
-
-from baselines.reference import (DOPAMINE_ITERATION_FRAMES, NNABLA_SEEDS, dopamine_curves, human_normalized, nature_table,
-                                 nips2013_table, nnabla_curves, pfrl_score, pfrl_table)
+from baselines.reference import (
+    DOPAMINE_ITERATION_FRAMES,
+    NNABLA_SEEDS,
+    dopamine_curves,
+    human_normalized,
+    nature_table,
+    nips2013_table,
+    nnabla_curves,
+    pfrl_score,
+    pfrl_table,
+)
 from dqn.errors import UserError
 from dqn.games import PAPER_GAME_IDS
 

@@ -20,16 +20,24 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from baselines.on_track import BELOW_CAVEAT
-from baselines.reference import nature_table, nips2013_table, pfrl_table
-from dqn.errors import UserError
 from analysis.report import FIGURE_FILES, build_report, metrics
 from analysis.report import tables as report_tables
 from analysis.numbers import MISSING, format_percent, format_score
 from analysis.report import comparability as report_comparability
 from analysis.report.paper import human_normalized, paper_best_episodes, paper_columns
 from analysis.report.results import load_results
-from helpers.synthetic_results import DEMO_GAMES, SMALL_GAMES, SMALL_MISSING, write_demo, write_full, write_results, write_small
+from baselines.on_track import BELOW_CAVEAT
+from baselines.reference import nature_table, nips2013_table, pfrl_table
+from dqn.errors import UserError
+from helpers.synthetic_results import (
+    DEMO_GAMES,
+    SMALL_GAMES,
+    SMALL_MISSING,
+    write_demo,
+    write_full,
+    write_results,
+    write_small,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 REPS = 300

@@ -7,11 +7,11 @@ package; without them the test fails and says what to install.
 from __future__ import annotations
 
 import math
-import shutil
 
 import pytest
 
 from analysis.report import build_report
+from helpers.browser import at_width, start_browser
 from helpers.synthetic_results import write_demo, write_results
 
 pytestmark = pytest.mark.browser
@@ -20,40 +20,9 @@ pytestmark = pytest.mark.browser
 GAMES = ("alien", "atlantis", "boxing", "breakout", "double_dunk", "enduro", "fishing_derby", "pong",
          "seaquest", "tennis", "video_pinball", "zaxxon")  # fmt: skip
 MISSING = ("enduro",)
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-)  # fmt: skip
-
-
-def _executable(*names: str) -> str:
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.fail(
-        f"{' or '.join(names)} not found: install Debian's chromium and chromium-driver "
-        "(apt-get install -y chromium chromium-driver) to run the browser tests"
-    )
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("the selenium package is missing: pip install -e '.[dev]' (or pip install selenium)")
-    chromium = _executable("chromium", "chromium-browser")
-    driver_path = _executable("chromedriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: Selenium Manager would try to download one, and the network is closed.
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    driver = start_browser(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 
@@ -80,15 +49,6 @@ def demo_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report-demo")
     build_report(folder, out / "report.html", out / "figures", bootstrap_reps=50)
     return out / "report.html"
-
-
-def at_width(browser, url: str, width: int):
-    """The page at `url` in a window `width` px wide, scrolled to the top."""
-    browser.set_window_size(width, 1000)
-    browser.get(url)
-    browser.execute_script("window.scrollTo(0, 0); return document.readyState")
-    # The window size includes the browser's frame: the page's own width is what a reader has.
-    return browser.execute_script("return document.documentElement.clientWidth")
 
 
 def column_values(page, index: int) -> list[float]:

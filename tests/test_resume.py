@@ -118,8 +118,8 @@ def test_sigterm_writes_a_checkpoint_and_exits_nonzero_then_rerun_finishes(tmp_p
 def test_fast_path_resumes_exactly_in_process(tmp_path):
     """The fast path (device replay, FastLearner; eager on the CPU) through checkpoint and restore."""
     from dqn import loop, train
-    from dqn.run_folder import RunFiles
     from dqn.config import resolve
+    from dqn.run_folder import RunFiles
 
     overrides = dict(item.split("=") for item in SETS)
     hp = resolve("nature", overrides).for_game("breakout")

@@ -224,10 +224,10 @@ def test_a_failed_check_falls_back_to_the_plain_path_with_one_warning_and_a_reco
 
 
 def test_a_fast_path_checkpoint_resumes_on_the_plain_path_after_a_fallback(tmp_path):
+    from dqn.config import resolve
     from dqn.errors import UserError
     from dqn.loop import TrainState, checkpoint_state, restore
     from dqn.run_folder import RunFiles
-    from dqn.config import resolve
     from dqn.train import build_parts
 
     hp = resolve("demo", {"replay_memory_size_transitions": 500, "replay_start_size_steps": 100,

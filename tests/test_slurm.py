@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_workflow import EPISODE_COLUMNS, EXPECTED_SCHEMAS, TINY, TINY_FRAMES, schema_of, write_config
+from helpers.workflow_runs import EPISODE_COLUMNS, EXPECTED_SCHEMAS, TINY, TINY_FRAMES, schema_of, write_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

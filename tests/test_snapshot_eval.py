@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 
-from dqn.atari import AtariEnv
 from dqn.config import NATURE
 from dqn.errors import cli_main
 from dqn.fileio import write_torch

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from dqn.errors import cli_main
 from analysis.status import main, run_status
+from dqn.errors import cli_main
 
 PLANNED_FRAMES = 400_000
 

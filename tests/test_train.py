@@ -283,8 +283,6 @@ def test_progress_line_has_rate_eta_and_fraction():
 
 
 def test_learner_threads_leave_a_core_to_each_side_evaluation_worker(monkeypatch):
-    import os
-
     from dqn.train import learner_threads
 
     assert learner_threads(3, side_eval_workers=1) == 3  # --threads wins

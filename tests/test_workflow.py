@@ -17,41 +17,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "Snakefile"
-PAPER_CONFIG = REPO / "config" / "config.yaml"
-
-
-def snakemake(workdir: Path, *args: str, snakefile: Path = SNAKEFILE, timeout: int = 600,
-              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`snakemake` on the repository's Snakefile with `workdir` as working directory (so results/
-    of the repository stay untouched); profiles/default applies, as for a user."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir), *args]
-    env = dict(env or os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def output_of(done: subprocess.CompletedProcess) -> str:
-    return done.stdout + done.stderr
-
-
-def job_counts(text: str) -> dict[str, int]:
-    """The 'Job stats' table Snakemake prints before running (or dry-running) jobs."""
-    match = re.search(r"Job stats:\njob\s+count\n-+\s+-+\n(.*?)\ntotal\s+(\d+)", text, re.S)
-    assert match, f"no job stats in the output:\n{text[-3000:]}"
-    counts = {name: int(n) for name, n in (line.split() for line in match.group(1).splitlines())}
-    assert sum(counts.values()) == int(match.group(2))
-    return counts
-
-
-def write_config(path: Path, **values) -> Path:
-    path.write_text(yaml.safe_dump(values, sort_keys=False))
-    return path
+from helpers.workflow_runs import (
+    EPISODE_COLUMNS,
+    EXPECTED_SCHEMAS,
+    PAPER_CONFIG,
+    REPO,
+    SNAKEFILE,
+    TINY,
+    TINY_FRAMES,
+    job_counts,
+    output_of,
+    schema_of,
+    snakemake,
+    write_config,
+)
 
 
 # ---------------------------------------------------------------------------- lint and DAG
@@ -364,10 +345,12 @@ def test_each_gpu_is_handed_to_at_most_n_trainings_spread_over_the_gpus(tmp_path
 
 # ---------------------------------------------------------------------------- N trainings per GPU
 SHARED = {"experiment": "shared", "preset": "nature", "games": ["alien", "breakout", "pong", "boxing", "asterix"],
-          "seeds": [0, 1], "device": "cuda", "trainings_per_gpu": 4}
+          "seeds": [0, 1], "device": "cuda"}
+# Snakemake's own option for N jobs of a group in one cluster job; the profile's default is 1.
+FOUR_PER_GPU = ("--group-components", "train_gpu=4")
 
 
-def recorded_sbatch_lines(workdir: Path, config: Path, marker: str, count: int) -> list[str]:
+def recorded_sbatch_lines(workdir: Path, config: Path, marker: str, count: int, *args: str) -> list[str]:
     """`snakemake --profile profiles/slurm` with stand-ins for Slurm's commands that record their
     arguments: the sbatch lines of the first `count` submitted jobs whose line holds `marker`
     (snakemake, which would wait for them forever, is then killed)."""
@@ -380,7 +363,7 @@ def recorded_sbatch_lines(workdir: Path, config: Path, marker: str, count: int) 
         (bin_dir / command).chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
-               "--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(config)]
+               "--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(config), *args]
     submit = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
@@ -399,7 +382,7 @@ def recorded_sbatch_lines(workdir: Path, config: Path, marker: str, count: int) 
 
 def test_trainings_per_gpu_plans_shared_gpus_locally(tmp_path):
     config = write_config(tmp_path / "shared.yaml", **SHARED)
-    done = snakemake(tmp_path, "-n", "--configfile", str(config))
+    done = snakemake(tmp_path, "-n", "--configfile", str(config), *FOUR_PER_GPU)
     text = output_of(done)
     assert done.returncode == 0, text
     # Locally Snakemake runs groups' jobs one by one: 10 trainings, each launched through the GPU
@@ -412,27 +395,26 @@ def test_trainings_per_gpu_plans_shared_gpus_locally(tmp_path):
 
 
 def test_trainings_per_gpu_packs_4_trainings_in_one_slurm_job_with_one_gpu(tmp_path):
-    """The Slurm profile with trainings_per_gpu 4: a dry run shows the groups; the same command with
-    a recording stand-in for sbatch shows what each job asks Slurm for."""
+    """The Slurm profile with --group-components train_gpu=4: a dry run shows the groups; the same
+    command with a recording stand-in for sbatch shows what each job asks Slurm for."""
     config = write_config(tmp_path / "shared.yaml", **SHARED)
     profile = ("--profile", str(REPO / "profiles" / "slurm"))
-    dry = snakemake(tmp_path, "-n", *profile, "--configfile", str(config))
+    dry = snakemake(tmp_path, "-n", *profile, "--configfile", str(config), *FOUR_PER_GPU)
     text = output_of(dry)
     assert dry.returncode == 0, text
-    # 10 trainings in consecutive fours (game by game, seed by seed): 4 + 4 + 2, each group with
-    # its gpu_group job that ties it together.
+    # 10 independent trainings in jobs of at most four: 4 + 4 + 2, each training in exactly one.
     # A group's jobs are listed indented under its header: their wildcards lines at 8 spaces.
     groups = [re.findall(r"\n {8}wildcards: experiment=shared, game=(\w+), seed=(\d)\n", block)
               for block in text.split("Group job train_gpu")[1:]]
     members = [sorted(f"{g}{s}" for g, s in group) for group in groups]
-    assert sorted(members) == sorted([["alien0", "alien1", "breakout0", "breakout1"],
-                                      ["boxing0", "boxing1", "pong0", "pong1"], ["asterix0", "asterix1"]])
-    assert job_counts(text)["train"] == 10 and job_counts(text)["gpu_group"] == 3
+    assert sorted(len(group) for group in members) == [2, 4, 4]
+    assert sorted(sum(members, [])) == sorted(f"{g}{s}" for g in SHARED["games"] for s in SHARED["seeds"])
+    assert job_counts(text) == {"train": 10, "evaluate": 20, "random_agent": 10, "aggregate": 1, "report": 1, "all": 1}
     for group in members:
         print(f"dry run: group job train_gpu: {' '.join(group)}")
 
     # The same, submitted to a recording sbatch (no cluster): the jobs' sbatch lines.
-    jobs = recorded_sbatch_lines(tmp_path, config, "group_train_gpu", 3)
+    jobs = recorded_sbatch_lines(tmp_path, config, "group_train_gpu", 3, *FOUR_PER_GPU)
     layout = []
     for line in jobs:
         trainings = sorted(re.findall(r"'train:experiment=shared,game=(\w+),seed=(\d)'", line))
@@ -441,70 +423,25 @@ def test_trainings_per_gpu_packs_4_trainings_in_one_slurm_job_with_one_gpu(tmp_p
         print(f"{len(trainings)} trainings: {' '.join(f'{g}{s}' for g, s in trainings)}: "
               + " ".join(f"{k} {v}" for k, v in sorted(asked.items())))
     # One GPU per job; per training 2 cores (profile set-threads: train) and 7,072 + 2,500 MB;
-    # the runtime is the trainings' 2,880 minutes + the 1-minute gpu_group job.
+    # the trainings run side by side, so the runtime is one training's 2,880 minutes.
     assert sorted(layout, key=lambda item: item[0]) == [
-        (2, {"--gres": "gpu:1", "--cpus-per-task": "4", "--mem": "19144", "-t": "2881", "-p": "gpu"}),
-        (4, {"--gres": "gpu:1", "--cpus-per-task": "8", "--mem": "38288", "-t": "2881", "-p": "gpu"}),
-        (4, {"--gres": "gpu:1", "--cpus-per-task": "8", "--mem": "38288", "-t": "2881", "-p": "gpu"}),
+        (2, {"--gres": "gpu:1", "--cpus-per-task": "4", "--mem": "19144", "-t": "2880", "-p": "gpu"}),
+        (4, {"--gres": "gpu:1", "--cpus-per-task": "8", "--mem": "38288", "-t": "2880", "-p": "gpu"}),
+        (4, {"--gres": "gpu:1", "--cpus-per-task": "8", "--mem": "38288", "-t": "2880", "-p": "gpu"}),
     ]
     assert not any("--gpus" in line for line in jobs)
 
 
 def test_one_training_per_gpu_asks_slurm_for_a_gpu_of_its_own(tmp_path):
-    config = write_config(tmp_path / "one.yaml", **{**SHARED, "games": ["pong"], "seeds": [0], "trainings_per_gpu": 1})
-    [line] = recorded_sbatch_lines(tmp_path, config, "--comment rule_train_wildcards_shared_pong_0", 1)
+    config = write_config(tmp_path / "one.yaml", **{**SHARED, "games": ["pong"], "seeds": [0]})
+    # On CUDA a training is a job of the group train_gpu, here of one training (the profile's train_gpu=1).
+    [line] = recorded_sbatch_lines(tmp_path, config, "--target-jobs 'train:experiment=shared,game=pong,seed=0'", 1)
     asked = dict(re.findall(r"(--gpus|--gres|--cpus-per-task|--mem|-t|-p)[= ]([^ ]+)", line))
     assert asked == {"--gpus": "1", "--cpus-per-task": "2", "--mem": "9572", "-t": "2880", "-p": "gpu"}
 
 
 # ---------------------------------------------------------------------------- end to end
-# docs/DESIGN.md, "Workflow results" and the files they gather.
-STRING, INT, FLOAT, BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
-EPISODE_COLUMNS = {"game": STRING, "agent": STRING, "seed": INT, "weights": STRING, "episode": INT, "score": FLOAT,
-                   "length_frames": INT, "noop_frames": INT, "truncated": BOOL}
-EXPECTED_SCHEMAS = {
-    "scores.parquet": {"game": STRING, "display_name": STRING, "agent": STRING, "seed": INT, "weights": STRING,
-                       "mean": FLOAT, "std": FLOAT, "episodes": INT, "human_normalized": FLOAT},
-    "episodes.parquet": EPISODE_COLUMNS,
-    "learning_curves.parquet": {"game": STRING, "seed": INT, "frames": INT, "agent_steps": INT,
-                                "parameter_updates": INT, "epsilon": FLOAT, "train_episode_return_mean": FLOAT,
-                                "train_episodes": INT, "loss_mean": FLOAT, "average_max_q": FLOAT,
-                                "heldout_td_error_abs_mean": FLOAT, "agent_steps_per_second": FLOAT,
-                                "wall_seconds": FLOAT, "eval_score_mean": FLOAT, "eval_episodes": INT,
-                                "eval_frames": INT},
-    "runs.parquet": {"game": STRING, "seed": INT, "status": STRING, "frames_done": INT, "frames_planned": INT,
-                     "wall_hours": FLOAT, "device": STRING},
-    "deviations.parquet": {"field": STRING, "paper_value": STRING, "this_value": STRING, "unit": STRING, "note": STRING},
-}
-TINY_FRAMES = 2_000
-TINY = {
-    "experiment": "tiny",
-    "preset": "demo",
-    # A few hundred agent steps, a tiny replay, two short evaluation episodes.
-    "hyperparameters": {
-        "training_length_frames": TINY_FRAMES,
-        "replay_memory_size_transitions": 1_000,
-        "replay_start_size_steps": 100,
-        "heldout_states": 50,
-        "final_exploration_frame_steps": 200,
-        "target_network_update_frequency_steps": 100,
-        "eval_interval_frames": 1_000,
-        "eval_length_frames": 500,
-        "final_eval_episodes": 2,
-        "final_eval_max_episode_frames": 1_000,
-    },
-    "games": ["breakout", "pong"],
-    "seeds": [0],
-    "device": "cpu",
-    "evaluation_workers": 1,
-    "report": {"bootstrap_repetitions": 20, "bootstrap_seed": 0},
-}
 RUN = ("--cores", "2", "--set-threads", "train=1")
-
-
-def schema_of(path: Path) -> dict[str, pa.DataType]:
-    """Column -> Arrow type; Arrow's two string types (pandas may write either) count as one."""
-    return {field.name: STRING if field.type == pa.large_string() else field.type for field in pq.read_schema(path)}
 
 
 @pytest.fixture(scope="module")
@@ -518,12 +455,17 @@ def tiny(tmp_path_factory):
     (pong / "config.json").write_text('{"game": "pong", "se')
 
     first = snakemake(root, *RUN, "--configfile", str(config))
-    partial = {name: pd.read_parquet(root / "results" / "tiny" / name)
-               for name in ("runs.parquet", "scores.parquet")} if (root / "results/tiny/runs.parquet").exists() else {}
+    partial_folder = root / "results" / "tiny" / "partial"
+    partial = {name: pd.read_parquet(partial_folder / name)
+               for name in ("runs.parquet", "scores.parquet")} if (partial_folder / "runs.parquet").exists() else {}
+    # The partial tables stand beside the outputs, never in their place.
+    outputs_after_failure = sorted(p.name for p in (root / "results" / "tiny").glob("*.parquet"))
+    partial_report_written = (root / "reports" / "tiny" / "partial" / "report.html").is_file()
     survived = (pong / "config.json").exists()
     (pong / "config.json").unlink()
     second = snakemake(root, *RUN, "--configfile", str(config))
     return {"root": root, "config": config, "first": first, "partial": partial, "pong_config_survived": survived,
+            "outputs_after_failure": outputs_after_failure, "partial_report_written": partial_report_written,
             "second": second}
 
 
@@ -542,7 +484,9 @@ def test_a_failed_game_leaves_the_others_and_a_partial_report(tiny):
     scores = tiny["partial"]["scores.parquet"]
     assert sorted(zip(scores["game"], scores["agent"], scores["weights"])) == [
         ("breakout", "dqn", "best"), ("breakout", "dqn", "final"), ("breakout", "random", "none"), ("pong", "random", "none")]
-    assert "a partial report in reports/tiny/report.html" in text
+    assert "a partial report in reports/tiny/partial/report.html" in text and tiny["partial_report_written"]
+    # No output of the aggregate rule exists before its job has run on every planned file.
+    assert tiny["outputs_after_failure"] == []
     # Files of a failed run that are not outputs are never deleted by Snakemake.
     assert tiny["pong_config_survived"]
 
@@ -555,6 +499,10 @@ def test_rerun_after_a_failure_runs_only_what_is_missing(tiny):
     # pong's training and its two evaluations, then the tables and the report; nothing of breakout.
     assert job_counts(text) == {"train": 1, "evaluate": 2, "aggregate": 1, "report": 1, "all": 1}
     assert "--game breakout" not in text
+    # The full tables and report replace the partial ones, which are removed.
+    root = tiny["root"]
+    assert (root / "reports/tiny/report.html").is_file()
+    assert not (root / "results/tiny/partial").exists() and not (root / "reports/tiny/partial").exists()
 
 
 @pytest.mark.slow

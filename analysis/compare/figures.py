@@ -94,7 +94,7 @@ def curves_figure(curves: tuple[pd.DataFrame, pd.DataFrame], games: list[str], t
     scale, xlabel = curve_figures.frames_unit(longest)
     reference = curve_figures.NNABLA
     drawn = False
-    for k, (ax, game, title) in enumerate(zip(axes, games, titles)):
+    for ax, game, title in zip(axes, games, titles):
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
         covered = max(_draw_experiment(ax, a[a["game"] == game], A_COLOR, scale),

@@ -8,7 +8,7 @@ preprocessed frame (whose luminance weights sum to 1) tells which frame it came 
 from __future__ import annotations
 
 import json
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from ale_py import Action

@@ -7,8 +7,8 @@ import contextlib
 import os
 import re
 import subprocess
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import pytest
 

@@ -14,8 +14,8 @@ Run `python tests/helpers/synthetic_results.py OUT_DIR [--full | --demo]` to wri
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

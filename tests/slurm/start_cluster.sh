@@ -3,7 +3,7 @@
 # slurmdbd, slurmctld and slurmd, each started here (no systemd needed) with its PID recorded
 # under the state folder, so that stop_cluster.sh ends exactly these processes.
 #
-# Needs root (it installs Debian's Slurm packages when they are missing and runs the daemons).
+# Needs root (it runs the daemons) and Debian's Slurm packages (bash .ci/install-system-deps).
 # Idempotent: a second run finds the recorded daemons alive and only waits for the node.
 #
 # Environment (all optional):
@@ -29,29 +29,16 @@ WAIT_SECONDS=60
 
 die() { echo "start_cluster.sh: $*" >&2; exit 1; }
 
-[[ $(id -u) -eq 0 ]] || die "needs root: it installs Slurm from Debian packages and runs its daemons; run it with sudo"
+[[ $(id -u) -eq 0 ]] || die "needs root: it runs the Slurm daemons; run it with sudo"
 
-install_packages() {
-    local missing=0 cmd
+check_packages() {
+    local cmd
     for cmd in munged mariadbd mariadb-install-db slurmdbd slurmctld slurmd sbatch sacct; do
-        command -v "$cmd" >/dev/null || missing=1
+        command -v "$cmd" >/dev/null || die "$cmd is missing: install the Slurm packages with: bash .ci/install-system-deps"
     done
-    [[ $missing -eq 0 ]] && return
-    command -v apt-get >/dev/null || die "Slurm is not installed and apt-get is missing; install munge, mariadb-server, slurmdbd, slurmctld, slurmd and slurm-client"
-    echo "start_cluster.sh: installing Slurm from Debian packages" >&2
-    # Keep the packages' own services from starting: this script starts private instances.
-    local policy=/usr/sbin/policy-rc.d created_policy=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && created_policy=1
-    fi
-    local rc=0
-    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        munge mariadb-server slurmdbd slurmctld slurmd slurm-client; } >"${TMPDIR:-/tmp}/dqn-slurm-apt.log" 2>&1 || rc=$?
-    [[ $created_policy -eq 1 ]] && rm -f "$policy"
-    [[ $rc -eq 0 ]] || die "apt-get install failed (exit $rc); see ${TMPDIR:-/tmp}/dqn-slurm-apt.log"
 }
 
-install_packages
+check_packages
 
 NODE=$(hostname -s)
 read -r REAL_CPUS REAL_MEMORY_MB < <(slurmd -C | awk '

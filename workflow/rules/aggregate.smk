@@ -10,7 +10,6 @@ rule aggregate:
         dqn_episodes=dqn_episodes,
         random_episodes=random_episodes,
         games_sheet=GAMES_SHEET,
-        gpu_groups=gpu_group_lists,
     output:
         scores="results/{experiment}/scores.parquet",
         episodes="results/{experiment}/episodes.parquet",

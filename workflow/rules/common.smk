@@ -186,7 +186,6 @@ HP = resolved_hyperparameters(PRESET, config["hyperparameters"])
 SET_ARGUMENTS = set_arguments(HP, config["hyperparameters"])
 TRAIN_DEVICE = training_device(config["device"])
 EVALUATION_WORKERS = config["evaluation_workers"]
-TRAININGS_PER_GPU = config["trainings_per_gpu"]
 REPORT = config["report"]
 
 # Agent steps per second of one training on a CPU core pair, measured (README, "Performance":
@@ -286,38 +285,32 @@ def random_episodes(wildcards):
 
 
 # ---------------------------------------------------------------------------- resources
-# Several trainings on one GPU: on a cluster, TRAININGS_PER_GPU trainings form one job, a
-# Snakemake group. A group holds connected jobs only, so the rule gpu_group (train.smk) ties each
-# TRAININGS_PER_GPU consecutive planned trainings together by listing their outputs; the
-# trainings' own inputs do not change, so a changed TRAININGS_PER_GPU never re-runs a training.
-# A group sums its members' numeric resources (cores, memory), keeps their longest runtime, and
-# passes on a string resource that every member gives alike: so a grouped training asks for no
-# `gpu` of its own, and the group asks for one GPU as `gres`. Locally Snakemake ignores groups,
-# and one_gpu.sh hands each GPU to TRAININGS_PER_GPU trainings.
-TRAIN_GROUP = "train_gpu" if TRAIN_DEVICE == "cuda" and TRAININGS_PER_GPU > 1 else None
-PLANNED_RUNS = [(game, seed) for game in GAMES for seed in SEEDS]
-GPU_GROUPS = -(-len(PLANNED_RUNS) // TRAININGS_PER_GPU) if TRAIN_GROUP is not None else 0
-GPU_GROUP_LIST = "logs/{experiment}/train_gpu/group{index}.txt"
+# Several trainings on one GPU: on CUDA every training is of the Snakemake group train_gpu, and
+# Snakemake's own `--group-components train_gpu=N` (profiles/slurm sets it) puts N of them into
+# one cluster job. A group job sums its members' cores and memory, keeps their longest runtime,
+# and passes on a string resource that every member gives alike: so with N > 1 a training asks for
+# no `gpu` of its own and the job asks for one GPU as `gres`. Locally Snakemake runs the members
+# one by one, and one_gpu.sh hands each GPU to N trainings. Snakemake hands its settings to the
+# workflow after parsing, so N is read when the jobs are built, by the functions below; the
+# trainings' inputs do not depend on it, so a changed N never re-runs a training.
+TRAIN_GROUP = "train_gpu" if TRAIN_DEVICE == "cuda" else None
 
 
-def gpu_group_trainings(wildcards):
-    """The final weights of the trainings of GPU group `index`: TRAININGS_PER_GPU consecutive planned runs."""
-    start = int(wildcards.index) * TRAININGS_PER_GPU
-    members = PLANNED_RUNS[start:start + TRAININGS_PER_GPU]
-    return [run_file("final.pt").format(experiment=wildcards.experiment, game=game, seed=seed) for game, seed in members]
-
-
-def gpu_group_lists(wildcards):
-    return expand(GPU_GROUP_LIST, experiment=EXPERIMENT, index=range(GPU_GROUPS))
+def trainings_per_gpu():
+    """N of --group-components train_gpu=N (1 without it, and on CPU)."""
+    if TRAIN_GROUP is None:
+        return 1
+    return workflow.group_settings.group_components.get(TRAIN_GROUP, 1)
 
 
 def training_gpus(wildcards):
-    return 1 if TRAIN_DEVICE == "cuda" and TRAIN_GROUP is None else 0
+    """One `gpu` unit for a CUDA training with a GPU of its own; grouped trainings ask as a job."""
+    return 1 if TRAIN_GROUP is not None and trainings_per_gpu() == 1 else 0
 
 
 def training_gres(wildcards):
-    """The group's GPU request (Slurm's --gres) for grouped trainings; empty otherwise."""
-    return "gpu:1" if TRAIN_GROUP is not None else ""
+    """The job's GPU request (Slurm's --gres) for N > 1 trainings per GPU; empty otherwise."""
+    return "gpu:1" if trainings_per_gpu() > 1 else ""
 
 
 def training_mem_mb(wildcards):
@@ -334,9 +327,10 @@ def run_folder(wildcards, output):
     return str(Path(output.final).parent)
 
 
-# Parameters of a training are functions of `output`: Snakemake's params trigger skips such
-# "derived" parameters, so a changed config never re-runs (and so never deletes) a finished
-# training; check_planned_runs() compares each run's config.json with the plan instead.
+# Parameters of a training are functions of `output` (here and below): the profiles' rerun
+# trigger `params` skips such derived parameters, so a changed config, device or GPU sharing never
+# re-runs (and so never deletes) a finished training, while a changed report option re-renders
+# the report; check_planned_runs() compares each run's config.json with the plan instead.
 def training_preset(wildcards, output):
     return PRESET
 
@@ -360,13 +354,22 @@ def figures_folder(wildcards, output):
 # Put before the training command when it trains on CUDA: on a machine with several GPUs each
 # training takes one that no other holds (see the script); under Slurm it changes nothing.
 GPU_SCRIPT = Path(workflow.basedir) / "workflow" / "scripts" / "one_gpu.sh"
-GPU_LAUNCHER = ""
-if TRAIN_DEVICE == "cuda":
-    GPU_LAUNCHER = f"bash {shlex.quote(str(GPU_SCRIPT))}"
-    if TRAININGS_PER_GPU > 1:
-        GPU_LAUNCHER += f" --trainings-per-gpu {TRAININGS_PER_GPU}"
-# dqn.train places its replay memory knowing how many trainings share its GPU.
-SHARING_ARGUMENTS = f" --trainings-per-gpu {TRAININGS_PER_GPU}" if TRAININGS_PER_GPU > 1 else ""
+
+
+def training_launcher(wildcards, output):
+    if TRAIN_DEVICE != "cuda":
+        return ""
+    launcher = f"bash {shlex.quote(str(GPU_SCRIPT))}"
+    return launcher + (f" --trainings-per-gpu {trainings_per_gpu()}" if trainings_per_gpu() > 1 else "")
+
+
+def device_of_training(wildcards, output):
+    return TRAIN_DEVICE
+
+
+def training_sharing(wildcards, output):
+    """dqn.train places its replay memory knowing how many trainings share its GPU."""
+    return f" --trainings-per-gpu {trainings_per_gpu()}" if trainings_per_gpu() > 1 else ""
 
 
 # ---------------------------------------------------------------------------- partial report
@@ -381,38 +384,40 @@ def report_command(results, reports):
             "--seed", str(REPORT["bootstrap_seed"])]
 
 
-PARTIAL_MTIME_SECONDS = 86_400
+# Where the tables and the report of a failed run go: beside the outputs, never in their place, so
+# that Snakemake sees the missing outputs as missing and the next run finishes them.
+PARTIAL_RESULTS = "results/{experiment}/partial"
+PARTIAL_REPORTS = "reports/{experiment}/partial"
 
 
 def partial_report():
     """The tables and the report of whatever exists, after a failed job (the `onerror` hook).
 
-    Same commands as the aggregate and report rules; runs.parquet marks what is missing. The files
-    are then dated to 2 January 1970: Snakemake does not rebuild missing files upstream of outputs
-    that are up to date, so partial outputs must look out of date for the next run to finish the
-    missing runs and rebuild them (a date of 0 would read as "no date" to Snakemake).
+    Same commands as the aggregate and report rules, into the partial folders, which no rule
+    writes: runs.parquet marks what is missing.
     """
-    results, reports = f"results/{EXPERIMENT}", f"reports/{EXPERIMENT}"
+    results = f"results/{EXPERIMENT}"
+    partial_results, partial_reports = (path.format(experiment=EXPERIMENT) for path in (PARTIAL_RESULTS, PARTIAL_REPORTS))
     log_path = Path("logs") / EXPERIMENT / "partial_report.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    failed = None
+    commands = [[*aggregate_command(results), "--out", partial_results], report_command(partial_results, partial_reports)]
     with open(log_path, "w") as log:
-        for command in (aggregate_command(results), report_command(results, reports)):
+        for command in commands:
             log.write(f"$ {shlex.join(command)}\n")
             log.flush()
             if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-                failed = command
-                break
-    for path in expand([*rules.aggregate.output, *rules.report.output], experiment=EXPERIMENT):
-        if os.path.exists(path):
-            os.utime(path, (PARTIAL_MTIME_SECONDS, PARTIAL_MTIME_SECONDS))
-    if failed is not None:
-        logger.error(f"Partial report: {shlex.join(failed[1:3])} failed; see {log_path}")
-        return
+                logger.error(f"Partial report: {shlex.join(command[1:3])} failed; see {log_path}")
+                return
     logger.error(
-        f"Some jobs failed. Tables of what exists are in {results}/ (runs.parquet marks the missing runs) "
-        f"and a partial report in {reports}/report.html; run snakemake again to finish what is missing."
+        f"Some jobs failed. Tables of what exists are in {partial_results}/ (runs.parquet marks the missing runs) "
+        f"and a partial report in {partial_reports}/report.html; run snakemake again to finish what is missing."
     )
+
+
+def remove_partial_report():
+    """After a run that finished everything (the `onsuccess` hook): a partial report would only mislead."""
+    for path in (PARTIAL_RESULTS, PARTIAL_REPORTS):
+        shutil.rmtree(path.format(experiment=EXPERIMENT), ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- comparisons (compare.smk)

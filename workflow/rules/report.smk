@@ -59,6 +59,11 @@ rule report:
 
 # With --keep-going a failed training stops only its own game, but the aggregate and report jobs
 # need every planned file and so never run. After any failure, this hook builds the tables and
-# the report from whatever exists (missing runs marked `missing`), by the same commands.
+# the report from whatever exists (missing runs marked `missing`), by the same commands, into
+# results/{experiment}/partial/ and reports/{experiment}/partial/, which no rule writes.
 onerror:
     partial_report()
+
+
+onsuccess:
+    remove_partial_report()

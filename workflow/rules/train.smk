@@ -22,47 +22,25 @@ rule train:
         out=run_folder,
         preset=training_preset,
         overrides=training_overrides,
+        device=device_of_training,
+        launcher=training_launcher,
+        sharing=training_sharing,
         side_eval_workers=SIDE_EVAL_WORKERS,
     conda:
         "../envs/dqn.yaml"
     # The learner gets all threads but one, left to the training-time evaluator's process; with one
     # thread they share it (the evaluator only works while a new snapshot waits). Profiles set more.
-    # trainings_per_gpu > 1 on CUDA: that many trainings share one cluster job (common.smk).
+    # On CUDA, --group-components train_gpu=N (N > 1) puts N trainings in one cluster job (common.smk).
     group: TRAIN_GROUP
     threads: 1
-    # Where the job runs, not what it computes: resources, so that a change never retrains.
     resources:
         gpu=training_gpus,
         gres=training_gres,
-        device=TRAIN_DEVICE,
-        launcher=GPU_LAUNCHER,
-        sharing=SHARING_ARGUMENTS,
         learner_threads=learner_threads,
         mem_mb=training_mem_mb,
     shell:
-        "{resources.launcher} python -m dqn.train --game {wildcards.game} --seed {wildcards.seed}"
-        " --out {params.out:q} --preset {params.preset:q} {params.overrides:q} --device {resources.device}"
-        " --threads {resources.learner_threads} --eval-workers {params.side_eval_workers}{resources.sharing}"
+        "{params.launcher} python -m dqn.train --game {wildcards.game} --seed {wildcards.seed}"
+        " --out {params.out:q} --preset {params.preset:q} {params.overrides:q} --device {params.device}"
+        " --threads {resources.learner_threads} --eval-workers {params.side_eval_workers}{params.sharing}"
         " >> {log:q} 2>&1"
 
-
-rule gpu_group:
-    """With trainings_per_gpu N > 1 on CUDA: ties N trainings together, so that on a cluster they
-    run as one job on one GPU (the group train_gpu, see common.smk); it only lists them. Each
-    training keeps its own log, run folder, checkpoint and resume; a failed job of the group is
-    submitted again, and its finished trainings are rebuilt from their run folders in seconds."""
-    input:
-        gpu_group_trainings,
-    output:
-        GPU_GROUP_LIST,
-    log:
-        "logs/{experiment}/train_gpu/group{index}.log",
-    group: TRAIN_GROUP
-    threads: 1
-    resources:
-        runtime=1,
-        mem_mb=100,
-    conda:
-        "../envs/dqn.yaml"
-    shell:
-        "printf '%s\\n' {input:q} > {output:q} 2> {log:q}"
