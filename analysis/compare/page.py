@@ -134,8 +134,10 @@ def figure_context(figure: FigureItem) -> dict[str, Any]:
 
 def render_page(content: PageContent) -> str:
     """The page as one HTML string."""
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("analysis.compare", "templates"),
-                                     autoescape=True, undefined=jinja2.StrictUndefined)
+    # The comparison's own templates first, then the report's (page.html, the frame both pages share).
+    loader = jinja2.ChoiceLoader([jinja2.PackageLoader("analysis.compare", "templates"),
+                                  jinja2.PackageLoader("analysis.report", "templates")])
+    environment = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
     # The report's stylesheet and sorting script, so the two pages look and sort alike.
     css = _asset("analysis.report", "report.css") + "\n" + _asset("analysis.compare", "compare.css")
     return environment.get_template("compare.html").render(
