@@ -8,8 +8,10 @@ settings, and the rules that pick them under "auto".
     auto.py            the "auto" rules of --fast-path, --compile and --channels-last, each with
                        its measured reason
     placement.py       where the replay goes (GPU or host) when N trainings share a GPU
+    choices.py         the speed choices of one run, resolved once; a resume keeps the run's own
     self_check.py      the fast path compared with the plain path at each start or resume of a
-                       training; a mismatch or an error sends the run to the plain path
+                       training
+    fallback.py        a failed check sends the run to the plain path, recorded in config.json
 
 The rule of this package: each part is the same algorithm as the plain path (dqn.replay,
 dqn.agent, dqn.optim), only faster, pinned to it by equality tests (tests/test_fast_path.py:
