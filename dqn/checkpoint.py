@@ -111,7 +111,7 @@ def _mount_point(path: Path) -> Path:
 class Checkpointer:
     """Writes, verifies, loads and prunes the checkpoints of one run under `root`.
 
-    The caller's protocol (dqn/train.py):
+    The caller's protocol (dqn/run_lifecycle.py and dqn/loop.py):
 
         ckpt = Checkpointer(root)
         loaded = ckpt.load_latest()        # (folder, state) of the newest checkpoint that verifies
