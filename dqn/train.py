@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dqn import fileio
-from dqn.build import PROGRESS_INTERVAL_SECONDS, build_parts  # noqa: F401  (build_parts: the tests' way in)
+from dqn.build import build_parts
 from dqn.config import PRESETS, Hyperparameters, parse_overrides, resolve
 from dqn.devices import resolve_device
 from dqn.errors import ArgumentParser, UserError, cli_main
@@ -231,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lock = claim_run_folder(run.files, config, existing, run.hp, eval_workers=args.eval_workers, device=run.device)
     if lock is None:
         return 0  # complete, or its outputs rebuilt: nothing to train
+    # From here on `lock` holds the run folder until this process exits.
 
     set_torch_threads(run)
     choices = chosen_speed(run, config, existing)

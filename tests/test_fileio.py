@@ -135,7 +135,8 @@ fileio.atomic_write({str(out)!r}, write)
 """], cwd=REPO)
     try:
         deadline = time.monotonic() + 60
-        while not ready.exists() and time.monotonic() < deadline:
+        # Until the writer's note is whole: `ready` exists before write_text has filled it.
+        while not (ready.exists() and ready.read_text()) and time.monotonic() < deadline:
             time.sleep(0.01)
         temporary = Path(ready.read_text())
         backdate(temporary)

@@ -19,5 +19,5 @@ DeviceReplay's stacks, validity and sampling distribution are ReplayMemory's, Fa
 losses and weights Learner's, the compiled step the eager one up to float rounding; the
 allocator settings change only where memory sits). Where a part changes float rounding or a
 random stream, the run records the choice in config.json and a resume keeps it. The plain path
-never imports this package: only dqn.train's composition root and the benchmarks do.
+never imports this package: only the composition root (dqn.train, dqn.build) and the benchmarks do.
 """
