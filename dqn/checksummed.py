@@ -1,6 +1,11 @@
 """Checksummed files, written once and fsynced, and memory-mapped arrays handed back page by page:
 the byte layer under dqn/checkpoint.py's store, and under the replay memory's resume.
 
+A folder of such files is whole when its sentinel (`COMPLETE`: JSON listing every file's size
+and CRC32) is there and matches (`write_sentinel`, `sizes_match`, `verify_folder`); a tree of
+state with big numpy arrays is pickled with each big array as a .npy file of its own
+(`split_arrays`, `join_arrays`). Which folders exist, and how many, is the store's business.
+
 Checksums: zlib's CRC32 (~7 GB/s here, 1.0 s over a 7.06 GB Nature replay; xxhash's xxh3 takes
 0.2 s but reading that file from disk takes 2.6 s either way, so the faster hash is not worth a
 dependency). A big array's CRC32 is computed over the array in memory while a second thread waits
