@@ -21,6 +21,7 @@ every emulator frame, every screen grab and every frame count is under this modu
   saved with `torch.save` and read back with `torch.load(weights_only=True)`.
 
 `FrameStack` keeps the agent's state: the last 4 preprocessed frames, zeros before an episode start.
+The preprocessing of the screens (Nature's and the 2013 paper's) is dqn/preprocessing.py.
 """
 
 from __future__ import annotations
@@ -28,33 +29,24 @@ from __future__ import annotations
 import copy
 from typing import Any, NamedTuple
 
-import cv2
 import numpy as np
 
 from dqn.config import PREPROCESSINGS
 from dqn.errors import UserError
 from dqn.games import check_game
-
-SCREEN_HEIGHT = 210
-SCREEN_WIDTH = 160
-SCREEN_SHAPE_RGB = (SCREEN_HEIGHT, SCREEN_WIDTH, 3)
-FRAME_SHAPE = (84, 84)
-
-# The 2013 arXiv paper downsamples to 110x84 (height x width) and crops an 84x84 region "that
-# roughly captures the playing area" without saying which rows. Rows 18..101 (of 0..109) are the
-# choice of the best-known 2013 reimplementation (Sprague's deep_q_rl: 8 rows off the bottom).
-# They map to rows ~34..194 of the 210-row screen: the score band at the top is dropped (Breakout,
-# Space Invaders, Beam Rider), and the lowest moving objects of the 2013 games stay inside
-# (Breakout's paddle is at rows 189-193, i.e. rows 99-101 after the downsample). A centre crop
-# (13..96) would cut Breakout's paddle off; rows 26..109 would cut the top invaders and UFO of
-# Space Invaders.
-NIPS2013_DOWNSAMPLED_SHAPE = (110, 84)
-NIPS2013_CROP_TOP_ROW = 18
-NIPS2013_CROP_ROWS = slice(NIPS2013_CROP_TOP_ROW, NIPS2013_CROP_TOP_ROW + FRAME_SHAPE[0])
-
-# How many of the last emulator frames of each step the preprocessing looks at.
-_FRAMES_POOLED = {"nature": 2, "nips2013": 1}
-
+# The preprocessing's names, where tests and callers have always found them.
+from dqn.preprocessing import (  # noqa: F401
+    FRAME_SHAPE,
+    FRAMES_POOLED,
+    NIPS2013_CROP_ROWS,
+    NIPS2013_CROP_TOP_ROW,
+    NIPS2013_DOWNSAMPLED_SHAPE,
+    SCREEN_HEIGHT,
+    SCREEN_SHAPE_RGB,
+    SCREEN_WIDTH,
+    preprocess_nature,
+    preprocess_nips2013,
+)
 
 class Step(NamedTuple):
     frame: np.ndarray  # newest preprocessed frame, (84, 84) uint8
@@ -72,56 +64,27 @@ class Restart(NamedTuple):
     ended_game_return: float | None  # a game that ended during the null frames: its score, else None
 
 
-def preprocess_nature(
-    screen_previous: np.ndarray | None,
-    screen_last: np.ndarray,
-    pooled_buffer: np.ndarray | None = None,
-    gray_buffer: np.ndarray | None = None,
-) -> np.ndarray:
-    """Nature (Methods, "Preprocessing") on the RGB screens of the last two frames of a step.
-
-    Which frames are max-pooled, for an action repeat of 4 (frames of one agent step):
-
-        frame:       t-3    t-2    t-1     t
-        action:       a      a      a      a
-        screen:       -      -     s_t-1  s_t      (only these two are grabbed)
-                                      \\   /
-                                   max(s_t-1, s_t)  ->  Y  ->  84x84
-
-    1. element-wise max of the two RGB screens (removes the flicker of sprites that the game
-       draws only on every other frame); `screen_previous=None` (a single frame was played since
-       the last reset) uses the last screen alone,
-    2. luminance Y = 0.299 R + 0.587 G + 0.114 B (OpenCV's RGB2GRAY, rounded to uint8),
-    3. bilinear resize of the whole 210x160 frame to 84x84 (no crop), uint8.
-
-    The buffers are optional preallocated scratch space; the returned frame is always new.
-    """
-    if screen_previous is None:
-        pooled = screen_last
-    else:  # 1.
-        pooled = np.maximum(screen_previous, screen_last, out=pooled_buffer)
-    gray = cv2.cvtColor(pooled, cv2.COLOR_RGB2GRAY, dst=gray_buffer)  # 2.
-    return cv2.resize(gray, FRAME_SHAPE[::-1], interpolation=cv2.INTER_LINEAR)  # 3.
-
-
-def preprocess_nips2013(screen_last: np.ndarray, gray_buffer: np.ndarray | None = None) -> np.ndarray:
-    """The 2013 arXiv paper on the RGB screen of the last frame of a step.
-
-    1. luminance Y of the last frame (the paper states no max-pool, so none),
-    2. bilinear downsample to 110x84 (height x width),
-    3. crop rows NIPS2013_CROP_ROWS, all 84 columns: 84x84 uint8.
-    """
-    gray = cv2.cvtColor(screen_last, cv2.COLOR_RGB2GRAY, dst=gray_buffer)  # 1.
-    small = cv2.resize(gray, NIPS2013_DOWNSAMPLED_SHAPE[::-1], interpolation=cv2.INTER_LINEAR)  # 2.
-    return np.ascontiguousarray(small[NIPS2013_CROP_ROWS])  # 3.
-
-
 def _make_ale():
     from ale_py import ALEInterface, LoggerMode
 
     # The logger mode is global; Error hides the banner and the ROM details printed on load.
     ALEInterface.setLoggerMode(LoggerMode.Error)
     return ALEInterface()
+
+
+def _check_arguments(preprocessing: str, action_repeat_frames: int, noop_max_frames: int,
+                     max_episode_frames: int | None) -> None:
+    if preprocessing not in PREPROCESSINGS:
+        raise UserError(f"unknown preprocessing {preprocessing!r}; use one of {', '.join(PREPROCESSINGS)}")
+    if action_repeat_frames < 1:
+        raise UserError(f"action_repeat_frames must be at least 1, got {action_repeat_frames}")
+    if noop_max_frames < 0:
+        raise UserError(f"noop_max_frames must be 0 or more, got {noop_max_frames}")
+    if max_episode_frames is not None and max_episode_frames <= noop_max_frames:
+        raise UserError(
+            f"max_episode_frames ({max_episode_frames}) must exceed noop_max_frames ({noop_max_frames}) "
+            "so that an episode has room for a step after its no-op start"
+        )
 
 
 class AtariEnv:
@@ -146,44 +109,21 @@ class AtariEnv:
         end_step_at_life_loss: bool = False,
     ):
         self.game = check_game(game)
-        if preprocessing not in PREPROCESSINGS:
-            raise UserError(f"unknown preprocessing {preprocessing!r}; use one of {', '.join(PREPROCESSINGS)}")
-        if action_repeat_frames < 1:
-            raise UserError(f"action_repeat_frames must be at least 1, got {action_repeat_frames}")
-        if noop_max_frames < 0:
-            raise UserError(f"noop_max_frames must be 0 or more, got {noop_max_frames}")
-        if max_episode_frames is not None and max_episode_frames <= noop_max_frames:
-            raise UserError(
-                f"max_episode_frames ({max_episode_frames}) must exceed noop_max_frames ({noop_max_frames}) "
-                "so that an episode has room for a step after its no-op start"
-            )
+        _check_arguments(preprocessing, action_repeat_frames, noop_max_frames, max_episode_frames)
         self.seed = int(seed)
         self.action_repeat_frames = int(action_repeat_frames)
         self.noop_max_frames = int(noop_max_frames)
         self.preprocessing = preprocessing
         self.max_episode_frames = None if max_episode_frames is None else int(max_episode_frames)
         self.end_step_at_life_loss = bool(end_step_at_life_loss)
-        self._frames_pooled = _FRAMES_POOLED[preprocessing]
+        self._frames_pooled = FRAMES_POOLED[preprocessing]
 
         # One seed, two independent streams: ALE's own RNG and the no-op starts.
         ale_seed_sequence, noop_seed_sequence = np.random.SeedSequence(self.seed).spawn(2)
         ale_seed = int(ale_seed_sequence.generate_state(1, dtype=np.uint32)[0] & 0x7FFFFFFF)
         self._noop_rng = np.random.default_rng(noop_seed_sequence)
 
-        from ale_py import roms
-
-        self._ale = _make_ale() if ale is None else ale
-        self._ale.setInt("random_seed", ale_seed)
-        self._ale.setFloat("repeat_action_probability", 0.0)  # no sticky actions (the paper had none)
-        self._ale.setInt("frame_skip", 1)  # the action repeat is ours, frame by frame
-        self._ale.loadROM(str(roms.get_rom_path(self.game)))
-        self._ale_state_type = type(self._ale.cloneState())
-
-        self._actions = list(self._ale.getMinimalActionSet())
-        self.action_names: list[str] = [a.name for a in self._actions]
-        if not self.action_names or self.action_names[0] != "NOOP":
-            raise RuntimeError(f"{self.game}: action 0 of the minimal action set is {self.action_names[:1]}, not NOOP")
-        self.num_actions = len(self._actions)
+        self._load_game(_make_ale() if ale is None else ale, ale_seed)
 
         # Screens of the last grabbed frames, swapped rather than copied; frame indices count
         # from reset_game() (its screen is frame 0), None before the first grab of an episode.
@@ -200,6 +140,23 @@ class AtariEnv:
         self.total_frames = 0
         self._lives = self._ale.lives()
         self._needs_reset = True
+
+    def _load_game(self, ale: Any, ale_seed: int) -> None:
+        """The game's ROM in `ale`, seeded, without sticky actions or ALE's own frame skip; its minimal action set."""
+        from ale_py import roms
+
+        self._ale = ale
+        self._ale.setInt("random_seed", ale_seed)
+        self._ale.setFloat("repeat_action_probability", 0.0)  # no sticky actions (the paper had none)
+        self._ale.setInt("frame_skip", 1)  # the action repeat is ours, frame by frame
+        self._ale.loadROM(str(roms.get_rom_path(self.game)))
+        self._ale_state_type = type(self._ale.cloneState())
+
+        self._actions = list(self._ale.getMinimalActionSet())
+        self.action_names: list[str] = [a.name for a in self._actions]
+        if not self.action_names or self.action_names[0] != "NOOP":
+            raise RuntimeError(f"{self.game}: action 0 of the minimal action set is {self.action_names[:1]}, not NOOP")
+        self.num_actions = len(self._actions)
 
     # -- screens ---------------------------------------------------------------------------
 

@@ -12,12 +12,8 @@ killed at any moment therefore leaves either a complete checkpoint or an `incomp
 which the next save or `remove_incomplete` deletes; a `step_` folder whose files do not match its
 sentinel has been damaged after it was written.
 
-Checksums: zlib's CRC32 (~7 GB/s here, 1.0 s over a 7.06 GB Nature replay; xxhash's xxh3 takes
-0.2 s but reading that file from disk takes 2.6 s either way, so the faster hash is not worth a
-dependency). A big array's CRC32 is computed over the array in memory while a second thread waits
-for its fsync: no re-read, no second copy of the 7 GB frames, and a Nature checkpoint saved in
-2.7 s against 3.0 s without checksums (benchmarks/README.md, "Checksums of checkpoints").
-Verifying on load reads every file once: 1.3 s from the page cache, 3.8 s from disk.
+Checksums (CRC32, taken while the data is written) and the byte-level writing are
+dqn/checksummed.py's; this module is the store's policy on top of them.
 
 Two generations: the previous complete checkpoint is kept until the next one is complete; then
 everything but those two is removed. So a damaged newest checkpoint still leaves one to resume
@@ -34,52 +30,54 @@ logged, and the previous generation is tried. Moved-aside folders stay until the
 them: while any is there and no valid checkpoint is, `check_fresh_start` refuses, so a run never
 silently restarts from zero over checkpoints it could not read.
 
-Big arrays bypass pickling: the replay memory's frames (~7 GB for 1M transitions) are written
-straight from the memory's own buffer and read back memory-mapped, so neither saving nor
-loading holds a second copy in RAM. Loaded arrays are therefore read-only maps: a consumer copies
-what it keeps, through `released_chunks`, which hands each mapped page back once copied. Without
-that a resume's resident set peaks at the memory plus the whole mapped file (13.8 GiB against
-7.0 GiB for a Nature run, benchmarks/README.md), which a scheduler that counts resident pages
-against the job's limit can kill.
+Big arrays bypass pickling: each is its own .npy file, written from the array's own buffer and
+loaded back memory-mapped (read-only; dqn/checksummed.py's `released_chunks` copies them out).
 """
 
 from __future__ import annotations
 
 import errno
-import io
-import json
 import logging
-import mmap
 import os
 import re
 import shutil
-import threading
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
+from dqn import fileio
+# CHUNK_BYTES, _write_npy, _split_arrays, file_crc32 and the writers are read here by
+# benchmarks/checksum.py too.
+from dqn.checksummed import (  # noqa: F401
+    CHUNK_BYTES,
+    SENTINEL,
+    SENTINEL_FORMAT,
+    _write_npy,
+    file_crc32,
+    first_line,
+    fsync_path,
+    join_arrays,
+    payload_bytes,
+    released_chunks,
+    sizes_match,
+    split_arrays,
+    verify_folder,
+    write_file_with_crc32,
+    write_npy_with_crc32,
+    write_sentinel,
+)
+from dqn.checksummed import split_arrays as _split_arrays  # noqa: F401
 from dqn.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SENTINEL = "COMPLETE"
-SENTINEL_FORMAT = 2  # 1: sizes only (read, sizes checked); 2: sizes and CRC32
 STATE_FILE = "state.pt"
 REJECTED_NOTE = "REJECTED.txt"  # inside a moved-aside folder: why it was rejected
-# Arrays at least this big are written as their own .npy file; smaller ones ride in state.pt.
-SEPARATE_ARRAY_BYTES = 1 << 20
-# Bytes per write, read and checksum call: the per-call cost vanishes (1,700 calls for a Nature
-# replay) while a chunk still fits in cache (checksumming each chunk as it was written, 1 GiB here:
-# 1-4 MiB chunks alike, 8 MiB 1.3x and 32 MiB 1.6x slower).
-CHUNK_BYTES = 4 << 20
 _STEP_DIR = re.compile(r"^step_(\d{12})$")
 _INCOMPLETE_DIR = re.compile(r"^incomplete_step_(\d{12})$")
 _CORRUPT_DIR = re.compile(r"^corrupt_step_(\d{12})(?:\.\d+)?$")
-_TEMP_FILE = re.compile(r"^\..*\.tmp$")  # dqn.fileio's temporary names: .{name}.XXXX.tmp
-_ARRAY_REF = "__checkpoint_npy__"
 _FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
@@ -103,136 +101,6 @@ class Rejection:
 def step_dir_name(agent_steps: int) -> str:
     return f"step_{agent_steps:012d}"
 
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _ChecksumWriter:
-    """A write-only file wrapper that runs every byte written through CRC32 on its way to the file."""
-
-    def __init__(self, f):
-        self._f = f
-        self.crc32 = 0
-        self.bytes = 0
-
-    def write(self, data) -> int:
-        view = memoryview(data)
-        self.crc32 = zlib.crc32(view, self.crc32)
-        self.bytes += view.nbytes
-        self._f.write(view)
-        return view.nbytes
-
-    def flush(self) -> None:
-        self._f.flush()
-
-
-def _npy_chunks(array: np.ndarray):
-    """The bytes of a C-contiguous `array` as CHUNK_BYTES views (no copy)."""
-    flat = array.reshape(-1).view(np.uint8)
-    for start in range(0, len(flat), CHUNK_BYTES):
-        yield flat[start:start + CHUNK_BYTES]
-
-
-def _write_npy(f, array: np.ndarray) -> bytes:
-    """Write `array` (C-contiguous) to `f` in the .npy format of np.save; return the header written.
-
-    The data goes out in views of the array's own buffer: np.save would copy each 16 MiB chunk
-    (tobytes) when `f` is not a real file, and the checksum writer is not one.
-    """
-    buffer = io.BytesIO()
-    fields = np.lib.format.header_data_from_array_1_0(array)
-    try:
-        np.lib.format.write_array_header_1_0(buffer, fields)
-    except ValueError:  # a header over 64 KiB (an enormous shape): the 2.0 format, as np.save does
-        np.lib.format.write_array_header_2_0(buffer, fields)
-    header = buffer.getvalue()
-    f.write(header)
-    for chunk in _npy_chunks(array):
-        f.write(chunk)
-    return header
-
-
-def write_file_with_crc32(path: Path, write: Callable[[Any], None]) -> tuple[int, int]:
-    """Call `write(file)` on a new file at `path`, each byte checksummed on its way; fsync it.
-    Returns (bytes, CRC32) of what was written."""
-    with open(path, "wb") as f:
-        writer = _ChecksumWriter(f)
-        write(writer)
-        f.flush()
-        os.fsync(f.fileno())
-    size = path.stat().st_size
-    if size != writer.bytes:  # a writer that seeked back and rewrote: checksum the file itself
-        return file_crc32(path)
-    return size, writer.crc32
-
-
-def write_npy_with_crc32(path: Path, array: np.ndarray) -> tuple[int, int]:
-    """Write `array` (C-contiguous) as a .npy file at `path`, fsynced; return (bytes, CRC32).
-
-    The checksum is taken over the array in memory while a second thread waits for fsync: the
-    write itself is a copy into the page cache, the flush to disk leaves the CPU idle, and zlib
-    releases the GIL. Here that makes a checksummed 1 GiB write cost what a plain one does,
-    against +23-45% for checksumming each chunk as it is written (benchmarks/README.md).
-    """
-    with open(path, "wb") as f:
-        header = _write_npy(f, array)
-        f.flush()
-        flush_errors: list[OSError] = []
-
-        def flush_to_disk() -> None:
-            try:
-                os.fsync(f.fileno())
-            except OSError as exc:  # e.g. ENOSPC reported only at writeback (NFS, delayed allocation)
-                flush_errors.append(exc)
-
-        flushing = threading.Thread(target=flush_to_disk, name="checkpoint-fsync")
-        flushing.start()
-        try:
-            crc = zlib.crc32(header)
-            for chunk in _npy_chunks(array):
-                crc = zlib.crc32(chunk, crc)
-        finally:
-            flushing.join()
-        if flush_errors:
-            raise flush_errors[0]
-    size = path.stat().st_size
-    if size != len(header) + array.nbytes:
-        raise OSError(errno.EIO, f"{size:,} bytes on disk, {len(header) + array.nbytes:,} written", str(path))
-    return size, crc
-
-
-def file_crc32(path: Path, chunk_bytes: int = CHUNK_BYTES) -> tuple[int, int]:
-    """(bytes, CRC32) of the file at `path`, read in chunks into one reused buffer."""
-    buffer = bytearray(chunk_bytes)
-    view = memoryview(buffer)
-    crc, size = 0, 0
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buffer):
-            crc = zlib.crc32(view[:n], crc)
-            size += n
-    return size, crc
-
-
-def _payload_bytes(tree: Any) -> int:
-    """Roughly the bytes `tree` takes in state.pt: its tensors, arrays and byte strings."""
-    if isinstance(tree, np.ndarray):
-        return tree.nbytes
-    if hasattr(tree, "element_size") and hasattr(tree, "numel"):  # a torch.Tensor
-        return tree.element_size() * tree.numel()
-    if isinstance(tree, (bytes, bytearray, str)):
-        return len(tree)
-    if isinstance(tree, Mapping):
-        return sum(_payload_bytes(k) + _payload_bytes(v) for k, v in tree.items())
-    if isinstance(tree, (list, tuple)):
-        return sum(_payload_bytes(v) for v in tree)
-    return 8
-
-
 def _mount_point(path: Path) -> Path:
     path = path.resolve()
     while not os.path.ismount(path) and path != path.parent:
@@ -240,80 +108,10 @@ def _mount_point(path: Path) -> Path:
     return path
 
 
-def _first_line(text: str, limit: int = 160) -> str:
-    line = (text.strip().splitlines() or [""])[0]
-    return line if len(line) <= limit else line[:limit - 3] + "..."
-
-
-def _split_arrays(tree: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
-    """`tree` with every big ndarray replaced by a reference to `arrays[name]`."""
-    if isinstance(tree, np.ndarray) and tree.nbytes >= SEPARATE_ARRAY_BYTES and tree.dtype != object:
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", prefix) or "array"
-        while name in arrays:
-            name += "_"
-        arrays[name] = tree
-        return {_ARRAY_REF: name}
-    if isinstance(tree, Mapping):
-        return {k: _split_arrays(v, f"{prefix}.{k}" if prefix else str(k), arrays) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_split_arrays(v, f"{prefix}.{i}", arrays) for i, v in enumerate(tree)]
-    if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
-        return tuple(_split_arrays(v, f"{prefix}.{i}", arrays) for i, v in enumerate(tree))
-    return tree
-
-
-def _join_arrays(tree: Any, folder: Path) -> Any:
-    if isinstance(tree, dict):
-        if set(tree) == {_ARRAY_REF}:
-            return np.load(folder / f"{tree[_ARRAY_REF]}.npy", mmap_mode="r", allow_pickle=False)
-        return {k: _join_arrays(v, folder) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_join_arrays(v, folder) for v in tree]
-    if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
-        return tuple(_join_arrays(v, folder) for v in tree)
-    return tree
-
-
-def _file_map(array: np.ndarray) -> mmap.mmap | None:
-    """The mmap under `array` (a loaded array or a slice of one), or None for an in-memory array."""
-    base = array
-    while base is not None and not isinstance(base, mmap.mmap):
-        base = getattr(base, "base", None)
-    return base
-
-
-def released_chunks(source: np.ndarray, chunk_bytes: int = 64 << 20):
-    """Yield (start, stop, source[start:stop]) along the first axis; for a memory-mapped `source`,
-    each chunk's pages leave this process's resident set once the consumer has copied it.
-
-    The consumer must copy a chunk before asking for the next one: its pages are dropped then
-    (a later read would fault them in again from the file, so nothing is lost, only re-read).
-    """
-    rows = len(source)
-    row_bytes = max(source[:1].nbytes, 1)
-    step = max(1, chunk_bytes // row_bytes)
-    file_map = _file_map(source) if source.flags.c_contiguous else None
-    offset = 0
-    if file_map is not None:
-        # Where the array's data starts inside the mapping (numpy aligns the map, not the array).
-        map_start = np.frombuffer(file_map, dtype=np.uint8).__array_interface__["data"][0]
-        offset = source.__array_interface__["data"][0] - map_start
-    released = 0  # bytes of the mapping already handed back, a multiple of the page size
-    for start in range(0, rows, step):
-        stop = min(start + step, rows)
-        yield start, stop, source[start:stop]
-        if file_map is not None and hasattr(mmap, "MADV_DONTNEED"):
-            end = offset + stop * row_bytes
-            until = end if stop == rows else end - end % mmap.PAGESIZE
-            if until > released:
-                file_map.madvise(mmap.MADV_DONTNEED, released, until - released)
-                released = until
-
-
 class Checkpointer:
     """Writes, verifies, loads and prunes the checkpoints of one run under `root`.
 
-    The caller's protocol (dqn/train.py):
+    The caller's protocol (dqn/run_lifecycle.py and dqn/loop.py):
 
         ckpt = Checkpointer(root)
         loaded = ckpt.load_latest()        # (folder, state) of the newest checkpoint that verifies
@@ -355,58 +153,18 @@ class Checkpointer:
         return [path for _, path in self._folders(_CORRUPT_DIR)]
 
     @staticmethod
-    def _manifest(folder: Path) -> dict[str, dict[str, Any]]:
-        """The sentinel's files as {name: {"bytes": int, "crc32": int | None}}; ValueError if malformed."""
-        document = json.loads((folder / SENTINEL).read_text())
-        files = document["files"] if isinstance(document, dict) else None
-        if not isinstance(files, dict) or STATE_FILE not in files:
-            raise ValueError(f"no file list with {STATE_FILE}")
-        manifest = {}
-        for name, entry in files.items():
-            if isinstance(entry, int):  # format 1: the size alone
-                entry = {"bytes": entry}
-            bad_name = "/" in name or name.startswith(".")
-            if bad_name or not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int):
-                raise ValueError(f"bad entry for {name!r}")
-            crc = int(entry["crc32"], 16) if "crc32" in entry else None
-            manifest[name] = {"bytes": entry["bytes"], "crc32": crc}
-        return manifest
-
-    @classmethod
-    def is_complete(cls, folder: Path) -> bool:
+    def is_complete(folder: Path) -> bool:
         """True when the sentinel exists and every file it lists has the size it records (no checksums: cheap)."""
-        try:
-            manifest = cls._manifest(folder)
-            return all((folder / name).stat().st_size == entry["bytes"] for name, entry in manifest.items())
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return False
+        return sizes_match(folder, STATE_FILE)
 
-    @classmethod
-    def verify(cls, folder: Path) -> str | None:
+    @staticmethod
+    def verify(folder: Path) -> str | None:
         """None when every file the sentinel lists has its recorded size and CRC32; else what failed, in a few words.
 
         Reads every file once: 3.8 s for a Nature checkpoint from disk, 1.3 s from the page cache
         (benchmarks/README.md).
         """
-        try:
-            manifest = cls._manifest(folder)
-        except FileNotFoundError:
-            return f"no {SENTINEL} sentinel"
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            return f"{SENTINEL} sentinel malformed ({_first_line(str(exc), 80)})"
-        for name, entry in manifest.items():
-            path = folder / name
-            try:
-                size = path.stat().st_size
-                if size != entry["bytes"]:
-                    return f"{name} is {size:,} bytes, {SENTINEL} says {entry['bytes']:,}"
-                if entry["crc32"] is not None and file_crc32(path)[1] != entry["crc32"]:
-                    return f"{name} checksum mismatch"
-            except FileNotFoundError:
-                return f"{name} missing"
-            except OSError as exc:
-                return f"{name} unreadable ({exc.strerror or exc})"
-        return None
+        return verify_folder(folder, STATE_FILE)
 
     def latest(self) -> Path | None:
         """The newest complete checkpoint folder (sizes checked, not checksums), or None."""
@@ -428,12 +186,12 @@ class Checkpointer:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
         if self.root.is_dir():
+            # The one cleanup of temporaries (dqn/fileio.py): it skips any that a live writer
+            # still holds under its flock.
             for folder in [self.root] + [path for _, path in self._step_dirs()]:
-                for path in folder.iterdir():
-                    if _TEMP_FILE.match(path.name) and path.is_file():
-                        log.warning("removing stale temporary file %s", path)
-                        path.unlink(missing_ok=True)
-                        removed.append(path)
+                for path in fileio.remove_stale_temporaries(folder, recursive=False, min_age_seconds=0.0):
+                    log.warning("removing stale temporary file %s", path)
+                    removed.append(path)
         return removed
 
     # ------------------------------------------------------------------ writing
@@ -441,9 +199,9 @@ class Checkpointer:
     def estimate_bytes(state: Mapping[str, Any]) -> int:
         """Disk bytes one checkpoint of `state` will take, within about 1 MiB (pickling overhead)."""
         arrays: dict[str, np.ndarray] = {}
-        tree = _split_arrays(dict(state), "", arrays)
+        tree = split_arrays(dict(state), "", arrays)
         npy_header_bytes = 128  # np.save pads the header to a multiple of 64; 128 for any usual shape
-        return sum(a.nbytes + npy_header_bytes for a in arrays.values()) + _payload_bytes(tree) + (1 << 20)
+        return sum(a.nbytes + npy_header_bytes for a in arrays.values()) + payload_bytes(tree) + (1 << 20)
 
     def save(self, agent_steps: int, state: Mapping[str, Any]) -> Path:
         """Write `state` as the checkpoint of `agent_steps`; once it is complete, keep it and the
@@ -471,7 +229,7 @@ class Checkpointer:
             if folder.exists():  # a damaged checkpoint of this very step: out of the way, kept
                 self._move_aside(folder, "its files did not match its sentinel; a new save of its step replaced it")
             os.rename(incomplete, folder)
-            _fsync_path(self.root)
+            fsync_path(self.root)
         except OSError as exc:
             shutil.rmtree(incomplete, ignore_errors=True)
             raise CheckpointWriteError(self._write_error(exc, name, needed)) from exc
@@ -484,10 +242,9 @@ class Checkpointer:
 
     def _write_files(self, folder: Path, agent_steps: int, state: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Every file of the checkpoint, then the sentinel; returns the sentinel's file entries."""
-        from dqn import fileio
 
         arrays: dict[str, np.ndarray] = {}
-        tree = _split_arrays(dict(state), "", arrays)
+        tree = split_arrays(dict(state), "", arrays)
         files: dict[str, dict[str, Any]] = {}
         for array_name, array in arrays.items():
             path = folder / f"{array_name}.npy"
@@ -495,17 +252,9 @@ class Checkpointer:
             files[path.name] = {"bytes": size, "crc32": f"{crc:08x}"}
         size, crc = write_file_with_crc32(folder / STATE_FILE, lambda f: fileio.torch_save(tree, f))
         files[STATE_FILE] = {"bytes": size, "crc32": f"{crc:08x}"}
-        _fsync_path(folder)
-        # The sentinel, under a temporary name first so that it is whole or absent.
-        document = {"format": SENTINEL_FORMAT, "agent_steps": int(agent_steps), "checksum": "crc32",
-                    "files": files}
-        tmp = folder / f".{SENTINEL}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(document, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, folder / SENTINEL)
-        _fsync_path(folder)
+        fsync_path(folder)
+        write_sentinel(folder, {"format": SENTINEL_FORMAT, "agent_steps": int(agent_steps), "checksum": "crc32",
+                                "files": files})
         return files
 
     def _make_room(self, needed_bytes: int, name: str) -> None:
@@ -556,7 +305,7 @@ class Checkpointer:
             target = self.root / f"corrupt_{folder.name}.{suffix}"
         try:
             os.rename(folder, target)
-            _fsync_path(self.root)
+            fsync_path(self.root)
         except OSError as exc:
             log.warning("could not move the damaged checkpoint %s aside: %s", folder, exc)
             return None
@@ -586,7 +335,7 @@ class Checkpointer:
                     loaded = folder, self.load(folder)
                     break
                 except Exception as exc:  # any unpickling failure is damage, not a crash
-                    reason = f"{STATE_FILE} does not load ({type(exc).__name__}: {_first_line(str(exc), 100)})"
+                    reason = f"{STATE_FILE} does not load ({type(exc).__name__}: {first_line(str(exc), 100)})"
             self.rejected.append(Rejection(folder, reason, self._move_aside(folder, reason)))
         outcome = f"using {loaded[0].name}" if loaded else "no valid checkpoint is left"
         for r in self.rejected:
@@ -613,7 +362,7 @@ class Checkpointer:
             reason = reasons.get(path)
             if reason is None:
                 try:
-                    reason = _first_line((path / REJECTED_NOTE).read_text())
+                    reason = first_line((path / REJECTED_NOTE).read_text())
                 except OSError:
                     reason = "rejected earlier"
             described.append(f"{path.name} ({reason})")
@@ -628,7 +377,7 @@ class Checkpointer:
 
         # Our own file, holding numpy RNG states and plain Python objects besides tensors.
         tree = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
-        return _join_arrays(tree, folder)
+        return join_arrays(tree, folder)
 
     def remove_all(self) -> None:
         """Delete the checkpoints (a finished run no longer needs them: they hold the whole replay).

@@ -36,7 +36,7 @@ from dqn.runner import EnvSpec, Slot, run_slots, slot_seeds
 if TYPE_CHECKING:  # pandas and pyarrow are imported where rows are built: worker processes never need them
     import pandas as pd
 
-# The protocol's constants are the paper preset's (Extended Data Table 2): defined once, in dqn/config.py.
+# The protocol's constants are the paper preset's (Extended Data Table 2): defined once, in dqn/presets.py.
 FINAL_EVAL_EPSILON = NATURE.eval_epsilon
 
 

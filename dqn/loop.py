@@ -1,7 +1,7 @@
 """The training loop of Mnih et al. (2015), and the state it carries from one agent step to the
 next: what DQN does, step by step (`train_loop`), with the plumbing (log rows, snapshots,
 checkpoints, signals) marked as such. The parts it drives (env, replay, learner, schedule) are
-built by the entry point, dqn/train.py, and passed in as `Parts`.
+built once by dqn/build.py for the entry point, dqn/train.py, and passed in as `Parts`.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class StopSignal:
 
 @dataclass
 class Parts:
-    """The objects the loop drives, built by dqn.train's `build_parts`. The env may be any object
+    """The objects the loop drives, built by dqn.build's `build_parts`. The env may be any object
     with AtariEnv's interface (the classic-control adapter of the learning test), the replay and
     learner their device-side versions (dqn/speed/)."""
 

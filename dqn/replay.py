@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dqn.checkpoint import released_chunks
+from dqn.checksummed import released_chunks
 
 # Rejection rounds before sample() falls back to listing the valid positions explicitly. Invalid
 # positions are rare (the newest entry, a few entries near the write pointer, truncated games),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from dqn import checkpoint
+from dqn import checkpoint, checksummed
 from dqn.checkpoint import (
     REJECTED_NOTE,
     SENTINEL,
@@ -293,6 +293,27 @@ def test_a_killed_save_leaves_an_incomplete_folder_that_is_removed(tmp_path):
     assert ckpt.load_latest()[0] == good
 
 
+def test_removing_incomplete_writes_spares_a_temporary_that_a_live_writer_holds(tmp_path):
+    """A temporary of a write still in progress (atomic_write holds its flock) is not a leftover:
+    the checkpointer's cleanup, the same as dqn.fileio's, leaves it, and removes an unheld one."""
+    from dqn import fileio
+
+    ckpt = Checkpointer(tmp_path)
+    good = ckpt.save(10, _state(10))
+    leftover = good / f".{STATE_FILE}.x8q1.tmp"
+    leftover.write_bytes(b"left by a killed write")
+    seen = {}
+
+    def write(tmp):
+        tmp.write_bytes(b"being written")
+        seen["removed"] = ckpt.remove_incomplete()
+        seen["still there"] = tmp.is_file()
+
+    fileio.atomic_write(tmp_path / "notes.json", write)
+    assert seen["removed"] == [leftover] and seen["still there"]
+    assert (tmp_path / "notes.json").read_bytes() == b"being written"
+
+
 class _FillingFile:
     """A file opened for writing on a disk that holds `budget["bytes"]` more bytes, then ENOSPC."""
 
@@ -324,7 +345,7 @@ def _fail_writes_after(monkeypatch, error_number, after_bytes):
         f = builtins.open(path, mode, *args, **kwargs)
         return _FillingFile(f, budget, error_number) if "w" in mode else f
 
-    monkeypatch.setattr(checkpoint, "open", filling_open, raising=False)
+    monkeypatch.setattr(checksummed, "open", filling_open, raising=False)
 
 
 def test_full_disk_during_a_save_keeps_the_previous_checkpoint_and_says_so_in_one_line(tmp_path, monkeypatch):

@@ -135,7 +135,8 @@ fileio.atomic_write({str(out)!r}, write)
 """], cwd=REPO)
     try:
         deadline = time.monotonic() + 60
-        while not ready.exists() and time.monotonic() < deadline:
+        # Until the writer's note is whole: `ready` exists before write_text has filled it.
+        while not (ready.exists() and ready.read_text()) and time.monotonic() < deadline:
             time.sleep(0.01)
         temporary = Path(ready.read_text())
         backdate(temporary)
@@ -231,14 +232,14 @@ def test_every_lock_goes_on_without_flock_where_the_file_system_has_none(tmp_pat
 
     from dqn import snapshot_eval
     from dqn.run_folder import RunFiles, training_running
-    from dqn.train import lock_run_folder
+    from dqn.run_lifecycle import lock_run_folder
 
     def no_flock(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_flock)
     files = RunFiles(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="dqn.train"):
+    with caplog.at_level(logging.WARNING, logger="dqn.run_lifecycle"):
         handle = lock_run_folder(files)
     handle.close()
     assert files.lock.read_text().startswith("PID ") and "no flock" in caplog.text

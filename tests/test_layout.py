@@ -106,3 +106,17 @@ def late():
 '''
     assert imported_packages(source, "dqn") == {"os", "numpy", "typing", "dqn", "baselines", "analysis",
                                                 "importlib", "seaborn"}
+
+
+def test_the_replay_memory_and_the_byte_layer_do_not_import_the_checkpoint_store():
+    """dqn/checkpoint.py (the two-generation store) sits on dqn/checksummed.py (checksummed files,
+    released_chunks); the replay memory uses the byte layer only, so neither imports the store."""
+    for name in ("replay.py", "checksummed.py"):
+        source = (REPO / "dqn" / name).read_text(encoding="utf-8")
+        modules = {node.module for node in ast.walk(ast.parse(source))
+                   if isinstance(node, ast.ImportFrom) and node.module}
+        modules |= {alias.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        assert "dqn.checkpoint" not in modules, f"dqn/{name} imports dqn.checkpoint"
+    assert "dqn.checksummed" in {node.module for node in ast.walk(ast.parse((REPO / "dqn" / "replay.py").read_text()))
+                                 if isinstance(node, ast.ImportFrom)}

@@ -30,6 +30,7 @@ from dqn.config import (
     PAPER_PRESETS,
     PRESET_REFERENCE,
     deviations,
+    paper_value,
     protocol_notes,
     resolve,
 )
@@ -85,7 +86,11 @@ def test_paper_preset_holds_what_the_2013_paper_states():
     assert paper.update_frequency_steps == 1 and paper.minibatch_size_transitions == 32
     assert paper.action_repeat_frames == 4 and paper.action_repeat_frames_per_game == (("space_invaders", 3),)
     assert (paper.initial_exploration, paper.final_exploration, paper.eval_epsilon) == (1.0, 0.1, 0.05)
-    assert paper.learning_rate == paper.discount_factor == NOT_STATED
+    # Values the paper leaves open: the preset holds the reading it runs (a real number), the
+    # paper's value is its own words.
+    assert (paper.learning_rate, paper.discount_factor) == (0.00025, 0.99)
+    assert paper_value("nips2013", "learning_rate") == paper_value("nips2013", "discount_factor") == NOT_STATED
+    assert paper_value("nips2013", "update_frequency_steps") == 1
 
 
 def test_deviations_from_nature_are_the_2013_design():

@@ -278,7 +278,7 @@ def test_a_deleted_checkpoint_folder_after_an_interval_of_training_is_refused_in
 def tmpfs(tmp_path):
     """A real file system of its own (tmpfs) big enough for the run's start-up free-space check."""
     from dqn.config import resolve
-    from dqn.train import estimate_disk_bytes
+    from dqn.run_lifecycle import estimate_disk_bytes
 
     hp = resolve("nature", dict(item.split("=") for item in SETS)).for_game("breakout")
     size_mib = estimate_disk_bytes(hp) // 2**20 + 16

@@ -297,7 +297,8 @@ def test_learner_threads_leave_a_core_to_each_side_evaluation_worker(monkeypatch
 
 def test_speed_choices_follow_the_device_and_a_resume_keeps_what_the_run_started_with():
     from dqn.config import NATURE
-    from dqn.train import build_parser, speed_choices
+    from dqn.speed.choices import speed_choices
+    from dqn.train import build_parser
 
     def choices(*argv, started=None, device="cpu"):
         args = build_parser().parse_args(["--game", GAME, "--seed", "0", "--out", "x", *argv])

@@ -8,8 +8,10 @@ settings, and the rules that pick them under "auto".
     auto.py            the "auto" rules of --fast-path, --compile and --channels-last, each with
                        its measured reason
     placement.py       where the replay goes (GPU or host) when N trainings share a GPU
+    choices.py         the speed choices of one run, resolved once; a resume keeps the run's own
     self_check.py      the fast path compared with the plain path at each start or resume of a
-                       training; a mismatch or an error sends the run to the plain path
+                       training
+    fallback.py        a failed check sends the run to the plain path, recorded in config.json
 
 The rule of this package: each part is the same algorithm as the plain path (dqn.replay,
 dqn.agent, dqn.optim), only faster, pinned to it by equality tests (tests/test_fast_path.py:
@@ -17,5 +19,5 @@ DeviceReplay's stacks, validity and sampling distribution are ReplayMemory's, Fa
 losses and weights Learner's, the compiled step the eager one up to float rounding; the
 allocator settings change only where memory sits). Where a part changes float rounding or a
 random stream, the run records the choice in config.json and a resume keeps it. The plain path
-never imports this package: only dqn.train's composition root and the benchmarks do.
+never imports this package: only the composition root (dqn.train, dqn.build) and the benchmarks do.
 """

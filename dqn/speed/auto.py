@@ -27,7 +27,7 @@ def fast_path_enabled(choice: str, device: str, replay_transitions: int, frame_s
                       trainings_per_gpu: int = 1) -> tuple[bool, str | None]:
     """The --fast-path choice resolved, and why (None where there is nothing to say): "on" and
     "off" as asked, "auto" on for CUDA when the replay memory goes on the GPU (dqn/speed/placement.py)."""
-    from dqn.speed.device_replay import replay_bytes
+    from dqn.speed.placement import replay_bytes
     from dqn.speed.placement import device_placement
 
     _check(choice, "fast path")

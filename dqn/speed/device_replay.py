@@ -47,7 +47,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from dqn.replay import ReplayRing, entry_bytes, entry_layout
+from dqn.replay import ReplayRing, entry_layout
+# Its size, for the placement of the replay: dqn/speed/placement.py.
+from dqn.speed.placement import fits_on_device, replay_bytes  # noqa: F401
 
 DEFAULT_REJECTION_ROUNDS = 8
 # Entries staged on the host before a forced copy to the device (reads flush earlier).
@@ -62,23 +64,6 @@ class DeviceBatch(NamedTuple):
     reward: torch.Tensor  # float32 [B]
     terminal: torch.Tensor  # float32 [B], 1.0 = no bootstrapping from next_state
     next_state: torch.Tensor  # uint8 [B, history, *frame_shape]
-
-
-def replay_bytes(capacity_transitions: int, frame_shape: tuple[int, ...] = (84, 84)) -> int:
-    """Bytes of the stored transitions of a DeviceReplay of that capacity (frames + int32 action +
-    float32 reward + 2 flags); the validity mask and its scan (5 bytes per transition) fit in the
-    headroom of fits_on_device."""
-    return int(capacity_transitions) * entry_bytes(frame_shape, np.uint8)
-
-
-def fits_on_device(capacity_transitions: int, device: str | torch.device, frame_shape: tuple[int, ...] = (84, 84),
-                   *, headroom_bytes: int = 4 * 2**30) -> bool:
-    """Whether the memory fits the device's free memory with `headroom_bytes` left for the learner."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return True
-    free_bytes, _ = torch.cuda.mem_get_info(device)
-    return replay_bytes(capacity_transitions, frame_shape) + headroom_bytes <= free_bytes
 
 
 def _torch_dtype(dtype: np.dtype) -> torch.dtype:

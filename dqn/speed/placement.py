@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from dqn.replay import entry_bytes
+
 HEADROOM_BYTES_PER_TRAINING = 2 * 2**30
 
 
@@ -59,3 +63,22 @@ def device_placement(replay_bytes: int, device: str, trainings_per_gpu: int = 1)
         return Placement(True, f"replay memory on the {dev.type} (the learner's device)")
     free_bytes, total_bytes = torch.cuda.mem_get_info(dev)
     return replay_placement(replay_bytes, free_bytes, total_bytes, trainings_per_gpu)
+
+
+def replay_bytes(capacity_transitions: int, frame_shape: tuple[int, ...] = (84, 84)) -> int:
+    """Bytes of the stored transitions of a DeviceReplay of that capacity (frames + int32 action +
+    float32 reward + 2 flags); the validity mask and its scan (5 bytes per transition) fit in the
+    headroom of fits_on_device."""
+    return int(capacity_transitions) * entry_bytes(frame_shape, np.uint8)
+
+
+def fits_on_device(capacity_transitions: int, device: str, frame_shape: tuple[int, ...] = (84, 84),
+                   *, headroom_bytes: int = 4 * 2**30) -> bool:
+    """Whether the memory fits the device's free memory with `headroom_bytes` left for the learner."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return True
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    return replay_bytes(capacity_transitions, frame_shape) + headroom_bytes <= free_bytes

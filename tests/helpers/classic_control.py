@@ -11,8 +11,9 @@ frame stack differ:
   its time limit (500 steps for CartPole-v1), never a lost life.
 - `ObservationStack` is `FrameStack` for float frames (`FrameStack` stores uint8 screens).
 
-`build_parts` composes the parts exactly as `dqn.train.build_parts` does for Atari (same seed
-streams), so `train_loop(parts, state)` trains on the task; `greedy_returns` scores the learner.
+`build_parts` composes the parts with `dqn.build.build_parts` itself, the task's env and stack
+coming from `ClassicControlEnvironment` (its environment factory), so `train_loop(parts, state)`
+trains the Atari run's parts on the task; `greedy_returns` scores the learner.
 """
 
 from __future__ import annotations
@@ -161,48 +162,33 @@ class ObservationStack:
         self._stack[...] = stack
 
 
-def build_parts(hp: Hyperparameters, seed: int, out: str | Path, *, task: str = DEFAULT_TASK, device: str = "cpu"):
-    """(parts, state) for `dqn.loop.train_loop` on `task`, seeded as `dqn.train.build_parts` seeds an Atari run."""
-    import torch
+class ClassicControlEnvironment:
+    """The environment factory of `dqn.build.build_parts` for a classic-control task: its env and a
+    stack of float observations (the replay memory stores them as float32)."""
 
+    frame_dtype = np.float32
+
+    def make_env(self, task: str, seed: int, hp: Hyperparameters) -> ClassicControlEnv:
+        return ClassicControlEnv(task, seed=seed)
+
+    def make_stack(self, history_length_frames: int, frame_shape: tuple[int, ...]) -> ObservationStack:
+        return ObservationStack(history_length_frames, frame_shape)
+
+
+def build_parts(hp: Hyperparameters, seed: int, out: str | Path, *, task: str = DEFAULT_TASK, device: str = "cpu"):
+    """(parts, state) for `dqn.loop.train_loop` on `task`: the parts of `dqn.build.build_parts`, the
+    same as an Atari run's (seed streams included), with the task as the environment."""
     from dqn import loop
+    from dqn.build import build_parts as build_run_parts
     from dqn.run_folder import RunFiles
-    from dqn.train import PROGRESS_INTERVAL_SECONDS
-    from dqn.agent import Learner, epsilon_greedy
-    from dqn.checkpoint import Checkpointer
-    from dqn.progress import Progress
-    from dqn.replay import ReplayMemory
-    from dqn.schedules import LinearEpsilon
 
     if hp.action_repeat_frames != 1:
         raise UserError(f"a classic-control agent step is one env step: set action_repeat_frames=1, got {hp.action_repeat_frames}")
     if hp.network != "mlp":
         raise UserError(f"classic-control observations are vectors: set network=mlp, got {hp.network!r}")
-    env_seed, replay_seed, actor_seed, torch_seed = (
-        int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(4)
-    )
-    torch.manual_seed(torch_seed)
-    env = ClassicControlEnv(task, seed=env_seed)
-    first_frame = env.reset()
-    history = hp.agent_history_length_frames
-    files = RunFiles(Path(out))
-    stack = ObservationStack(history, env.frame_shape)
-    parts = loop.Parts(
-        hp=hp, game=task, seed=seed, env=env, stack=stack,
-        replay=ReplayMemory(hp.replay_memory_size_transitions, history, env.frame_shape, seed=replay_seed,
-                            frame_dtype=np.float32),
-        learner=Learner(hp, env.num_actions, device=device, in_shape=(history, *env.frame_shape)),
-        epsilon=LinearEpsilon.from_hyperparameters(hp),
-        epsilon_greedy=epsilon_greedy,
-        rng=np.random.default_rng(actor_seed),
-        files=files,
-        checkpointer=Checkpointer(files.checkpoints),
-        progress=Progress(hp.training_length_frames, label=f"{task} seed {seed}: ",
-                          interval_seconds=PROGRESS_INTERVAL_SECONDS),
-        clock=loop.WallClock(),
-        stop=loop.StopSignal(),
-    )
-    return parts, loop.TrainState(s_t=stack.reset(first_frame), episode_start=True)
+    parts, first_frame = build_run_parts(hp, task, seed, device, RunFiles(Path(out)),
+                                         environment=ClassicControlEnvironment())
+    return parts, loop.TrainState(s_t=parts.stack.reset(first_frame), episode_start=True)
 
 
 def greedy_returns(learner, task: str = DEFAULT_TASK, *, seed: int, episodes: int) -> list[float]:
