@@ -1,5 +1,5 @@
 # Reproduce Mnih et al. (2015): DQN and the random agent on the paper's 49 Atari games, several
-# seeds each, then tidy results tables and a report. See the README ("How to run").
+# seeds each, then tidy results tables and a report. See the README ("The full reproduction").
 #
 #   snakemake --cores all                                    # config/config.yaml: the paper
 #   snakemake --cores all --configfile config/demo.yaml      # 2 games, minutes on a laptop CPU

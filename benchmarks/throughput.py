@@ -1,4 +1,4 @@
-"""The throughput table the README quotes: environment, evaluation, training, replay memory.
+"""The throughput table docs/PERFORMANCE.md quotes: environment, evaluation, training, replay memory.
 
     python -m benchmarks.throughput [--game breakout] [--device auto|cpu|cuda] [--fast-path auto|on|off]
         [--threads 1] [--concurrent-runs 1] [--env-steps 2000] [--eval-episodes 30]

@@ -15,7 +15,7 @@ Every entry point (the library's CLIs, baselines.random_agent, analysis, benchma
         cli_main(main)
 
 A flag is required when it has no default. Only the declaration is shared: each command keeps its
-own flag names, defaults and the meaning of its help (the README documents them).
+own flag names, defaults and the meaning of its help (docs/RUNNING.md documents them).
 """
 
 from __future__ import annotations

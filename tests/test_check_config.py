@@ -1,7 +1,7 @@
 """The check before the big run (`config/check.yaml`): the paper's preset, cut only in its
 training length, on games whose same-protocol reference seeds agree early; asserted on the config
-the workflow reads and on its dry run (the README's "Is the harness on DeepMind's pace?" quotes
-its cost)."""
+the workflow reads and on its dry run (the README's "Is the harness on DeepMind's pace?" and
+docs/ON_TRACK.md quote its cost)."""
 
 from pathlib import Path
 
@@ -35,7 +35,7 @@ def test_the_check_is_the_papers_preset_but_for_its_length_and_so_gets_a_verdict
 
 
 def test_the_check_games_reference_seeds_are_clear_of_the_random_agent_at_4m_frames():
-    # The README quotes these: nnabla-rl's three seeds at 4M frames, each above the paper's random agent.
+    # docs/ON_TRACK.md quotes these: nnabla-rl's three seeds at 4M frames, each above the paper's random agent.
     random_score = {"breakout": 1.7, "pong": -20.7, "frostbite": 65.2, "assault": 222.4}
     assert sorted(random_score) == sorted(check_config()["games"])
     for game, low in random_score.items():

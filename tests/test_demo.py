@@ -40,7 +40,7 @@ def test_the_demo_workflow_plans_a_training_of_each_game_and_their_cost(tmp_path
     assert job_counts(text) == {"train": 2, "evaluate": 4, "random_agent": 2, "aggregate": 1, "report": 1, "all": 1}
     for game in ("road_runner", "kangaroo"):
         assert f"python -m dqn.train --game {game} --seed 0 --out results/demo/runs/dqn/{game}/seed0 --preset demo " in text
-    # 2 x 400,000 frames; at the README's 150 agent steps/s: 200,000 / 150 / 3,600 = 0.37 hours.
+    # 2 x 400,000 frames; at the 150 agent steps/s docs/ON_TRACK.md quotes: 200,000 / 150 / 3,600 = 0.37 hours.
     assert "plan: 2 training run(s), 800,000 frames (200,000 agent steps) in all, on cpu; about 0.4 training hours" in text
 
 

@@ -1,4 +1,4 @@
-"""The README's recovery recipes, exercised on the local executor: after Ctrl-C, after SIGKILL of
+"""The recovery recipes of docs/RECOVERY.md, exercised on the local executor: after Ctrl-C, after SIGKILL of
 `snakemake` alone (its training goes on as an orphan), and after a crash of the whole node (every
 process killed). In each case the documented commands finish the experiment without training a
 finished run again or losing a checkpoint. (After a cancelled Slurm job: tests/test_slurm.py.)"""
@@ -123,7 +123,7 @@ def test_sigkill_of_snakemake_the_orphan_finishes_and_the_rerun_rebuilds_without
     finished = wait_for_the_orphan(run)
     snapshots = {p.name: p.read_bytes() for p in (run / "snapshots").iterdir()}
 
-    # The README: unlock, run again. Snakemake deletes the outputs of the job it lost track of
+    # docs/RECOVERY.md: unlock, run again. Snakemake deletes the outputs of the job it lost track of
     # (final.pt, best.pt, learning_curve); dqn.train rebuilds them, byte for byte, without a step.
     unlock = run_snakemake(root, "--unlock")
     assert unlock.returncode == 0, unlock.stderr[-3000:]

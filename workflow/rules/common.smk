@@ -188,7 +188,7 @@ TRAIN_DEVICE = training_device(config["device"])
 EVALUATION_WORKERS = config["evaluation_workers"]
 REPORT = config["report"]
 
-# Agent steps per second of one training on a CPU core pair, measured (README, "Performance":
+# Agent steps per second of one training on a CPU core pair, measured (docs/PERFORMANCE.md:
 # 139-159 on the 2-core test machine). No GPU rate has been measured by this project yet.
 CPU_AGENT_STEPS_PER_SECOND = 150
 
@@ -202,7 +202,7 @@ def cost_line():
     if TRAIN_DEVICE == "cpu":
         hours = steps / CPU_AGENT_STEPS_PER_SECOND / 3600
         return (f"{line}; about {hours:,.1f} training hours at the {CPU_AGENT_STEPS_PER_SECOND} agent steps/s "
-                "one CPU training runs (README, Performance), divided by the trainings run at once")
+                "one CPU training runs (docs/PERFORMANCE.md), divided by the trainings run at once")
     return f"{line}; no GPU rate is measured yet (benchmarks/README.md), so no estimate of the hours"
 
 
