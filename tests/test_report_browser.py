@@ -12,7 +12,7 @@ import pytest
 
 from analysis.report import build_report
 from helpers.browser import at_width, start_browser
-from helpers.synthetic_results import write_demo, write_results
+from helpers.synthetic_results import write_demo, write_full, write_results
 
 pytestmark = pytest.mark.browser
 
@@ -208,12 +208,21 @@ def test_learning_curve_legend_lies_inside_its_figure(tmp_path):
         assert box.x0 <= legend.x0 and legend.x1 <= box.x1 and box.y0 <= legend.y0 and legend.y1 <= box.y1, games
 
 
-def test_per_game_table_fits_a_1400_px_window_and_shows_the_sort_direction(browser, report):
-    at_width(browser, report.as_uri(), 1400)
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    """All 49 games: the longest names (Montezuma's Revenge) and the widest scores (Video Pinball's)."""
+    folder = write_full(tmp_path_factory.mktemp("results") / "full")
+    out = tmp_path_factory.mktemp("report-full")
+    build_report(folder, out / "report.html", out / "figures", bootstrap_reps=50)
+    return out / "report.html"
+
+
+def test_per_game_table_fits_a_1400_px_window_and_shows_the_sort_direction(browser, full_report):
+    at_width(browser, full_report.as_uri(), 1400)
     widths = browser.execute_script(
         "const t = document.getElementById('game-table'); return [t.parentElement.scrollWidth, t.parentElement.clientWidth];")
-    assert widths[0] <= widths[1], widths  # 21 columns, no sideways scrolling at 1400 px
-    # Every body row is one line high (no verdict or score wraps), except the missing game's status.
+    assert widths[0] <= widths[1], widths  # 21 columns of 49 games, no sideways scrolling at 1400 px
+    # Every body row is one line high (no verdict or score wraps).
     heights = browser.execute_script(
         "return Array.from(document.querySelectorAll('#game-table tbody tr:not(.status-missing)'))"
         ".map(r => r.getBoundingClientRect().height);")
