@@ -29,7 +29,7 @@ GPU machine's python, e.g. 3.12; torch is not among them: the machine has its ow
     pip download --only-binary=:all: --python-version 3.12 --implementation cp \\
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\
         -d wheels "ale-py>=0.12" "gymnasium>=1.0" "opencv-python-headless>=4.8" "numpy>=1.26" \\
-        "pandas>=2.0" "pyarrow>=14" "jsonschema>=4" "pyyaml>=6" pytest
+        "pandas>=2.0" "pyarrow>=14" "pyyaml>=6" pytest
 
 Every training process runs the loop of a Nature run with short budgets (benchmarks/training_run.py:
 epsilon at its final 0.1, a replay start of a few thousand steps, no held-out states), starts its
@@ -60,7 +60,7 @@ from dqn.errors import ArgumentParser, UserError, cli_main
 ROOT = Path(__file__).resolve().parents[1]
 # What the library needs beyond torch (pyproject.toml's dependencies), and pytest for step 2.
 WHEEL_REQUIREMENTS = ("ale-py>=0.12", "gymnasium>=1.0", "opencv-python-headless>=4.8", "numpy>=1.26", "pandas>=2.0",
-                      "pyarrow>=14", "jsonschema>=4", "pyyaml>=6", "pytest")
+                      "pyarrow>=14", "pyyaml>=6", "pytest")
 PAPER_RUNS = 147  # 49 games x 3 seeds
 PAPER_STEPS_PER_RUN = 50_000_000  # 200M frames
 GPUS_PER_NODE = 8
