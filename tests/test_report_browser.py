@@ -42,13 +42,18 @@ def page(browser, report):
     return browser
 
 
+def _report_of(tmp_path_factory, write, name: str):
+    """The report of the synthetic results `write` makes (50 bootstrap resamples: the page, not the numbers)."""
+    folder = write(tmp_path_factory.mktemp("results") / name)
+    out = tmp_path_factory.mktemp(f"report-{name}")
+    build_report(folder, out / "report.html", out / "figures", bootstrap_reps=50)
+    return out / "report.html"
+
+
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory):
     """A first demo run (one seed, the demo preset): the report carries the not-the-paper banner."""
-    folder = write_demo(tmp_path_factory.mktemp("results") / "demo")
-    out = tmp_path_factory.mktemp("report-demo")
-    build_report(folder, out / "report.html", out / "figures", bootstrap_reps=50)
-    return out / "report.html"
+    return _report_of(tmp_path_factory, write_demo, "demo")
 
 
 def column_values(page, index: int) -> list[float]:
@@ -211,10 +216,7 @@ def test_learning_curve_legend_lies_inside_its_figure(tmp_path):
 @pytest.fixture(scope="module")
 def full_report(tmp_path_factory):
     """All 49 games: the longest names (Montezuma's Revenge) and the widest scores (Video Pinball's)."""
-    folder = write_full(tmp_path_factory.mktemp("results") / "full")
-    out = tmp_path_factory.mktemp("report-full")
-    build_report(folder, out / "report.html", out / "figures", bootstrap_reps=50)
-    return out / "report.html"
+    return _report_of(tmp_path_factory, write_full, "full")
 
 
 def test_per_game_table_fits_a_1400_px_window_and_shows_the_sort_direction(browser, full_report):
