@@ -59,6 +59,11 @@ def standing(score: float, reference: Sequence[float]) -> str:
     return "below" if score < low else "above" if score > high else "within"
 
 
+def reference_points(reference: pd.DataFrame) -> pd.DataFrame:
+    """The reference's scores as a frames x seed table (rows of nnabla_curves(game))."""
+    return reference.pivot_table(index="frames", columns="seed", values="eval_return_mean")
+
+
 def on_track(curve: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """ON_TRACK_COLUMNS rows of one run: `curve` holds its evaluations (frames, eval_score_mean,
     game, seed), `reference` the reference's rows of that game (nnabla_curves(game)).
@@ -67,7 +72,7 @@ def on_track(curve: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     min/mean/max over its seeds there; kind "mean so far": one row at the last such frames, the
     run's mean over those evaluations against each reference seed's mean over the same frames."""
     scored = curve.dropna(subset=["eval_score_mean"])
-    points = reference.pivot_table(index="frames", columns="seed", values="eval_return_mean")
+    points = reference_points(reference)
     scored = scored[scored["frames"].isin(points.index)].sort_values("frames")
     if scored.empty:
         return pd.DataFrame(columns=list(ON_TRACK_COLUMNS))

@@ -46,7 +46,7 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
 
 
 def standing_rows(run: Path, config: dict, evaluations: pd.DataFrame) -> list[list]:
-    from baselines.on_track import NOT_COMPARABLE, differing_keys, on_track
+    from baselines.on_track import NOT_COMPARABLE, differing_keys, on_track, reference_points
     from baselines.reference import nnabla_curves
     from dqn.config import Hyperparameters
 
@@ -57,7 +57,7 @@ def standing_rows(run: Path, config: dict, evaluations: pd.DataFrame) -> list[li
     reference = nnabla_curves(game)
     rows = on_track(evaluations.assign(game=game, seed=config["seed"]), reference)
     episodes = dict(zip(evaluations["frames"], evaluations["eval_episodes"]))
-    seeds = reference.pivot_table(index="frames", columns="seed", values="eval_return_mean")
+    seeds = reference_points(reference)
     table = []
     for row in rows.itertuples():
         if row.kind == "evaluation":
