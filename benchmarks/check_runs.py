@@ -13,7 +13,10 @@ For run folders written by `dqn.train` (any place, e.g. a check run outside `res
   learner and one evaluation worker (a `--threads 1 --eval-workers 1` run keeps one core busy per
   process: its CPU time is its wall time).
 
-A run whose config is not the paper's but for its length is listed as "not comparable", naming the keys.
+A run whose config is not the paper's but for its length is listed as "not comparable", naming the keys;
+`--despite KEY...` places it anyway when it differs only in those keys (a variant measured against the
+reference, e.g. nnabla-rl's own departures from DeepMind's code: `--despite network_init td_error_clip
+min_squared_gradient`), and each of its standings names the keys.
 """
 
 from __future__ import annotations
@@ -45,15 +48,16 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     return config, log, read_eval_results(run)
 
 
-def standing_rows(run: Path, config: dict, evaluations: pd.DataFrame) -> list[list]:
+def standing_rows(run: Path, config: dict, evaluations: pd.DataFrame, despite: Sequence[str] = ()) -> list[list]:
     from baselines.on_track import NOT_COMPARABLE, differing_keys, on_track, reference_points
     from baselines.reference import nnabla_curves
     from dqn.config import Hyperparameters
 
     game = config["game"]
     differing = differing_keys(Hyperparameters.from_dict(config["hyperparameters"]))
-    if differing:
+    if set(differing) - set(despite):
         return [[run.name, game, "-", "-", "-", "-", f"{NOT_COMPARABLE}: {', '.join(differing)}"]]
+    variant = f" (differs: {', '.join(differing)})" if differing else ""
     reference = nnabla_curves(game)
     rows = on_track(evaluations.assign(game=game, seed=config["seed"]), reference)
     episodes = dict(zip(evaluations["frames"], evaluations["eval_episodes"]))
@@ -63,10 +67,10 @@ def standing_rows(run: Path, config: dict, evaluations: pd.DataFrame) -> list[li
         if row.kind == "evaluation":
             at = " / ".join(f"{x:,.1f}" for x in sorted(seeds.loc[row.frames]))
             table.append([run.name, game, f"{row.frames / 1e6:g}M", f"{row.score:,.1f}",
-                          f"{episodes[row.frames]:,}", at, row.standing])
+                          f"{episodes[row.frames]:,}", at, row.standing + variant])
         else:
             table.append([run.name, game, f"mean to {row.frames / 1e6:g}M", f"{row.score:,.1f}", "",
-                          f"seed means {row.reference_min:,.1f} to {row.reference_max:,.1f}", row.standing])
+                          f"seed means {row.reference_min:,.1f} to {row.reference_max:,.1f}", row.standing + variant])
     return table
 
 
@@ -84,15 +88,22 @@ def cost_row(run: Path, log: pd.DataFrame, evaluations: pd.DataFrame) -> list:
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m benchmarks.check_runs", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="run folders written by dqn.train")
+    p.add_argument("--despite", nargs="+", default=[], metavar="KEY",
+                   help="hyperparameters a run may differ in from the paper's and still be placed (each standing names them)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from dqn.config import NATURE
+
+    unknown = sorted(set(args.despite) - set(NATURE.to_dict()))
+    if unknown:
+        raise UserError(f"--despite {' '.join(unknown)}: not a hyperparameter; name fields of dqn.config.Hyperparameters")
     standings, costs = [], []
     for run in args.runs:
         config, log, evaluations = read_run(run)
-        standings += standing_rows(run, config, evaluations)
+        standings += standing_rows(run, config, evaluations, args.despite)
         costs.append(cost_row(run, log, evaluations))
     print_table("Training-time evaluations against nnabla-rl's three seeds at the same frames", STANDING_COLUMNS,
                 standings)

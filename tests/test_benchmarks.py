@@ -360,3 +360,22 @@ def test_check_runs_places_each_evaluation_and_the_mean_among_the_reference_seed
     _, cost_rows = _table(costs)
     # 7,200 s of training (2.00 h) and two evaluations of 900 s (0.50 h); 500,000 steps / 7,200 s = 69 per second.
     assert cost_rows[0] == ["paper", "2,000,000", "500,000", "2.00", "0.50", "2.50", "69"]
+
+    # --despite places a run that differs only in the named keys, and says so in each standing.
+    assert main([str(tmp_path / "faster"), "--despite", "learning_rate"]) == 0
+    _, rows = _table(capsys.readouterr().out.split("# What each run cost")[0])
+    assert rows == [["faster", "frostbite", "1M", "100.0", "100", "90.8 / 108.5 / 125.8", "within (differs: learning_rate)"],
+                    ["faster", "frostbite", "mean to 1M", "100.0", "", "seed means 90.8 to 125.8",
+                     "within (differs: learning_rate)"]]
+    # Allowing another key is not enough: the learning rate still differs.
+    assert main([str(tmp_path / "faster"), "--despite", "network_init"]) == 0
+    _, rows = _table(capsys.readouterr().out.split("# What each run cost")[0])
+    assert rows[0][-1] == "not comparable: learning_rate"
+
+
+def test_check_runs_refuses_a_despite_key_that_is_no_hyperparameter(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.check_runs", str(tmp_path), "--despite", "learning_rat"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("error: --despite learning_rat: not a hyperparameter; name fields of "
+                           "dqn.config.Hyperparameters\n")
