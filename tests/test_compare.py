@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 import subprocess
 import sys
@@ -69,6 +70,8 @@ def test_seeds_needed_from_the_standard_error_by_hand():
     assert stats.seeds_needed(5.0, 3, 5.0) == 12
     assert stats.seeds_needed(5.0, 3, -5.0) == 12
     assert stats.seeds_needed(math.nan, 3, 5.0) is None
+    # 3 x (1.96 x 0.7 / 11.1)^2 = 0.05: still 2, since one seed gives no interval.
+    assert stats.seeds_needed(0.7, 3, 11.1) == 2
 
 
 def test_bootstrap_standard_error_of_a_difference_shrinks_as_one_over_root_seeds():
@@ -132,7 +135,7 @@ def test_a_hand_computed_probability_reaches_the_page(tmp_path):
     b = write_results(tmp_path / "b", games=games, seeds=(0, 1, 2), preset="nature", rng_seed=5)
     set_seed_means(a, {"breakout": (1.0, 2.0, 3.0), "pong": (5.0, 5.0, 5.0)})
     set_seed_means(b, {"breakout": (2.0, 3.0, 4.0), "pong": (5.0, 4.0, 6.0)})
-    out = build_comparison(a, b, tmp_path / "page" / "a_vs_b.html", reps=REPS)
+    out = build_comparison(a, b, tmp_path / "page" / "a_vs_b.html", reps=REPS).page
     page = unescape(out.read_text())
     assert "P(b > a) = 0.64 [" in page  # 23/36 = 0.639, from the seed means of both weights
     # The difference of the means, by hand: Breakout (2+3+4)/3 - (1+2+3)/3 = 1, Pong 5 - 5 = 0.
@@ -147,7 +150,7 @@ def test_mismatched_games_and_seeds_use_the_intersection_and_name_what_is_left_o
     common = load_pair(a, b)
     assert common.games == ["breakout", "pong"] and common.seeds == [0, 1]
     assert common.left_out == ["games only in a: seaquest", "games only in b: alien", "seeds only in a: 2"]
-    out = build_comparison(a, b, tmp_path / "page.html", reps=REPS)
+    out = build_comparison(a, b, tmp_path / "page.html", reps=REPS).page
     page = out.read_text()
     for line in common.left_out:
         assert f"<li>{line}</li>" in page
@@ -206,7 +209,10 @@ def test_cli_writes_the_page_and_its_figures(base, tmp_path):
     out = tmp_path / "reports" / "compare" / "base_vs_other.html"
     result = run_cli(str(base), str(other), "--out", str(out), "--bootstrap-reps", "50", "--weights", "final")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"wrote {out}\n"
+    # The verdict sentence first, as the page has it, then the file written.
+    verdict, wrote = result.stdout.splitlines()
+    assert wrote == f"wrote {out}" and verdict.startswith("With 3 seeds on ")
+    assert verdict in html.unescape(out.read_text())
     figures = out.with_name("base_vs_other_figures")
     assert sorted(p.name for p in figures.iterdir()) == ["learning_curves.png", "performance_profile.png"]
     page = out.read_text()
@@ -237,3 +243,18 @@ def test_aggregate_interval_of_a_matches_the_report_for_the_same_seed(base, tmp_
     result, _ = tables.aggregates(common, "best", reps=REPS, seed=4)
     point, low, high = metrics.interval_estimate(common.normalized("a", "best"), metrics.aggregate_iqm, reps=REPS, seed=4)
     assert (result.each["iqm"][0].value, result.each["iqm"][0].low, result.each["iqm"][0].high) == (point, low, high)
+
+
+def test_the_profile_axis_stops_just_past_where_the_runs_lie():
+    from analysis.compare.figures import taus_caption, taus_for
+
+    # Short runs a few percent from the random agent: the 95th percentile of -0.8, 9.6, 10.3, 11.7 is
+    # 11.49; 10 % more is 12.6, rounded up to 10: the axis runs from -0.8 to 20 %, not to 200 %.
+    taus = taus_for(np.array([-0.8, 10.3]), np.array([9.6, 11.7]))
+    assert (taus[0], taus[-1]) == (-0.8, 20.0)
+    assert "up to \u03c4 = 20 %" in taus_caption(taus) and "10 % more" in taus_caption(taus)
+    # Above human level: the 95th percentile of 50, 150, 400 is 375, rounded up to 50: 400 %.
+    taus = taus_for(np.array([50.0, 150.0, 400.0]))
+    assert (taus[0], taus[-1]) == (0.0, 400.0) and "at least 200 %" in taus_caption(taus)
+    # Just above human level still shows 200 %.
+    assert taus_for(np.array([101.0]))[-1] == 200.0

@@ -37,9 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_arguments(args.out, args.figures_dir, weights=args.weights, reps=args.bootstrap_reps, seed=args.seed)
     check_results_folder(args.a)
     check_results_folder(args.b)
-    out = build_comparison(args.a, args.b, args.out, figures_dir=args.figures_dir, weights=args.weights,
-                           reps=args.bootstrap_reps, seed=args.seed)
-    print(f"wrote {out}")
+    written = build_comparison(args.a, args.b, args.out, figures_dir=args.figures_dir, weights=args.weights,
+                               reps=args.bootstrap_reps, seed=args.seed)
+    print(written.verdict)
+    print(f"wrote {written.page}")
     return 0
 
 

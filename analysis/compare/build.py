@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 from dqn.errors import UserError
 from dqn.games import display_name
@@ -96,13 +97,13 @@ def compute(common: Common, weights: str, *, reps: int, seed: int) -> PageConten
     figures = [
         FigureItem("performance_profile.png", png_bytes(profile), "Performance profiles",
                f"Fraction of runs (seeds) at or above each human-normalized score \u03c4, every game weighted equally, "
-               f"{WEIGHTS_LABELS[weights]} weights, up to \u03c4 = {taus[-1]:,.0f} % (the 95th percentile of both "
-               "experiments' scores, at least 200 %); bands: 95 % stratified-bootstrap intervals. A curve above the "
+               f"{WEIGHTS_LABELS[weights]} weights, {figs.taus_caption(taus)}; bands: 95 % stratified-bootstrap "
+               "intervals. A curve above the "
                "other over a range of \u03c4 scores higher there.", DPI),
         FigureItem("learning_curves.png", png_bytes(curves), "Learning curves, overlaid",
                "Training-time evaluation score against emulator frames, per game: line, the mean over seeds; band, "
-               "the range (min to max) over seeds." + (" Green behind: the same-protocol reference seeds, as in the "
-               "report." if reference.nnabla else ""), DPI),
+               "the range (min to max) over seeds." + (" Green behind, from its first point at 1M frames: the "
+               "same-protocol reference seeds, as in the report." if reference.nnabla else ""), DPI),
     ]
     return PageContent(
         a=Side(a, str(common.a.path)), b=Side(b, str(common.b.path)), weights=weights,
@@ -117,9 +118,14 @@ def compute(common: Common, weights: str, *, reps: int, seed: int) -> PageConten
     )
 
 
+class Written(NamedTuple):
+    page: Path
+    verdict: str  # the page's one-sentence verdict, for the command line to print
+
+
 def build_comparison(folder_a: str | Path, folder_b: str | Path, out: str | Path, *, figures_dir: str | Path | None = None,
-                     weights: str = "best", reps: int = 2000, seed: int = 0) -> Path:
-    """Write the comparison page `out` and its figures (FIGURE_FILES) into `figures_dir`; return `out`."""
+                     weights: str = "best", reps: int = 2000, seed: int = 0) -> Written:
+    """Write the comparison page `out` and its figures (FIGURE_FILES) into `figures_dir`."""
     out, figures_dir = check_arguments(out, figures_dir, weights=weights, reps=reps, seed=seed)
     content = compute(load_pair(folder_a, folder_b), weights, reps=reps, seed=seed)
     document = render_page(content)
@@ -130,4 +136,4 @@ def build_comparison(folder_a: str | Path, folder_b: str | Path, out: str | Path
         for figure in content.figures:
             write_readable(figures_dir / figure.name, figure.png)
         write_readable(out, document.encode("utf-8"))
-    return out
+    return Written(out, content.verdict)

@@ -28,12 +28,24 @@ PROFILE_MIN_TOP_PERCENT = 200.0
 
 def taus_for(*scores: np.ndarray) -> np.ndarray:
     """The thresholds of a profile, in percent: from 0 (or the lowest score) to the 95th percentile of
-    all scores rounded up to 50 (at least 200), so that a few games far above human level do not
-    squeeze the range where most runs lie into the axis's first tenth."""
+    all scores rounded up, so that a few games far above human level do not squeeze the range where
+    most runs lie into the axis's first tenth. Above human level it is rounded up to 50 and the axis
+    shows at least 200 % (human level in view); below, runs of a short budget that all score a few
+    percent get an axis of their own, 10 % past that percentile rounded up to 10."""
     values = np.concatenate([s[np.isfinite(s)] for s in scores])
     low = min(0.0, float(values.min()))
-    high = max(PROFILE_MIN_TOP_PERCENT, 50.0 * math.ceil(float(np.percentile(values, 95)) / 50.0))
+    top = float(np.percentile(values, 95))
+    if top > 100.0:
+        high = max(PROFILE_MIN_TOP_PERCENT, 50.0 * math.ceil(top / 50.0))
+    else:
+        high = max(10.0, 10.0 * math.ceil(1.1 * top / 10.0))
     return np.linspace(low, high, TAU_POINTS)
+
+
+def taus_caption(taus: np.ndarray) -> str:
+    """Where the profile's axis stops, and why, for the figure's caption."""
+    rule = "rounded up to 50, at least 200 %" if taus[-1] >= PROFILE_MIN_TOP_PERCENT else "and 10 % more, rounded up to 10"
+    return f"up to \u03c4 = {taus[-1]:,.0f} % (the 95th percentile of both experiments' scores {rule})"
 
 
 def profile_figure(taus: np.ndarray, profiles: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -47,7 +59,9 @@ def profile_figure(taus: np.ndarray, profiles: dict[str, tuple[np.ndarray, np.nd
         if bands:
             ax.fill_between(taus, low, high, color=color, alpha=0.22, linewidth=0, step="post")
         ax.step(taus, point, where="post", color=color, linewidth=1.6, label=name)
-    ax.axvline(100.0, color=report_figures.HUMAN_COLOR, linestyle="--", linewidth=1.0, label="human level (100 %)")
+    human_in_view = taus[-1] >= 100.0
+    if human_in_view:
+        ax.axvline(100.0, color=report_figures.HUMAN_COLOR, linestyle="--", linewidth=1.0, label="human level (100 %)")
     ax.set_xlim(taus[0], taus[-1])
     ax.set_ylim(0.0, 1.02)
     ax.set_xlabel("human-normalized score \u03c4 (%)")
@@ -56,7 +70,8 @@ def profile_figure(taus: np.ndarray, profiles: dict[str, tuple[np.ndarray, np.nd
                Line2D([], [], color=B_COLOR, linewidth=1.6, label=names[1])]
     if bands:
         handles.append(Patch(color="grey", alpha=0.3, label="95 % stratified-bootstrap interval"))
-    handles.append(Line2D([], [], color=report_figures.HUMAN_COLOR, linestyle="--", label="human level (100 %)"))
+    if human_in_view:
+        handles.append(Line2D([], [], color=report_figures.HUMAN_COLOR, linestyle="--", label="human level (100 %)"))
     curve_figures.fit_legend(fig, handles)
     return fig
 

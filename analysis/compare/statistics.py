@@ -153,11 +153,12 @@ class Bootstrap:
 
 def seeds_needed(standard_error: float, seeds: int, difference: float, z: float = Z_95) -> int | None:
     """Seeds per game for a 95 % interval of half-width |difference|, from the bootstrap standard error
-    measured with `seeds` seeds and its 1/sqrt(seeds) scaling: ceil(seeds x (z se / difference)^2);
-    None when the error is unknown (one seed) or the difference is 0."""
+    measured with `seeds` seeds and its 1/sqrt(seeds) scaling: ceil(seeds x (z se / difference)^2),
+    and at least 2, since one seed gives no interval at all; None when the error is unknown (one
+    seed) or the difference is 0."""
     if not (math.isfinite(standard_error) and difference) or seeds < 1:
         return None
-    return max(1, math.ceil(seeds * (z * standard_error / abs(difference)) ** 2))
+    return max(2, math.ceil(seeds * (z * standard_error / abs(difference)) ** 2))
 
 
 VERDICTS = ("better", "can't tell", "worse")
