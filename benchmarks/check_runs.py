@@ -95,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from dqn.config import NATURE
+    from dqn.config import field_names
 
-    unknown = sorted(set(args.despite) - set(NATURE.to_dict()))
+    unknown = sorted(set(args.despite) - set(field_names()))
     if unknown:
         raise UserError(f"--despite {' '.join(unknown)}: not a hyperparameter; name fields of dqn.config.Hyperparameters")
     standings, costs = [], []
